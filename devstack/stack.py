@@ -123,6 +123,7 @@ class LocalStack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.data_dir = config.data_dir
+        self._spawned: dict[str, subprocess.Popen[bytes]] = {}
 
     # ------------------------------------------------------------------ state files
 
@@ -262,6 +263,7 @@ class LocalStack:
                 cwd=self.data_dir,
             )
         (self.data_dir / f"{name}.pid").write_text(f"{process.pid}\n")
+        self._spawned[name] = process
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.config.start_timeout
@@ -269,10 +271,13 @@ class LocalStack:
             states = {s.name: s for s in self.status()}
             if all(s.healthy for s in states.values()):
                 return
-            for s in states.values():
-                if not s.running:
+            for name, process in self._spawned.items():
+                # A process just spawned may not have exec'd yet (its command line is
+                # still ours), so only its exit counts as a failure to start.
+                if process.poll() is not None:
+                    log_path = self.data_dir / f"{name}.log"
                     raise StackError(
-                        f"{s.name} exited while starting; see {s.log}: {_last_line(s.log)}"
+                        f"{name} exited while starting; see {log_path}: {_last_line(log_path)}"
                     )
             if time.monotonic() > deadline:
                 sick = ", ".join(n for n, s in states.items() if not s.healthy)

@@ -355,9 +355,7 @@ class BasicAuth(BaseHTTPMiddleware):
         super().__init__(app)
         self._expected = "Basic " + base64.b64encode(credentials.encode()).decode()
 
-    async def dispatch(
-        self, request: Request, call_next: RequestResponseEndpoint
-    ) -> Response:
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if request.url.path == "/":
             return await call_next(request)
         given = request.headers.get("authorization", "")

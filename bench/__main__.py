@@ -1,0 +1,79 @@
+"""Run the benchmarks: ``python -m bench [generation] [--events N]``.
+
+Each benchmark measures flashsale and its reference side by side in one run, on one
+core, and prints both rates and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+import warnings
+from collections.abc import Callable
+
+from bench.baseline import generate_event
+from producer.scenario import load_scenario
+from producer.simulator import Simulation
+
+
+def best_rate(run: Callable[[int], int], events: int, repeats: int) -> float:
+    """Events per second of the fastest of ``repeats`` runs."""
+    best = 0.0
+    for _ in range(repeats):
+        gc.collect()
+        started = time.perf_counter()
+        done = run(events)
+        elapsed = time.perf_counter() - started
+        best = max(best, done / elapsed)
+    return best
+
+
+def baseline(events: int) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # datetime.utcnow
+        for _ in range(events):
+            generate_event()
+    return events
+
+
+def simulator(scenario: str) -> Callable[[int], int]:
+    def run(events: int) -> int:
+        count = 0
+        for _ in Simulation(load_scenario(scenario), seed=1).events(max_events=events):
+            count += 1
+        return count
+
+    return run
+
+
+def generation(events: int, repeats: int) -> None:
+    print(f"generation: {events:,} events, best of {repeats}, one core")
+    reference = best_rate(baseline, events, repeats)
+    print(f"  original script's generate_event   {reference:>12,.0f} events/s")
+    for scenario in ("default", "flash-sale"):
+        rate = best_rate(simulator(scenario), events, repeats)
+        print(
+            f"  flashsale simulator ({scenario:<10})  {rate:>12,.0f} events/s"
+            f"   ratio {rate / reference:.2f}x"
+        )
+
+
+BENCHMARKS = {"generation": generation}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"one of {', '.join(BENCHMARKS)}")
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r} (known: {', '.join(BENCHMARKS)})")
+    for name in args.names or BENCHMARKS:
+        BENCHMARKS[name](args.events, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

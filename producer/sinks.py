@@ -1,0 +1,84 @@
+"""Where simulated events go without Kafka: Avro container files and JSON lines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from fastavro.write import Writer
+
+from producer.errors import UsageError
+from producer.events import FlashSaleEvent
+from producer.schemas import SchemaFile
+
+__all__ = ["AvroFileSink", "EventSink", "JsonLinesSink", "event_json", "open_sink"]
+
+
+class EventSink(Protocol):
+    def write(self, event: FlashSaleEvent) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def event_json(event: FlashSaleEvent, version: int) -> dict[str, Any]:
+    """The event as JSON-ready values: decimals as exact strings, time as ISO-8601 UTC."""
+    datum = event.to_avro(version)
+    datum["price"] = str(event.price)
+    datum["revenue"] = str(event.revenue)
+    datum["timestamp"] = (
+        datetime.fromtimestamp(event.timestamp_ms / 1000, tz=timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+    if version >= 2 and event.list_price is not None:
+        datum["list_price"] = str(event.list_price)
+    return datum
+
+
+class JsonLinesSink:
+    def __init__(self, path: Path, version: int) -> None:
+        self._out: IO[str] = path.open("w", encoding="utf-8")
+        self._version = version
+
+    def write(self, event: FlashSaleEvent) -> None:
+        self._out.write(json.dumps(event_json(event, self._version), separators=(",", ":")))
+        self._out.write("\n")
+
+    def close(self) -> None:
+        self._out.close()
+
+
+class AvroFileSink:
+    """An Avro object container file (deflate), readable by any Avro tool."""
+
+    def __init__(self, path: Path, schema: SchemaFile, sync_marker: bytes | None = None) -> None:
+        self._file = path.open("wb")
+        # A fixed sync marker (fastavro draws a random one) keeps reruns byte-identical.
+        self._writer = Writer(
+            self._file, schema.parsed, codec="deflate", sync_marker=sync_marker or b""
+        )
+        self._version = schema.version
+
+    def write(self, event: FlashSaleEvent) -> None:
+        self._writer.write(event.to_avro(self._version))
+
+    def close(self) -> None:
+        self._writer.flush()
+        self._file.close()
+
+
+def open_sink(path: Path, schema: SchemaFile, run_id: str = "") -> EventSink:
+    """A sink for ``path``, chosen by its suffix (.avro or .jsonl).
+
+    ``run_id`` names the run (scenario, seed, worker): an Avro file's sync marker is
+    derived from it, so the same run writes the same file.
+    """
+    if path.suffix == ".avro":
+        marker = hashlib.sha256(f"flashsale:{run_id}".encode()).digest()[:16]
+        return AvroFileSink(path, schema, sync_marker=marker)
+    if path.suffix == ".jsonl":
+        return JsonLinesSink(path, schema.version)
+    raise UsageError(f"--out {path}: the file must end in .avro or .jsonl")

@@ -1,0 +1,177 @@
+"""`flashsale scenarios` and `flashsale simulate` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import fastavro
+import pytest
+from click.testing import CliRunner
+
+from producer.cli import main
+from producer.scenario import parse_scenario
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_scenarios_list_and_show() -> None:
+    code, out = run("scenarios", "list")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == ["name", "default", "flash-sale"]
+    code, out = run("scenarios", "show", "flash-sale")
+    assert code == 0
+    assert parse_scenario(out, "shown").name == "flash-sale"
+    code, out = run("scenarios", "show", "nope")
+    assert (code, out) == (
+        2,
+        "Error: no built-in scenario 'nope' (built-ins: default, flash-sale)\n",
+    )
+
+
+def test_simulate_jsonl_renders_decimals_and_time_faithfully(tmp_path: Path) -> None:
+    out = tmp_path / "events.jsonl"
+    code, text = run(
+        "simulate",
+        "--scenario",
+        "flash-sale",
+        "--seed",
+        "4",
+        "--duration",
+        "200s",
+        "--out",
+        str(out),
+        "--ledger",
+        str(tmp_path / "l.json"),
+    )
+    assert code == 0, text
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert text.startswith(f"{len(lines)} events (200 simulated seconds of flash-sale, seed 4")
+    purchase = next(r for r in lines if r["event_type"] == "purchase")
+    assert isinstance(purchase["price"], str) and isinstance(purchase["revenue"], str)
+    assert Decimal(purchase["revenue"]) == purchase["quantity"] * Decimal(purchase["price"])
+    assert lines[0]["timestamp"] == "2026-11-27T08:58:00.000Z"
+    ledger = json.loads((tmp_path / "l.json").read_text())
+    assert ledger["total_events"] == len(lines)
+    assert {
+        "total_events",
+        "total_revenue",
+        "by_event_type",
+        "by_minute",
+        "by_category",
+        "by_product",
+    } <= set(ledger)
+
+
+def test_simulate_avro_is_a_container_file_with_the_schema(tmp_path: Path) -> None:
+    out = tmp_path / "events.avro"
+    code, text = run("simulate", "--events", "500", "--schema-version", "1", "--out", str(out))
+    assert code == 0, text
+    with out.open("rb") as f:
+        reader = fastavro.reader(f)
+        records = list(reader)
+        assert reader.writer_schema["name"] == "io.flashsale.events.FlashSaleEvent"
+        assert "session_id" not in {f["name"] for f in reader.writer_schema["fields"]}
+    assert len(records) == 500
+
+
+def test_the_same_run_writes_the_same_file(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.avro", tmp_path / "b.avro"
+    for out in (a, b):
+        assert (
+            run(
+                "simulate",
+                "--scenario",
+                "flash-sale",
+                "--seed",
+                "8",
+                "--events",
+                "3000",
+                "--out",
+                str(out),
+            )[0]
+            == 0
+        )
+    assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--out", "x.jsonl"),
+            "Error: scenario default runs forever: give --events N or --duration 600s\n",
+        ),
+        (
+            ("--events", "5", "--out", "x.csv"),
+            "Error: --out x.csv: the file must end in .avro or .jsonl\n",
+        ),
+        (
+            ("--events", "5", "--out", "/no/such/dir/x.jsonl"),
+            "Error: --out /no/such/dir/x.jsonl: cannot write: No such file or directory\n",
+        ),
+        (
+            ("--events", "5", "--schema-version", "7", "--out", "x.jsonl"),
+            "Error: --schema-version: must be one of [1, 2], got 7\n",
+        ),
+        (
+            ("--events", "5", "--workers", "2", "--worker", "2", "--out", "x.jsonl"),
+            "Error: --worker: must be between 0 and 1, got 2\n",
+        ),
+        (
+            ("--duration", "soon", "--out", "x.jsonl"),
+            "Error: Invalid value for '--duration': "
+            "expected a duration like 90s or 10m, got 'soon' (see 'main simulate --help')\n",
+        ),
+    ],
+)
+def test_bad_options_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out = run("simulate", *args)
+    assert (code, out) == (2, message)  # every one is a usage mistake
+
+
+@pytest.mark.slow
+def test_four_worker_processes_emit_exactly_the_single_process_events(tmp_path: Path) -> None:
+    def simulate(out: Path, *extra: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "producer.cli",
+                "simulate",
+                "--scenario",
+                "flash-sale",
+                "--seed",
+                "21",
+                "--events",
+                "40000",
+                "--out",
+                str(out),
+                *extra,
+            ]
+        )
+
+    whole = tmp_path / "whole.avro"
+    parts = [tmp_path / f"part{i}.avro" for i in range(4)]
+    procs = [simulate(whole)] + [
+        simulate(p, "--workers", "4", "--worker", str(i)) for i, p in enumerate(parts)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 5
+
+    def records(path: Path) -> list[str]:
+        with path.open("rb") as f:
+            return [json.dumps(r, default=str, sort_keys=True) for r in fastavro.reader(f)]
+
+    single = records(whole)
+    combined = [r for p in parts for r in records(p)]
+    assert len(single) == 40000
+    assert sorted(combined) == sorted(single)

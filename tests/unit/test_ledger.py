@@ -1,0 +1,93 @@
+"""The ledger equals an independent recount of what was emitted and confirmed."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import fastavro
+
+from producer.ledger import Ledger, minute_of
+from producer.scenario import load_scenario
+from producer.schemas import SchemaCatalog
+from producer.simulate import run_simulation
+from producer.simulator import Simulation
+
+
+def recount(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tally decoded records the way a consumer would, independently of Ledger."""
+    by: dict[str, dict[str, dict[str, Any]]] = {
+        "by_minute": defaultdict(lambda: defaultdict(int)),
+        "by_category": defaultdict(lambda: defaultdict(int)),
+        "by_product": defaultdict(lambda: defaultdict(int)),
+    }
+    revenue = Decimal(0)
+    for r in records:
+        ts: datetime = r["timestamp"]
+        minute = ts.replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M:00Z")
+        for table, key in (
+            ("by_minute", minute),
+            ("by_category", r["category"]),
+            ("by_product", r["product_id"]),
+        ):
+            slot = by[table][key]
+            slot["events"] += 1
+            slot[r["event_type"]] += 1
+            if r["event_type"] == "purchase":
+                slot["units"] += r["quantity"]
+                slot["revenue"] = slot.get("revenue", Decimal(0)) + r["revenue"]
+        if r["event_type"] == "purchase":
+            revenue += r["revenue"]
+    normalized = {
+        table: {
+            key: {
+                "events": v["events"],
+                "view": v["view"],
+                "cart": v["cart"],
+                "purchase": v["purchase"],
+                "units": v["units"],
+                "revenue": str(v.get("revenue", Decimal(0)).quantize(Decimal("0.01"))),
+            }
+            for key, v in sorted(rows.items())
+        }
+        for table, rows in by.items()
+    }
+    return {"total_events": len(records), "total_revenue": str(revenue), **normalized}
+
+
+def test_the_ledger_equals_a_recount_of_the_file(tmp_path: Path, catalog: SchemaCatalog) -> None:
+    out, ledger_path = tmp_path / "run.avro", tmp_path / "ledger.json"
+    result = run_simulation(
+        load_scenario("flash-sale"), 11, out, catalog, ledger_path=ledger_path, duration=300
+    )
+    with out.open("rb") as f:
+        records = list(fastavro.reader(f))
+    assert len(records) == result.events > 20_000
+    ledger = json.loads(ledger_path.read_text())
+    expected = recount(records)
+    assert ledger["total_events"] == expected["total_events"]
+    assert ledger["total_revenue"] == expected["total_revenue"]
+    for table in ("by_minute", "by_category", "by_product"):
+        assert ledger[table] == expected[table], table
+    assert ledger["complete"] is True
+    assert ledger["by_event_type"]["purchase"]["revenue"] == expected["total_revenue"]
+
+
+def test_only_confirmed_events_are_recorded() -> None:
+    events = list(Simulation(load_scenario("default"), 1).events(max_events=1000))
+    ledger = Ledger()
+    for e in events[::2]:  # the sink confirmed every other one
+        ledger.record(e)
+    assert ledger.total.events == 500
+    assert ledger.to_json()["total_revenue"] == str(
+        sum((e.revenue for e in events[::2]), Decimal("0.00"))
+    )
+
+
+def test_minutes_are_utc() -> None:
+    moment = datetime(2026, 11, 27, 9, 1, 59, 999000, tzinfo=timezone.utc)
+    assert minute_of(int(moment.timestamp() * 1000)) == "2026-11-27T09:01:00Z"
