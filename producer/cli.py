@@ -7,6 +7,7 @@ error's exit code; nothing a user can cause ends in a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -97,6 +98,11 @@ def main(ctx: click.Context, schemas_dir: str | None, verbose: int) -> None:
         level=logging.WARNING - 10 * min(verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+    )
+    # librdkafka retries and reconnects on its own and says so at length; its lines
+    # show with -v, while the failures that matter reach the user as one clear line.
+    logging.getLogger("flashsale.librdkafka").setLevel(
+        logging.CRITICAL if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     )
     ctx.obj = Settings(schemas_dir=_schemas_dir(schemas_dir))
 
@@ -398,6 +404,446 @@ def simulate(
     )
     if result.ledger:
         click.echo(f"ledger -> {result.ledger}")
+
+
+# --------------------------------------------------------------------------- connections
+
+
+def connection_options(f: Any) -> Any:
+    """--bootstrap-servers, --schema-registry-url, --config and --show-config, declared once."""
+    f = click.option(
+        "--show-config",
+        is_flag=True,
+        help="Print the merged client configuration (secrets masked) and where each key came from.",
+    )(f)
+    f = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="A client.properties file (as Confluent Cloud hands out).",
+    )(f)
+    f = click.option(
+        "--schema-registry-url",
+        help="Schema Registry URL [env FLASHSALE_SCHEMA_REGISTRY_URL; default http://localhost:8081].",
+    )(f)
+    f = click.option(
+        "--bootstrap-servers",
+        help="Kafka bootstrap servers [env FLASHSALE_BOOTSTRAP_SERVERS; default localhost:9092].",
+    )(f)
+    return f
+
+
+def _client_config(
+    bootstrap_servers: str | None,
+    schema_registry_url: str | None,
+    config_file: Path | None,
+    show_config: bool,
+    extra: dict[str, str] | None = None,
+) -> Any:
+    from producer.config import describe, load_client_config
+
+    config = load_client_config(
+        flags={
+            "bootstrap.servers": bootstrap_servers,
+            "schema.registry.url": schema_registry_url,
+            **(extra or {}),
+        },
+        properties_file=config_file,
+    )
+    if show_config:
+        for line in describe(config):
+            click.echo(line, err=True)
+    return config
+
+
+def _key_values(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected key=value, got '{item}'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@schemas.command("register")
+@click.option("--version", "version", type=int, help="Register only this event version.")
+@click.option("--all", "all_versions", is_flag=True, help="Register every version (the default).")
+@click.option(
+    "--topic",
+    default="flash_sale_events",
+    show_default=True,
+    help="Subjects are <topic>-value and <topic>-key.",
+)
+@click.option("--subject", help="Value subject [default: <topic>-value].")
+@click.option(
+    "--level",
+    default="FULL_TRANSITIVE",
+    show_default=True,
+    help="Compatibility level set on each subject before its first registration.",
+)
+@click.option("--dry-run", is_flag=True, help="Check everything, register nothing.")
+@connection_options
+@pass_settings
+def schemas_register(
+    settings: Settings,
+    version: int | None,
+    all_versions: bool,
+    topic: str,
+    subject: str | None,
+    level: str,
+    dry_run: bool,
+    bootstrap_servers: str | None,
+    schema_registry_url: str | None,
+    config_file: Path | None,
+    show_config: bool,
+) -> None:
+    """Register the key schema and the event versions, oldest first.
+
+    Idempotent: what is registered already is reported with its id and version. An
+    incompatible version is refused with the registry's reasons.
+
+    \b
+    Example:
+      flashsale schemas register --all
+      flashsale schemas register --version 2 --schema-registry-url http://localhost:8081
+    """
+    from producer.compat import CompatibilityLevel
+    from producer.registry import Registry, register_contract
+    from producer.schemas import load_catalog
+
+    if version is not None and all_versions:
+        raise click.UsageError("--version and --all exclude each other")
+    try:
+        parsed_level = CompatibilityLevel.parse(level)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--level") from None
+    config = _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
+    catalog = load_catalog(settings.schemas_dir)
+
+    def report(step: Any) -> None:
+        where = f"id {step.schema_id}, version {step.registry_version}"
+        name = f"{step.family} v{step.version}"
+        if step.action == "would register":
+            click.echo(f"{step.subject}: would register {name}")
+        else:
+            click.echo(f"{step.subject}: {name} {step.action} as {where}")
+
+    register_contract(
+        Registry(config),
+        catalog,
+        topic=topic,
+        version=version,
+        value_subject_name=subject,
+        level=parsed_level,
+        dry_run=dry_run,
+        on_step=report,
+    )
+
+
+# --------------------------------------------------------------------------- produce
+
+
+@main.command("produce")
+@click.option(
+    "--scenario",
+    "scenario_name",
+    default="default",
+    show_default=True,
+    help="A built-in scenario name or a YAML file.",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--schema-version", type=int, help="Schema version to emit [default: the scenario's]."
+)
+@click.option("--events", "max_events", type=click.IntRange(min=0), help="Stop after N events.")
+@click.option("--duration", callback=_duration, help="Stop after this much simulated time (90s).")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Simulated seconds per wall second.",
+)
+@click.option(
+    "--max-rate", is_flag=True, help="Ignore the clock: as fast as the broker takes them."
+)
+@click.option("--rate-multiplier", type=float, help="Scale every rate of the timeline.")
+@click.option("--topic", default="flash_sale_events", show_default=True)
+@click.option("--create-topic", is_flag=True, help="Create the topic if it is missing.")
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=6,
+    show_default=True,
+    help="Partitions for --create-topic.",
+)
+@click.option(
+    "--ledger",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the ledger of acknowledged events (JSON) here.",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--worker", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Serialize for real, send nothing, print a sample.")
+@click.option("--quiet", is_flag=True, help="No live line, only the summary.")
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to reach the broker and the registry before giving up.",
+)
+@click.option(
+    "--flush-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for outstanding acknowledgements at the end.",
+)
+@click.option(
+    "-X",
+    "--producer-config",
+    "producer_overrides",
+    multiple=True,
+    callback=_key_values,
+    help="librdkafka producer setting key=value (repeatable).",
+)
+@connection_options
+@pass_settings
+def produce(
+    settings: Settings,
+    scenario_name: str,
+    seed: int,
+    schema_version: int | None,
+    max_events: int | None,
+    duration: float | None,
+    speed: float,
+    max_rate: bool,
+    rate_multiplier: float | None,
+    topic: str,
+    create_topic: bool,
+    partitions: int,
+    ledger: Path | None,
+    workers: int,
+    worker: int,
+    dry_run: bool,
+    quiet: bool,
+    connect_timeout: float,
+    flush_timeout: float,
+    producer_overrides: dict[str, str],
+    bootstrap_servers: str | None,
+    schema_registry_url: str | None,
+    config_file: Path | None,
+    show_config: bool,
+) -> None:
+    """Stream a scenario into Kafka as Avro records registered in Schema Registry.
+
+    Exits 0 only if every record was acknowledged. Ctrl-C (or SIGTERM) stops
+    generating, flushes, writes the ledger of what was acknowledged and reports the rest.
+
+    \b
+    Example:
+      flashsale schemas register --all
+      flashsale produce --scenario flash-sale --speed 10 --duration 10m --ledger ledger.json
+      flashsale produce --events 100000 --max-rate --config client.properties
+    """
+    from producer.scenario import load_scenario
+    from producer.schemas import load_catalog
+    from producer.stream import ProduceOptions, StreamProducer
+
+    config = _client_config(
+        bootstrap_servers, schema_registry_url, config_file, show_config, producer_overrides
+    )
+    scenario = load_scenario(scenario_name).with_overrides(
+        schema_version=schema_version, rate_multiplier=rate_multiplier
+    )
+    if max_events is None and duration is None and scenario.total_seconds is None and dry_run:
+        max_events = 3
+    options = ProduceOptions(
+        topic=topic,
+        max_events=max_events,
+        duration=duration,
+        speed=None if max_rate else speed,
+        create_topic=create_topic,
+        partitions=partitions,
+        ledger_path=ledger,
+        workers=workers,
+        worker=worker,
+        connect_timeout=connect_timeout,
+        flush_timeout=flush_timeout,
+    )
+    stream = StreamProducer(config, load_catalog(settings.schemas_dir), scenario, seed, options)
+    if dry_run:
+        from producer.sinks import event_json
+
+        stream.preflight(need_broker=False)
+        for event, key, value in stream.sample():
+            click.echo(json.dumps(event_json(event, scenario.schema_version)))
+            click.echo(f"  key {key.hex()}  value {len(value)} bytes: {value[:24].hex()}...")
+        click.echo("dry run: serialized with the registered schema, sent nothing")
+        return
+    stream.preflight()
+    live = not quiet and sys.stderr.isatty()
+    result = _run_until_signalled(stream, live)
+    _produce_summary(result, topic, quiet)
+    if not result.ok:
+        raise SystemExit(1)
+
+
+def _run_until_signalled(stream: Any, live: bool) -> Any:
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def handle(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+
+        def show(p: Any) -> None:
+            target = "max" if p.target_rate == float("inf") else f"{p.target_rate:,.0f}/s"
+            latency = (
+                f"p50 {p.p50_ms:.1f} ms p99 {p.p99_ms:.1f} ms" if p.p50_ms is not None else "-"
+            )
+            click.echo(
+                f"\r{p.phase:<10} target {target:>9} achieved {p.achieved_rate:>9,.0f}/s  "
+                f"sent {p.sent:,} acked {p.acked:,} failed {p.failed:,} in-flight "
+                f"{p.in_flight:,}  {latency}   ",
+                err=True,
+                nl=False,
+            )
+
+        result = stream.run(stop=stop, on_progress=show if live else None)
+        if live:
+            click.echo("", err=True)
+        return result
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _produce_summary(result: Any, topic: str, quiet: bool) -> None:
+    rate = result.acked / result.elapsed if result.elapsed > 0 else 0.0
+    p50, p99 = result.percentile(0.5), result.percentile(0.99)
+    rows = [
+        ("topic", topic),
+        ("schema id", str(result.schema_id)),
+        ("sent", f"{result.sent}"),
+        ("acknowledged", f"{result.acked}"),
+        ("failed", f"{result.failed}" + (f" {dict(result.errors)}" if result.errors else "")),
+        ("unconfirmed", f"{result.unconfirmed}"),
+        ("elapsed", f"{result.elapsed:.1f}s ({rate:,.0f} acked/s)"),
+        ("delivery latency", "-" if p50 is None else f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"),
+    ]
+    if result.ledger_path is not None:
+        rows.append(("ledger", str(result.ledger_path)))
+    if result.interrupted:
+        rows.append(("interrupted", "yes: generation stopped, outstanding records flushed"))
+    _table([(k, v) for k, v in rows])
+    if not result.ok:
+        click.echo(f"Error: {result.lost} of {result.sent} records were not acknowledged", err=True)
+
+
+# --------------------------------------------------------------------------- consume
+
+
+@main.command("consume")
+@click.option("--topic", default="flash_sale_events", show_default=True)
+@click.option(
+    "--group", help="Consumer group (commits offsets) [default: a fresh one, no commits]."
+)
+@click.option("--from-beginning", is_flag=True, help="Start at the earliest offset.")
+@click.option("--max", "max_records", type=click.IntRange(min=1), help="Stop after N records.")
+@click.option(
+    "--idle-timeout",
+    callback=_duration,
+    help="Stop after this long without a record (10s) [default: run until Ctrl-C].",
+)
+@click.option(
+    "--reader-schema",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Decode with this reader schema (Avro schema resolution).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["json", "table"]),
+    default="json",
+    show_default=True,
+)
+@click.option("--show-schema-id", is_flag=True, help="Print each record's writer schema id.")
+@click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@connection_options
+def consume_cmd(
+    topic: str,
+    group: str | None,
+    from_beginning: bool,
+    max_records: int | None,
+    idle_timeout: float | None,
+    reader_schema: Path | None,
+    output_format: str,
+    show_schema_id: bool,
+    connect_timeout: float,
+    bootstrap_servers: str | None,
+    schema_registry_url: str | None,
+    config_file: Path | None,
+    show_config: bool,
+) -> None:
+    """Read the topic back as JSON lines (decimals and times exact) or a table.
+
+    \b
+    Example:
+      flashsale consume --from-beginning --max 10
+      flashsale consume --from-beginning --reader-schema schemas/flash_sale_event-v1.avsc
+    """
+    import signal
+    import threading
+
+    from producer.consume import ConsumeOptions, consume, json_value
+
+    config = _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
+    options = ConsumeOptions(
+        topic=topic,
+        group=group,
+        from_beginning=from_beginning,
+        max_records=max_records,
+        idle_timeout=idle_timeout,
+        reader_schema=reader_schema,
+        connect_timeout=connect_timeout,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    columns = ("event_type", "user_id", "product_id", "quantity", "price", "revenue", "timestamp")
+    if output_format == "table":
+        click.echo(
+            "  ".join(
+                ("partition", "offset", *(("schema_id",) if show_schema_id else ()), *columns)
+            )
+        )
+    for record in consume(config, options, stop):
+        if record.error is not None:
+            click.echo(
+                f"partition {record.partition} offset {record.offset}: {record.error}", err=True
+            )
+            continue
+        value = json_value(record.value)
+        if output_format == "json":
+            line: dict[str, Any] = {}
+            if show_schema_id:
+                line["_schema_id"] = record.schema_id
+            line.update(value)
+            click.echo(json.dumps(line, separators=(",", ":")))
+        else:
+            cells = [str(record.partition), str(record.offset)]
+            if show_schema_id:
+                cells.append(str(record.schema_id))
+            cells += [str(value.get(c, "")) for c in columns]
+            click.echo("  ".join(cells))
 
 
 # --------------------------------------------------------------------------- local

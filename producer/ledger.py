@@ -74,6 +74,7 @@ class Ledger:
     by_category: dict[str, Tally] = field(default_factory=dict)
     by_product: dict[str, Tally] = field(default_factory=dict)
     sold_out: dict[str, int] = field(default_factory=dict)
+    _minutes: dict[int, str] = field(default_factory=dict, repr=False)
 
     def record(self, event: FlashSaleEvent) -> None:
         """Count one confirmed event."""
@@ -88,8 +89,12 @@ class Ledger:
         kind["events"] += 1
         kind["quantity"] += event.quantity
         kind["revenue"] += event.revenue
+        minute_index = event.timestamp_ms // 60000
+        minute = self._minutes.get(minute_index)
+        if minute is None:
+            minute = self._minutes[minute_index] = minute_of(event.timestamp_ms)
         for table, key in (
-            (self.by_minute, minute_of(event.timestamp_ms)),
+            (self.by_minute, minute),
             (self.by_category, event.category),
             (self.by_product, event.product_id),
         ):

@@ -25,7 +25,7 @@ class Pacer:
         self,
         speed: float | None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
         granularity: float = 0.002,
     ) -> None:
         if speed is not None and not speed > 0:

@@ -83,6 +83,7 @@ class Simulation:
     sold_out: dict[str, int] = field(init=False, default_factory=dict)
     seconds_done: int = field(init=False, default=0)
     current_phase: str = field(init=False, default="")
+    current_count: int = field(init=False, default=0)  # events planned for the current second
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -189,6 +190,7 @@ class Simulation:
             if max_seconds is not None and second >= max_seconds:
                 return
             self.current_phase = phase
+            self.current_count = count
             in_sale = sale is not None and sale_start <= second < sale_end
             base_ms = start_ms + second * 1000
             for slot in range(count):

@@ -9,10 +9,13 @@ the same library code as ``flashsale local up``, and stopped by pid at the end.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +60,21 @@ def topic(unique: str) -> str:
 @pytest.fixture
 def subject(topic: str) -> str:
     return f"{topic}-value"
+
+
+def cli(stack: Endpoints, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run `flashsale ARGS` as a user would, pointed at the stack through the environment."""
+    env = {
+        **os.environ,
+        "FLASHSALE_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
+        "FLASHSALE_SCHEMA_REGISTRY_URL": stack.registry_url,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "producer.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+        **kwargs,
+    )

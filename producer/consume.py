@@ -1,0 +1,150 @@
+"""``flashsale consume``: read the topic back with AvroDeserializer, optionally as a reader schema.
+
+Given a reader schema, every record is decoded with Avro schema resolution from the
+writer schema its header names to the reader's: a v1 reader sees v2 data without the
+new fields, a v2 reader sees v1 data with the defaults.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
+
+from producer.config import ClientConfig
+from producer.errors import FlashsaleError
+from producer.registry import Registry
+from producer.schemas import parse_schema_text
+from producer.stream import BrokerUnavailable, TopicMissing, librdkafka_log
+
+__all__ = ["ConsumeOptions", "ConsumedRecord", "consume", "json_value"]
+
+
+@dataclass(frozen=True)
+class ConsumeOptions:
+    topic: str = "flash_sale_events"
+    group: str | None = None
+    from_beginning: bool = False
+    max_records: int | None = None
+    idle_timeout: float | None = None  # stop after this long without a record
+    reader_schema: Path | None = None
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class ConsumedRecord:
+    partition: int
+    offset: int
+    key: Any
+    schema_id: int | None
+    value: dict[str, Any] | None
+    error: str | None = None
+
+
+def json_value(value: Any) -> Any:
+    """Decoded Avro as JSON-ready values: decimals as exact strings, time as ISO-8601 UTC."""
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_value(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def consume(
+    config: ClientConfig, options: ConsumeOptions, stop: threading.Event | None = None
+) -> Iterator[ConsumedRecord]:
+    """Records of the topic, decoded; stops at ``max_records``, idleness or ``stop``."""
+    stop = stop or threading.Event()
+    reader_text = None
+    if options.reader_schema is not None:
+        try:
+            reader_text = options.reader_schema.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise FlashsaleError(
+                f"--reader-schema {options.reader_schema}: cannot read: {exc.strerror}"
+            ) from exc
+        parse_schema_text(reader_text, options.reader_schema)  # one-line error if invalid
+    registry = Registry(config, timeout=options.connect_timeout)
+    values = AvroDeserializer(registry.client, schema_str=reader_text)
+    keys = AvroDeserializer(registry.client)
+    consumer = Consumer(
+        {
+            **config.kafka(),
+            "group.id": options.group or f"flashsale-consume-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest" if options.from_beginning else "latest",
+            "enable.auto.commit": options.group is not None,
+            "session.timeout.ms": 6000,
+            "logger": librdkafka_log,
+        }
+    )
+    try:
+        try:
+            metadata = consumer.list_topics(timeout=options.connect_timeout)
+        except KafkaException as exc:
+            raise BrokerUnavailable(
+                f"cannot reach Kafka at {config.bootstrap_servers} within "
+                f"{options.connect_timeout:g}s ({exc.args[0].name()})"
+            ) from exc
+        if options.topic not in metadata.topics:
+            raise TopicMissing(
+                f"topic {options.topic} does not exist on {config.bootstrap_servers}"
+            )
+        consumer.subscribe([options.topic])
+        count = 0
+        last_record = time.monotonic()
+        while not stop.is_set():
+            if options.max_records is not None and count >= options.max_records:
+                return
+            message = consumer.poll(0.2)
+            if message is None:
+                if (
+                    options.idle_timeout is not None
+                    and time.monotonic() - last_record > options.idle_timeout
+                ):
+                    return
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise BrokerUnavailable(f"consuming {options.topic}: {error.str()}")
+            last_record = time.monotonic()
+            count += 1
+            yield _decode(message, options.topic, values, keys)
+    finally:
+        consumer.close()
+
+
+def _decode(message: Any, topic: str, values: Any, keys: Any) -> ConsumedRecord:
+    raw = message.value()
+    schema_id = None
+    if raw is not None and len(raw) >= 5 and raw[0] == 0:
+        schema_id = struct.unpack(">I", raw[1:5])[0]
+    try:
+        key = keys(message.key(), SerializationContext(topic, MessageField.KEY))
+    except SerializationError:
+        key = message.key()
+    try:
+        value = values(raw, SerializationContext(topic, MessageField.VALUE))
+    except SerializationError as exc:
+        return ConsumedRecord(
+            message.partition(), message.offset(), key, schema_id, None, f"cannot decode: {exc}"
+        )
+    return ConsumedRecord(message.partition(), message.offset(), key, schema_id, value)

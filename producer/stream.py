@@ -1,0 +1,431 @@
+"""The Avro producer: a scenario streamed into Kafka, every record acknowledged or counted.
+
+Values go through confluent-kafka's ``AvroSerializer`` with ``auto.register.schemas``
+and ``use.latest.version`` off and the topic subject strategy set explicitly, so the
+record carries exactly the schema version the scenario names, which must already be
+registered. Keys (the user id) are Avro strings under ``<topic>-key``; a user's key
+bytes are serialized once and reused.
+
+The producer is idempotent with ``acks=all``. Each record's delivery report decides
+its fate: acknowledged records go to the ledger, failed ones are counted by error.
+A full local queue (``BufferError``) is handled by serving delivery reports and
+retrying, never by dropping. Stopping (SIGINT/SIGTERM through ``stop``) ends
+generation, flushes within a bounded time and reports what was not confirmed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import topic_subject_name_strategy
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from producer.config import ClientConfig
+from producer.encoding import FramedAvroEncoder
+from producer.errors import FlashsaleError
+from producer.events import FlashSaleEvent
+from producer.ledger import Ledger
+from producer.pacing import Pacer
+from producer.registry import (
+    Registry,
+    SchemaNotRegistered,
+    key_subject,
+    value_subject,
+)
+from producer.scenario import Scenario
+from producer.schemas import KEY_FAMILY, SchemaCatalog
+from producer.simulator import Simulation
+
+__all__ = [
+    "BrokerUnavailable",
+    "ProduceOptions",
+    "ProduceResult",
+    "Progress",
+    "StreamProducer",
+    "TopicMissing",
+    "producer_config",
+]
+
+log = logging.getLogger(__name__)
+librdkafka_log = logging.getLogger("flashsale.librdkafka")
+
+# Tuned for throughput with ordering and no duplicates; each can be overridden.
+PRODUCER_DEFAULTS = {
+    "enable.idempotence": "true",
+    "acks": "all",
+    "compression.type": "lz4",
+    "linger.ms": "20",
+    "batch.size": "1000000",
+    "queue.buffering.max.messages": "200000",
+    "message.timeout.ms": "60000",
+}
+
+
+class BrokerUnavailable(FlashsaleError):
+    """Kafka cannot be reached, or refused us, within the configured time."""
+
+    exit_code = 2
+
+
+class TopicMissing(FlashsaleError):
+    """The topic does not exist."""
+
+    exit_code = 2
+
+
+def producer_config(config: ClientConfig) -> dict[str, Any]:
+    """librdkafka configuration: defaults, overridden by what the user configured."""
+    merged: dict[str, Any] = {**PRODUCER_DEFAULTS, **config.kafka()}
+    if merged.get("enable.idempotence") == "true" and merged.get("acks") not in ("all", "-1"):
+        raise FlashsaleError(
+            f"acks={merged['acks']} contradicts enable.idempotence=true (which needs acks=all)"
+        )
+    merged["logger"] = librdkafka_log
+    return merged
+
+
+@dataclass(frozen=True)
+class ProduceOptions:
+    topic: str = "flash_sale_events"
+    max_events: int | None = None
+    duration: float | None = None
+    speed: float | None = 1.0  # None: as fast as the broker takes them
+    create_topic: bool = False
+    partitions: int = 6
+    ledger_path: Path | None = None
+    workers: int = 1
+    worker: int = 0
+    connect_timeout: float = 10.0
+    flush_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a running produce, for the live line."""
+
+    phase: str
+    target_rate: float
+    achieved_rate: float
+    sent: int
+    acked: int
+    failed: int
+    in_flight: int
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+@dataclass
+class ProduceResult:
+    sent: int = 0
+    acked: int = 0
+    failed: int = 0
+    unconfirmed: int = 0  # still in flight when the flush timed out
+    errors: Counter[str] = field(default_factory=Counter)
+    elapsed: float = 0.0
+    interrupted: bool = False
+    ledger_path: Path | None = None
+    schema_id: int | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def lost(self) -> int:
+        return self.failed + self.unconfirmed
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.acked == self.sent
+
+    def percentile(self, q: float, last: int | None = None) -> float | None:
+        """Delivery latency percentile, over every sample or the ``last`` ones."""
+        sample = self.latencies_ms[-last:] if last else self.latencies_ms
+        if not sample:
+            return None
+        ordered = sorted(sample)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class _KeyCache:
+    """Serialized key bytes per user id: a shopper's key is encoded once."""
+
+    def __init__(self, serializer: AvroSerializer, ctx: SerializationContext) -> None:
+        self._serializer = serializer
+        self._ctx = ctx
+        self._cache: dict[str, bytes] = {}
+
+    def __call__(self, user_id: str) -> bytes:
+        found = self._cache.get(user_id)
+        if found is None:
+            encoded = self._serializer(user_id, self._ctx)
+            assert encoded is not None
+            found = self._cache[user_id] = encoded
+        return found
+
+
+class StreamProducer:
+    """Streams one scenario run into a topic; use :meth:`preflight` then :meth:`run`."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        catalog: SchemaCatalog,
+        scenario: Scenario,
+        seed: int,
+        options: ProduceOptions,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.scenario = scenario
+        self.seed = seed
+        self.options = options
+        self.schema = catalog.get(scenario.schema_version)
+        self.registry = Registry(config, timeout=options.connect_timeout)
+        self.simulation = Simulation(scenario, seed, workers=options.workers, worker=options.worker)
+        self._latency_sample_every = 1
+
+    # ------------------------------------------------------------------ checks
+
+    def preflight(self, need_broker: bool = True) -> None:
+        """Fail fast, in one line: broker reachable, schemas registered, topic present.
+
+        Nothing is created before every check has passed.
+        """
+        metadata = self._check_broker() if need_broker else None
+        topic = self.options.topic
+        subject = value_subject(topic)
+        found = self.registry.lookup(subject, self.schema.text)
+        if found is None:
+            raise SchemaNotRegistered(
+                f"{self.schema.path.name} (v{self.schema.version}) is not registered under "
+                f"{subject} at {self.registry.url}; run: flashsale schemas register --topic {topic}"
+            )
+        if KEY_FAMILY in self.catalog.families:
+            key = self.catalog.latest(KEY_FAMILY)
+            if self.registry.lookup(key_subject(topic), key.text) is None:
+                raise SchemaNotRegistered(
+                    f"the key schema is not registered under {key_subject(topic)} at "
+                    f"{self.registry.url}; run: flashsale schemas register --topic {topic}"
+                )
+        if metadata is not None:
+            self._ensure_topic(metadata)
+
+    def _admin(self) -> AdminClient:
+        conf = {k: v for k, v in producer_config(self.config).items() if k not in PRODUCER_DEFAULTS}
+        return AdminClient(conf)
+
+    def _check_broker(self) -> Any:
+        """The cluster's metadata, or a one-line error saying why there is none."""
+        admin = self._admin()
+        timeout = self.options.connect_timeout
+        servers = self.config.bootstrap_servers
+        try:
+            metadata = admin.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() in (
+                KafkaError._AUTHENTICATION,
+                KafkaError.SASL_AUTHENTICATION_FAILED,
+                KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+            ):
+                raise BrokerUnavailable(
+                    f"Kafka at {servers} refused the credentials: {error.str()}"
+                ) from exc
+            raise BrokerUnavailable(
+                f"cannot reach Kafka at {servers} within {timeout:g}s ({error.name()})"
+            ) from exc
+        return metadata
+
+    def _ensure_topic(self, metadata: Any) -> None:
+        topic = self.options.topic
+        servers = self.config.bootstrap_servers
+        timeout = self.options.connect_timeout
+        if topic not in metadata.topics:
+            if not self.options.create_topic:
+                raise TopicMissing(
+                    f"topic {topic} does not exist on {servers}; create it, or add --create-topic"
+                )
+            from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+
+            admin = self._admin()  # keep it alive until the future resolves
+            futures = admin.create_topics([NewTopic(topic, self.options.partitions, 1)])
+            try:
+                futures[topic].result(timeout=timeout)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise BrokerUnavailable(
+                        f"cannot create topic {topic} on {servers}: {exc.args[0].str()}"
+                    ) from exc
+            log.info("created topic %s with %d partitions", topic, self.options.partitions)
+
+    # ------------------------------------------------------------------ serializers
+
+    def _serializers(
+        self,
+    ) -> tuple[Callable[[FlashSaleEvent], bytes], Callable[[str], bytes]]:
+        topic = self.options.topic
+        version = self.schema.version
+        conf = {
+            "auto.register.schemas": False,
+            "use.latest.version": False,
+            "subject.name.strategy": topic_subject_name_strategy,
+        }
+        value = AvroSerializer(
+            self.registry.client,
+            self.schema.text,
+            lambda event, ctx: event.to_avro(version),
+            conf=conf,
+        )
+        value_ctx = SerializationContext(topic, MessageField.VALUE)
+        key_text = self.catalog.latest(KEY_FAMILY).text
+        key = AvroSerializer(self.registry.client, key_text, conf=conf)
+        keys = _KeyCache(key, SerializationContext(topic, MessageField.KEY))
+
+        def first_value(event: FlashSaleEvent) -> bytes:
+            data = value(event, value_ctx)
+            assert isinstance(data, bytes)
+            return data
+
+        serialize_value = FramedAvroEncoder(
+            self.schema.parsed, self.schema.definition, version, first_value
+        )
+        return serialize_value, keys
+
+    def events(self) -> Iterator[FlashSaleEvent]:
+        return self.simulation.events(
+            max_events=self.options.max_events, max_seconds=self.options.duration
+        )
+
+    def sample(self, count: int = 3) -> list[tuple[FlashSaleEvent, bytes, bytes]]:
+        """Serialize the run's first events for real (``--dry-run``); nothing is sent."""
+        serialize_value, serialize_key = self._serializers()
+        out = []
+        for event in self.events():
+            out.append((event, serialize_key(event.user_id), serialize_value(event)))
+            if len(out) == count:
+                break
+        return out
+
+    # ------------------------------------------------------------------ the run
+
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        progress_every: float = 0.5,
+    ) -> ProduceResult:
+        stop = stop or threading.Event()
+        options = self.options
+        serialize_value, serialize_key = self._serializers()
+        producer = Producer(producer_config(self.config))
+        result = ProduceResult(ledger_path=options.ledger_path)
+        ledger = Ledger(
+            meta={
+                "scenario": self.scenario.name,
+                "seed": self.seed,
+                "schema_version": self.schema.version,
+                "topic": options.topic,
+                "workers": options.workers,
+                "worker": options.worker,
+            }
+        )
+        latencies = result.latencies_ms
+        errors = result.errors
+
+        def delivered(event: FlashSaleEvent, err: KafkaError | None, msg: Any) -> None:
+            if err is None:
+                result.acked += 1
+                ledger.record(event)
+                latencies.append(msg.latency() * 1000.0)
+                if len(latencies) >= 400_000:  # keep the most recent samples only
+                    del latencies[:200_000]
+            else:
+                result.failed += 1
+                errors[err.name()] += 1
+                level = logging.WARNING if err.retriable() else logging.ERROR
+                log.log(level, "delivery failed for %s: %s", event.event_id, err.str())
+
+        pacer = Pacer(options.speed, sleep=stop.wait)
+        start_ms = self.scenario.start_ms
+        topic = options.topic
+        produce = producer.produce
+        poll = producer.poll
+        simulation = self.simulation
+        started = time.monotonic()
+        last_tick, acked_at_tick = started, 0
+        try:
+            for event in self.events():
+                if stop.is_set():
+                    result.interrupted = True
+                    break
+                pacer.wait_for((event.timestamp_ms - start_ms) / 1000.0)
+                if stop.is_set():
+                    result.interrupted = True
+                    break
+                value = serialize_value(event)
+                key = serialize_key(event.user_id)
+                while True:
+                    try:
+                        produce(
+                            topic,
+                            value,
+                            key,
+                            on_delivery=partial(delivered, event),
+                        )
+                        break
+                    except BufferError:
+                        poll(0.05)  # the local queue is full: serve delivery reports first
+                result.sent += 1
+                if result.sent & 0xFF == 0:
+                    poll(0)
+                    now = time.monotonic()
+                    if on_progress is not None and now - last_tick >= progress_every:
+                        on_progress(
+                            self._progress(
+                                result,
+                                simulation,
+                                (result.acked - acked_at_tick) / (now - last_tick),
+                            )
+                        )
+                        last_tick, acked_at_tick = now, result.acked
+        finally:
+            remaining = producer.flush(options.flush_timeout)
+            result.unconfirmed = remaining
+            result.elapsed = time.monotonic() - started
+            if remaining:
+                log.error(
+                    "%d records were not confirmed within the %gs flush timeout",
+                    remaining,
+                    options.flush_timeout,
+                )
+            ledger.sold_out = dict(simulation.sold_out)
+            if options.ledger_path is not None:
+                ledger.write(options.ledger_path, complete=not result.interrupted and result.ok)
+            found = self.registry.lookup(value_subject(topic), self.schema.text)
+            result.schema_id = found[0] if found else None
+        return result
+
+    def _progress(self, result: ProduceResult, simulation: Simulation, rate: float) -> Progress:
+        speed = self.options.speed
+        target = float(simulation.current_count) * speed if speed is not None else float("inf")
+        return Progress(
+            phase=simulation.current_phase,
+            target_rate=target,
+            achieved_rate=rate,
+            sent=result.sent,
+            acked=result.acked,
+            failed=result.failed,
+            in_flight=result.sent - result.acked - result.failed,
+            p50_ms=result.percentile(0.5, last=5000),
+            p99_ms=result.percentile(0.99, last=5000),
+        )

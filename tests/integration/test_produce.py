@@ -1,0 +1,333 @@
+"""The main job on the real stack: produce, consume back, reconcile, stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from producer.config import load_client_config
+from producer.events import FlashSaleEvent
+from producer.registry import Registry, register_contract
+from producer.scenario import load_scenario
+from producer.schemas import bundled_schemas_dir, load_catalog
+from producer.simulator import Simulation
+from producer.stream import ProduceOptions, StreamProducer
+from tests.integration.conftest import Endpoints, cli
+from tests.unit.test_ledger import recount
+
+pytestmark = pytest.mark.integration
+
+
+def registered(stack: Endpoints, topic: str) -> None:
+    config = load_client_config(
+        {"bootstrap.servers": stack.bootstrap_servers, "schema.registry.url": stack.registry_url},
+        environ={},
+    )
+    register_contract(Registry(config), load_catalog(bundled_schemas_dir()), topic=topic)
+
+
+def read_all(stack: Endpoints, topic: str, expected: int, timeout: float = 60) -> list[Any]:
+    """Every message of the topic, by assignment from offset 0 (no group join to wait for)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.bootstrap_servers,
+            "group.id": f"read-{topic}",
+            "enable.auto.commit": False,
+        }
+    )
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = sorted(metadata.topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout
+    idle_since = time.monotonic()
+    while time.monotonic() < deadline:
+        batch = [m for m in consumer.consume(10_000, 0.5) if m.error() is None]
+        messages += batch
+        if batch:
+            idle_since = time.monotonic()
+        elif len(messages) >= expected and time.monotonic() - idle_since > 1.0:
+            break
+    consumer.close()
+    return messages
+
+
+def decode_all(stack: Endpoints, messages: list[Any]) -> list[dict[str, Any]]:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": stack.registry_url}))
+    return [deserializer(m.value(), None) for m in messages]
+
+
+def test_produce_then_consume_everything_back(stack: Endpoints, topic: str, tmp_path: Path) -> None:
+    registered(stack, topic)
+    ledger_path = tmp_path / "ledger.json"
+    result = cli(
+        stack,
+        "produce",
+        "--scenario",
+        "flash-sale",
+        "--seed",
+        "3",
+        "--events",
+        "5000",
+        "--max-rate",
+        "--topic",
+        topic,
+        "--create-topic",
+        "--ledger",
+        str(ledger_path),
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "acknowledged      5000" in result.stdout
+
+    messages = read_all(stack, topic, 5000)
+    assert len(messages) == 5000
+    schema_id = Registry(
+        load_client_config(
+            {
+                "bootstrap.servers": stack.bootstrap_servers,
+                "schema.registry.url": stack.registry_url,
+            },
+            environ={},
+        )
+    ).lookup(f"{topic}-value", load_catalog(bundled_schemas_dir()).get(2).text)
+    assert schema_id is not None
+    for m in messages:
+        magic, wire_id = struct.unpack(">bI", m.value()[:5])
+        assert (magic, wire_id) == (0, schema_id[0])
+
+    decoded = [FlashSaleEvent.from_avro(d) for d in decode_all(stack, messages)]
+    expected = list(Simulation(load_scenario("flash-sale"), 3).events(max_events=5000))
+    assert len({e.event_id for e in decoded}) == 5000
+    assert sorted(decoded) == sorted(expected)
+
+    # One user's events keep their order: per partition, offsets follow event order.
+    by_user: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for m, e in zip(messages, decoded, strict=True):
+        by_user[e.user_id].append((m.partition(), m.offset(), int(e.event_id[-12:], 16)))
+    for rows in by_user.values():
+        assert len({p for p, _, _ in rows}) == 1
+        in_offset_order = [seq for _, _, seq in sorted(rows)]
+        assert in_offset_order == sorted(in_offset_order)
+
+    # The ledger is exactly a recount of what a consumer reads.
+    ledger = json.loads(ledger_path.read_text())
+    recounted = recount(decode_all(stack, messages))
+    assert ledger["complete"] is True
+    for key in ("total_events", "total_revenue", "by_minute", "by_category", "by_product"):
+        assert ledger[key] == recounted[key], key
+
+
+@pytest.mark.slow
+def test_sigterm_mid_run_flushes_and_the_ledger_matches_the_topic(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    registered(stack, topic)
+    ledger_path = tmp_path / "ledger.json"
+    env = {
+        **os.environ,
+        "FLASHSALE_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
+        "FLASHSALE_SCHEMA_REGISTRY_URL": stack.registry_url,
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "producer.cli",
+            "produce",
+            "--scenario",
+            "flash-sale",
+            "--speed",
+            "20",
+            "--duration",
+            "30m",
+            "--topic",
+            topic,
+            "--create-topic",
+            "--ledger",
+            str(ledger_path),
+            "--quiet",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(8)  # long enough to be mid-run (the surge), far from the end
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=90)
+    assert "interrupted" in stdout, stdout + stderr
+    assert process.returncode == 0, stderr  # nothing was lost: every sent record was acked
+    ledger = json.loads(ledger_path.read_text())
+    assert ledger["complete"] is False
+    assert ledger["total_events"] > 0
+    messages = read_all(stack, topic, ledger["total_events"])
+    recounted = recount(decode_all(stack, messages))
+    assert recounted["total_events"] == ledger["total_events"]
+    assert recounted["total_revenue"] == ledger["total_revenue"]
+    assert recounted["by_minute"] == ledger["by_minute"]
+
+
+def test_consume_with_reader_schemas_across_versions(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    registered(stack, topic)
+    for version in ("1", "2"):
+        result = cli(
+            stack,
+            "produce",
+            "--events",
+            "20",
+            "--max-rate",
+            "--schema-version",
+            version,
+            "--seed",
+            version,
+            "--topic",
+            topic,
+            "--create-topic",
+            "--quiet",
+        )
+        assert result.returncode == 0, result.stderr
+    schemas = bundled_schemas_dir()
+    as_v1 = cli(
+        stack,
+        "consume",
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--max",
+        "40",
+        "--reader-schema",
+        str(schemas / "flash_sale_event-v1.avsc"),
+        "--show-schema-id",
+    )
+    as_v2 = cli(
+        stack,
+        "consume",
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--max",
+        "40",
+        "--reader-schema",
+        str(schemas / "flash_sale_event-v2.avsc"),
+    )
+    assert as_v1.returncode == 0 and as_v2.returncode == 0, as_v1.stderr + as_v2.stderr
+    v1_rows = [json.loads(line) for line in as_v1.stdout.splitlines()]
+    v2_rows = [json.loads(line) for line in as_v2.stdout.splitlines()]
+    assert len(v1_rows) == len(v2_rows) == 40
+    assert len({r["_schema_id"] for r in v1_rows}) == 2  # both writer versions are there
+    for row in v1_rows:
+        assert "session_id" not in row and "device" not in row
+    by_id = {r["event_id"]: r for r in v2_rows}
+    old = [by_id[r["event_id"]] for r in v1_rows if r["event_id"] in by_id]
+    assert len(old) == 40
+    written_by_v1 = [r for r in v2_rows if r["session_id"] is None]
+    assert len(written_by_v1) == 20
+    for row in written_by_v1:  # v1 data read as v2: the defaults
+        assert (row["currency"], row["device"], row["discount_pct"]) == ("USD", "unknown", 0)
+    for row in v1_rows:
+        assert row["price"] == by_id[row["event_id"]]["price"]
+
+
+def test_unregistered_schema_missing_topic_and_dry_run(stack: Endpoints, topic: str) -> None:
+    result = cli(stack, "produce", "--events", "5", "--topic", topic, "--create-topic")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: flash_sale_event-v2.avsc (v2) is not registered under {topic}-value at "
+        f"{stack.registry_url}; run: flashsale schemas register --topic {topic}\n"
+    )
+    registered(stack, topic)
+    missing = cli(stack, "produce", "--events", "5", "--topic", topic)
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        f"Error: topic {topic} does not exist on {stack.bootstrap_servers}; "
+        "create it, or add --create-topic\n"
+    )
+    dry = cli(stack, "produce", "--events", "2", "--topic", topic, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[-1] == (
+        "dry run: serialized with the registered schema, sent nothing"
+    )
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_broker_fails_in_bounded_time(stack: Endpoints, topic: str) -> None:
+    started = time.monotonic()
+    result = cli(
+        stack,
+        "produce",
+        "--events",
+        "5",
+        "--topic",
+        topic,
+        "--connect-timeout",
+        "2",
+        "--bootstrap-servers",
+        f"127.0.0.1:{closed_port()}",
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("Error: cannot reach Kafka at 127.0.0.1:")
+    assert "within 2s" in result.stderr
+    assert time.monotonic() - started < 60  # a bound, not a timing claim: it ends
+
+
+def test_unreachable_registry_fails_in_bounded_time(stack: Endpoints, topic: str) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    result = cli(
+        stack,
+        "produce",
+        "--events",
+        "5",
+        "--topic",
+        topic,
+        "--create-topic",
+        "--connect-timeout",
+        "2",
+        "--schema-registry-url",
+        url,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"Error: cannot reach the Schema Registry at {url}: ConnectError\n"
+
+
+def test_library_run_reports_every_record(stack: Endpoints, topic: str) -> None:
+    registered(stack, topic)
+    config = load_client_config(
+        {"bootstrap.servers": stack.bootstrap_servers, "schema.registry.url": stack.registry_url},
+        environ={},
+    )
+    stream = StreamProducer(
+        config,
+        load_catalog(bundled_schemas_dir()),
+        load_scenario("default"),
+        9,
+        ProduceOptions(topic=topic, max_events=3000, speed=None, create_topic=True),
+    )
+    stream.preflight()
+    result = stream.run()
+    assert (result.sent, result.acked, result.failed, result.unconfirmed) == (3000, 3000, 0, 0)
+    assert result.ok and result.percentile(0.5) is not None
