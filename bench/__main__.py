@@ -59,7 +59,13 @@ def generation(events: int, repeats: int) -> None:
         )
 
 
-BENCHMARKS = {"generation": generation}
+def produce(events: int, repeats: int) -> None:
+    from bench.produce import run
+
+    run(events, repeats)
+
+
+BENCHMARKS = {"generation": generation, "produce": produce}
 
 
 def main() -> None:

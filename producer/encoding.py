@@ -21,7 +21,7 @@ import fastavro
 
 from producer.events import FlashSaleEvent
 
-__all__ = ["FramedAvroEncoder", "decimal_encoder"]
+__all__ = ["FramedAvroEncoder", "FramedKeyEncoder", "decimal_encoder"]
 
 _CACHE_LIMIT = 1_000_000
 
@@ -104,3 +104,30 @@ class FramedAvroEncoder:
         buffer.write(header)
         fastavro.schemaless_writer(buffer, self._schema, datum)
         return buffer.getvalue()
+
+
+class FramedKeyEncoder:
+    """Avro ``string`` keys in the Confluent wire format, each distinct key encoded once."""
+
+    def __init__(self, first: Callable[[str], bytes]) -> None:
+        self._first = first
+        self._header: bytes | None = None
+        self._schema = fastavro.parse_schema("string")
+        self._cache: dict[str, bytes] = {}
+
+    def __call__(self, key: str) -> bytes:
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        if self._header is None:
+            found = self._first(key)
+            self._header = found[:5]
+        else:
+            buffer = io.BytesIO()
+            buffer.write(self._header)
+            fastavro.schemaless_writer(buffer, self._schema, key)
+            found = buffer.getvalue()
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = found
+        return found

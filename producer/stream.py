@@ -32,7 +32,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from producer.config import ClientConfig
-from producer.encoding import FramedAvroEncoder
+from producer.encoding import FramedAvroEncoder, FramedKeyEncoder
 from producer.errors import FlashsaleError
 from producer.events import FlashSaleEvent
 from producer.ledger import Ledger
@@ -155,23 +155,6 @@ class ProduceResult:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-class _KeyCache:
-    """Serialized key bytes per user id: a shopper's key is encoded once."""
-
-    def __init__(self, serializer: AvroSerializer, ctx: SerializationContext) -> None:
-        self._serializer = serializer
-        self._ctx = ctx
-        self._cache: dict[str, bytes] = {}
-
-    def __call__(self, user_id: str) -> bytes:
-        found = self._cache.get(user_id)
-        if found is None:
-            encoded = self._serializer(user_id, self._ctx)
-            assert encoded is not None
-            found = self._cache[user_id] = encoded
-        return found
-
-
 class StreamProducer:
     """Streams one scenario run into a topic; use :meth:`preflight` then :meth:`run`."""
 
@@ -289,7 +272,14 @@ class StreamProducer:
         value_ctx = SerializationContext(topic, MessageField.VALUE)
         key_text = self.catalog.latest(KEY_FAMILY).text
         key = AvroSerializer(self.registry.client, key_text, conf=conf)
-        keys = _KeyCache(key, SerializationContext(topic, MessageField.KEY))
+        key_ctx = SerializationContext(topic, MessageField.KEY)
+
+        def first_key(user_id: str) -> bytes:
+            data = key(user_id, key_ctx)
+            assert isinstance(data, bytes)
+            return data
+
+        keys = FramedKeyEncoder(first_key)
 
         def first_value(event: FlashSaleEvent) -> bytes:
             data = value(event, value_ctx)

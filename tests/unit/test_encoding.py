@@ -9,7 +9,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from producer.encoding import FramedAvroEncoder, decimal_encoder
+from producer.encoding import FramedAvroEncoder, FramedKeyEncoder, decimal_encoder
 from producer.scenario import load_scenario
 from producer.schemas import SchemaCatalog
 from producer.simulator import Simulation
@@ -45,3 +45,16 @@ def test_decimal_payloads(value: str) -> None:
     unscaled = int(Decimal(value) * 100)
     expected = unscaled.to_bytes((unscaled.bit_length() + 8) // 8 or 1, "big", signed=True)
     assert decimal_encoder(10, 2)(Decimal(value)) == expected
+
+
+def test_key_bytes_equal_avro_serializer(catalog: SchemaCatalog) -> None:
+    registry = SchemaRegistryClient.new_client({"url": "mock://keys"})
+    serializer = AvroSerializer(
+        registry,
+        catalog.latest("flash_sale_key").text,
+        conf={"auto.register.schemas": True, "subject.name.strategy": topic_subject_name_strategy},
+    )
+    ctx = SerializationContext("t", MessageField.KEY)
+    encoder = FramedKeyEncoder(lambda key: serializer(key, ctx))
+    users = [str(10_000 + i * 7919 % 90_000) for i in range(5000)] + ["", "ü-ß", "x" * 300]
+    assert [encoder(u) for u in users] == [serializer(u, ctx) for u in users]
