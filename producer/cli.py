@@ -107,6 +107,68 @@ def main(ctx: click.Context, schemas_dir: str | None, verbose: int) -> None:
     ctx.obj = Settings(schemas_dir=_schemas_dir(schemas_dir))
 
 
+# --------------------------------------------------------------------------- connections
+
+
+def connection_options(f: Any) -> Any:
+    """--bootstrap-servers, --schema-registry-url, --config and --show-config, declared once."""
+    f = click.option(
+        "--show-config",
+        is_flag=True,
+        help="Print the merged client configuration (secrets masked) and where each key came from.",
+    )(f)
+    f = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="A client.properties file (as Confluent Cloud hands out).",
+    )(f)
+    f = click.option(
+        "--schema-registry-url",
+        help="Schema Registry URL [env FLASHSALE_SCHEMA_REGISTRY_URL; default http://localhost:8081].",
+    )(f)
+    f = click.option(
+        "--bootstrap-servers",
+        help="Kafka bootstrap servers [env FLASHSALE_BOOTSTRAP_SERVERS; default localhost:9092].",
+    )(f)
+    return f
+
+
+def _client_config(
+    bootstrap_servers: str | None,
+    schema_registry_url: str | None,
+    config_file: Path | None,
+    show_config: bool,
+    extra: dict[str, str] | None = None,
+) -> Any:
+    from producer.config import describe, load_client_config
+
+    config = load_client_config(
+        flags={
+            "bootstrap.servers": bootstrap_servers,
+            "schema.registry.url": schema_registry_url,
+            **(extra or {}),
+        },
+        properties_file=config_file,
+    )
+    if show_config:
+        for line in describe(config):
+            click.echo(line, err=True)
+    return config
+
+
+def _key_values(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected key=value, got '{item}'")
+        out[key.strip()] = value.strip()
+    return out
+
+
 # --------------------------------------------------------------------------- schemas
 
 
@@ -170,29 +232,62 @@ def schemas_validate(settings: Settings) -> None:
     "--level",
     default="FULL_TRANSITIVE",
     show_default=True,
-    help="NONE, BACKWARD, FORWARD or FULL, each optionally _TRANSITIVE.",
+    help="NONE, BACKWARD, FORWARD or FULL, each optionally _TRANSITIVE (offline check).",
 )
 @click.option("--family", default=None, help="Check one schema family (default: every family).")
+@click.option(
+    "--against-registry",
+    is_flag=True,
+    help="Check the newest local version against the registry's subject, at its level.",
+)
+@click.option(
+    "--topic",
+    default="flash_sale_events",
+    show_default=True,
+    help="With --against-registry: the subject is <topic>-value.",
+)
+@click.option("--subject", help="With --against-registry: the subject [default: <topic>-value].")
+@connection_options
 @pass_settings
-def schemas_check(settings: Settings, level: str, family: str | None) -> None:
-    """Check, offline, the newest version of each family against the earlier ones.
+def schemas_check(
+    settings: Settings,
+    level: str,
+    family: str | None,
+    against_registry: bool,
+    topic: str,
+    subject: str | None,
+    bootstrap_servers: str | None,
+    schema_registry_url: str | None,
+    config_file: Path | None,
+    show_config: bool,
+) -> None:
+    """Check the newest version of each family against the earlier ones (offline), or
+    against the registry.
 
-    Exits 0 when compatible, 1 when not (with the reasons).
+    Exits 0 when compatible, 1 when not (with the reasons), 2 when it could not check.
 
     \b
     Example:
       flashsale schemas check
       flashsale schemas check --level BACKWARD
+      flashsale schemas check --against-registry --schema-registry-url http://localhost:8081
     """
     from producer.compat import CompatibilityLevel
     from producer.contract import check_latest
     from producer.schemas import load_catalog
 
+    catalog = load_catalog(settings.schemas_dir)
+    if against_registry:
+        _check_against_registry(
+            catalog,
+            subject or f"{topic}-value",
+            _client_config(bootstrap_servers, schema_registry_url, config_file, show_config),
+        )
+        return
     try:
         parsed_level = CompatibilityLevel.parse(level)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--level") from None
-    catalog = load_catalog(settings.schemas_dir)
     families = [family] if family else sorted(catalog.families)
     failed = False
     for name in families:
@@ -208,6 +303,27 @@ def schemas_check(settings: Settings, level: str, family: str | None) -> None:
             for message in report.messages():
                 click.echo(f"  {message}")
     if failed:
+        raise SystemExit(1)
+
+
+def _check_against_registry(catalog: Any, subject: str, config: Any) -> None:
+    from producer.errors import FlashsaleError
+    from producer.registry import Registry, RegistryError, check_against_registry
+
+    try:
+        result = check_against_registry(Registry(config), catalog, subject)
+    except RegistryError as exc:
+        error = FlashsaleError(f"could not check: {exc}")
+        error.exit_code = 2
+        raise error from exc
+    if not result.subject_exists:
+        click.echo(f"{result.local}: {subject} has no versions yet; the first registration is free")
+    elif result.compatible:
+        click.echo(f"{result.local} is compatible with {subject} at {result.level.value}")
+    else:
+        click.echo(f"{result.local} is NOT compatible with {subject} at {result.level.value}:")
+        for reason in result.reasons:
+            click.echo(f"  {reason}")
         raise SystemExit(1)
 
 
@@ -406,68 +522,6 @@ def simulate(
         click.echo(f"ledger -> {result.ledger}")
 
 
-# --------------------------------------------------------------------------- connections
-
-
-def connection_options(f: Any) -> Any:
-    """--bootstrap-servers, --schema-registry-url, --config and --show-config, declared once."""
-    f = click.option(
-        "--show-config",
-        is_flag=True,
-        help="Print the merged client configuration (secrets masked) and where each key came from.",
-    )(f)
-    f = click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="A client.properties file (as Confluent Cloud hands out).",
-    )(f)
-    f = click.option(
-        "--schema-registry-url",
-        help="Schema Registry URL [env FLASHSALE_SCHEMA_REGISTRY_URL; default http://localhost:8081].",
-    )(f)
-    f = click.option(
-        "--bootstrap-servers",
-        help="Kafka bootstrap servers [env FLASHSALE_BOOTSTRAP_SERVERS; default localhost:9092].",
-    )(f)
-    return f
-
-
-def _client_config(
-    bootstrap_servers: str | None,
-    schema_registry_url: str | None,
-    config_file: Path | None,
-    show_config: bool,
-    extra: dict[str, str] | None = None,
-) -> Any:
-    from producer.config import describe, load_client_config
-
-    config = load_client_config(
-        flags={
-            "bootstrap.servers": bootstrap_servers,
-            "schema.registry.url": schema_registry_url,
-            **(extra or {}),
-        },
-        properties_file=config_file,
-    )
-    if show_config:
-        for line in describe(config):
-            click.echo(line, err=True)
-    return config
-
-
-def _key_values(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> dict[str, str]:
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected key=value, got '{item}'")
-        out[key.strip()] = value.strip()
-    return out
-
-
 @schemas.command("register")
 @click.option("--version", "version", type=int, help="Register only this event version.")
 @click.option("--all", "all_versions", is_flag=True, help="Register every version (the default).")
@@ -541,6 +595,272 @@ def schemas_register(
         dry_run=dry_run,
         on_step=report,
     )
+
+
+@schemas.command("status")
+@click.option("--topic", default="flash_sale_events", show_default=True)
+@connection_options
+@pass_settings
+def schemas_status(
+    settings: Settings,
+    topic: str,
+    bootstrap_servers: str | None,
+    schema_registry_url: str | None,
+    config_file: Path | None,
+    show_config: bool,
+) -> None:
+    """Local versions and registered versions side by side, matched by fingerprint.
+
+    Exits 1 when anything is out of sync.
+
+    \b
+    Example:
+      flashsale schemas status
+    """
+    from producer.registry import Registry, schema_status
+    from producer.schemas import load_catalog
+
+    config = _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
+    rows = schema_status(Registry(config), load_catalog(settings.schemas_dir), topic)
+    _table(
+        [("subject", "local", "registered", "state")]
+        + [(r.subject, r.local or "-", r.registered or "-", r.state) for r in rows]
+    )
+    if any(r.state != "in sync" for r in rows):
+        raise SystemExit(1)
+
+
+@schemas.command("pull")
+@click.option("--topic", default="flash_sale_events", show_default=True)
+@click.option("--subject", help="Pull one subject [default: <topic>-value and <topic>-key].")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write <family>-v<N>.avsc files into.",
+)
+@connection_options
+def schemas_pull(
+    topic: str,
+    subject: str | None,
+    out: Path,
+    bootstrap_servers: str | None,
+    schema_registry_url: str | None,
+    config_file: Path | None,
+    show_config: bool,
+) -> None:
+    """Download every registered version as .avsc files.
+
+    \b
+    Example:
+      flashsale schemas pull --out pulled/ && flashsale --schemas-dir pulled schemas list
+    """
+    from producer.registry import Registry, pull
+
+    registry = Registry(
+        _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
+    )
+    if subject:
+        pairs = [(subject, subject.replace("-", "_"))]
+    else:
+        pairs = [(f"{topic}-key", "flash_sale_key"), (f"{topic}-value", "flash_sale_event")]
+    for name, family in pairs:
+        for path in pull(registry, name, family, out):
+            click.echo(f"{name} -> {path}")
+
+
+@schemas.group("compat")
+def schemas_compat() -> None:
+    """Read or set a compatibility level in the registry.
+
+    \b
+    Example:
+      flashsale schemas compat get --subject flash_sale_events-value
+      flashsale schemas compat set FULL_TRANSITIVE --subject flash_sale_events-value
+    """
+
+
+@schemas_compat.command("get")
+@click.option("--subject", help="A subject [default: the global level].")
+@connection_options
+def schemas_compat_get(
+    subject: str | None,
+    bootstrap_servers: str | None,
+    schema_registry_url: str | None,
+    config_file: Path | None,
+    show_config: bool,
+) -> None:
+    """Print the subject's compatibility level (or the global one).
+
+    \b
+    Example:
+      flashsale schemas compat get --subject flash_sale_events-value
+    """
+    from producer.registry import Registry
+
+    registry = Registry(
+        _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
+    )
+    if subject:
+        click.echo(registry.level(subject).value)
+    else:
+        with registry._errors("reading the global compatibility"):
+            click.echo(registry.client.get_compatibility())
+
+
+@schemas_compat.command("set")
+@click.argument("level")
+@click.option("--subject", help="A subject [default: the global level].")
+@connection_options
+def schemas_compat_set(
+    level: str,
+    subject: str | None,
+    bootstrap_servers: str | None,
+    schema_registry_url: str | None,
+    config_file: Path | None,
+    show_config: bool,
+) -> None:
+    """Set the compatibility level of a subject (or the global one).
+
+    \b
+    Example:
+      flashsale schemas compat set FULL_TRANSITIVE --subject flash_sale_events-value
+    """
+    from producer.compat import CompatibilityLevel
+    from producer.registry import Registry
+
+    try:
+        parsed = CompatibilityLevel.parse(level)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="LEVEL") from None
+    registry = Registry(
+        _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
+    )
+    registry.set_level(subject, parsed)
+    click.echo(f"{subject or 'global'}: {parsed.value}")
+
+
+# --------------------------------------------------------------------------- contract
+
+
+@main.group()
+def contract() -> None:
+    """Consumer contracts: prove every reader schema reads every writer version.
+
+    \b
+    Example:
+      flashsale contract verify
+    """
+
+
+def _default_readers() -> list[Path]:
+    folder = Path(__file__).resolve().parent.parent / "consumers" / "contracts"
+    return sorted(folder.glob("*.avsc")) if folder.is_dir() else []
+
+
+@contract.command("verify")
+@click.option(
+    "--reader",
+    "readers",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A reader schema (repeatable) [default: consumers/contracts/*.avsc].",
+)
+@click.option(
+    "--against",
+    type=click.Choice(["local", "registry"]),
+    default="local",
+    show_default=True,
+    help="Writers: the local schema files, or the registered versions.",
+)
+@click.option("--topic", default="flash_sale_events", show_default=True)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "junit"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report here instead of stdout.",
+)
+@connection_options
+@pass_settings
+def contract_verify(
+    settings: Settings,
+    readers: tuple[Path, ...],
+    against: str,
+    topic: str,
+    output_format: str,
+    out: Path | None,
+    bootstrap_servers: str | None,
+    schema_registry_url: str | None,
+    config_file: Path | None,
+    show_config: bool,
+) -> None:
+    """Check every (writer version x reader) pair with Avro resolution and with data.
+
+    Exits 1 on any failure, naming the pair, the field and the reason.
+
+    \b
+    Example:
+      flashsale contract verify
+      flashsale contract verify --reader my-job.avsc --against registry --format junit --out c.xml
+    """
+    from producer.contracts import load_reader, verify_contracts, writer_from_text
+    from producer.errors import UsageError
+    from producer.schemas import EVENT_FAMILY, load_catalog
+
+    paths = list(readers) or _default_readers()
+    if not paths:
+        raise UsageError("no reader schemas: give --reader FILE (consumers/contracts is absent)")
+    reader_list = [load_reader(p) for p in paths]
+    if against == "local":
+        catalog = load_catalog(settings.schemas_dir)
+        writers = [
+            writer_from_text(s.label, s.text, s.path) for s in catalog.versions(EVENT_FAMILY)
+        ]
+    else:
+        from producer.registry import Registry, registered_texts
+
+        registry = Registry(
+            _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
+        )
+        texts = registered_texts(registry, f"{topic}-value")
+        if not texts:
+            raise UsageError(f"{topic}-value has no registered versions at {registry.url}")
+        writers = [
+            writer_from_text(f"registry v{t.version}", t.text, f"{t.subject} v{t.version}")
+            for t in texts
+        ]
+    report = verify_contracts(writers, reader_list)
+    if output_format == "json":
+        text = json.dumps(report.to_json(), indent=2) + "\n"
+    elif output_format == "junit":
+        text = report.to_junit() + "\n"
+    else:
+        rows = [("writer \\ reader", *report.readers)]
+        for w in report.writers:
+            rows.append((w, *(report.verdict(w, r).status for r in report.readers)))
+        lines = []
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        for v in report.verdicts:
+            for problem in v.problems:
+                lines.append(f"FAIL writer {v.writer} x reader {v.reader}: {problem}")
+        verdict = "all pairs pass" if report.ok else "contract verification FAILED"
+        lines.append(f"{verdict} ({len(report.verdicts)} pairs)")
+        text = "\n".join(lines) + "\n"
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"{'ok' if report.ok else 'FAILED'}: report written to {out}")
+    else:
+        click.echo(text, nl=False)
+    if not report.ok:
+        raise SystemExit(1)
 
 
 # --------------------------------------------------------------------------- produce

@@ -8,10 +8,12 @@ registry's reasons.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -25,13 +27,20 @@ from producer.schemas import EVENT_FAMILY, KEY_FAMILY, SchemaCatalog, SchemaFile
 
 __all__ = [
     "IncompatibleSchemaError",
+    "RegisteredText",
     "Registration",
     "Registry",
+    "RegistryCheck",
     "RegistryError",
     "RegistryUnavailable",
     "SchemaNotRegistered",
+    "StatusRow",
+    "check_against_registry",
     "key_subject",
+    "pull",
     "register_contract",
+    "registered_texts",
+    "schema_status",
     "value_subject",
 ]
 
@@ -280,3 +289,103 @@ def register_contract(
         done.append(step)
         on_step(step)
     return done
+
+
+# --------------------------------------------------------------------------- workflows
+
+
+@dataclass(frozen=True)
+class RegisteredText:
+    subject: str
+    version: int
+    schema_id: int
+    text: str
+
+
+def registered_texts(registry: Registry, subject: str) -> list[RegisteredText]:
+    """Every live version of ``subject`` with its schema text, oldest first."""
+    out = []
+    for version in registry.versions(subject):
+        with registry._errors(f"reading {subject} version {version}"):
+            found = registry.client.get_version(subject, version)
+        text = found.schema.schema_str
+        if text is None:
+            raise RegistryError(f"{subject} version {version} came back without its schema")
+        out.append(RegisteredText(subject, version, _number(found.schema_id), text))
+    return out
+
+
+@dataclass(frozen=True)
+class RegistryCheck:
+    subject: str
+    local: str  # file name of the local newest version
+    level: CompatibilityLevel
+    subject_exists: bool
+    reasons: tuple[str, ...]
+
+    @property
+    def compatible(self) -> bool:
+        return not self.reasons
+
+
+def check_against_registry(
+    registry: Registry, catalog: SchemaCatalog, subject: str, family: str = EVENT_FAMILY
+) -> RegistryCheck:
+    """The local newest version against ``subject`` at the subject's level, with reasons."""
+    newest = catalog.latest(family)
+    exists = bool(registry.versions(subject))
+    reasons = registry.incompatibilities(subject, newest.text) if exists else []
+    return RegistryCheck(
+        subject=subject,
+        local=newest.path.name,
+        level=registry.level(subject),
+        subject_exists=exists,
+        reasons=tuple(reasons),
+    )
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    subject: str
+    local: str | None  # "v2" (local file version)
+    registered: str | None  # "version 2, id 3"
+    state: str
+
+
+def schema_status(registry: Registry, catalog: SchemaCatalog, topic: str) -> list[StatusRow]:
+    """Local versions against registered ones, matched by canonical fingerprint."""
+    from producer.schemas import canonical_fingerprint
+
+    rows: list[StatusRow] = []
+    for family, subject in ((KEY_FAMILY, key_subject(topic)), (EVENT_FAMILY, value_subject(topic))):
+        if family not in catalog.families:
+            continue
+        local = {s.fingerprint: s for s in catalog.versions(family)}
+        remote = registered_texts(registry, subject)
+        matched: set[str] = set()
+        for r in remote:
+            fingerprint = canonical_fingerprint(r.text)
+            where = f"version {r.version}, id {r.schema_id}"
+            if fingerprint in local:
+                matched.add(fingerprint)
+                rows.append(StatusRow(subject, local[fingerprint].label, where, "in sync"))
+            else:
+                rows.append(StatusRow(subject, None, where, "registered, not local"))
+        for fingerprint, schema in local.items():
+            if fingerprint not in matched:
+                rows.append(StatusRow(subject, schema.label, None, "not registered"))
+    return rows
+
+
+def pull(registry: Registry, subject: str, family: str, out: Path) -> list[Path]:
+    """Every registered version of ``subject`` as ``<family>-v<N>.avsc`` files in ``out``."""
+    texts = registered_texts(registry, subject)
+    if not texts:
+        raise RegistryError(f"{subject} has no registered versions at {registry.url}", 404, 40401)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for r in texts:
+        path = out / f"{family}-v{r.version}.avsc"
+        path.write_text(json.dumps(json.loads(r.text), indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    return written

@@ -30,6 +30,7 @@ __all__ = [
     "SchemaCatalog",
     "SchemaFile",
     "bundled_schemas_dir",
+    "canonical_fingerprint",
     "lint_schema_dir",
     "load_catalog",
     "load_schema_file",
@@ -75,7 +76,7 @@ class SchemaFile:
     @cached_property
     def fingerprint(self) -> str:
         """SHA-256 of the canonical form, hex."""
-        return hashlib.sha256(self.canonical.encode()).hexdigest()
+        return _sha256(self.canonical)
 
     @property
     def full_name(self) -> str | None:
@@ -92,6 +93,16 @@ class SchemaFile:
         if isinstance(self.definition, dict) and self.definition.get("type") == "record":
             return [f["name"] for f in self.definition.get("fields", [])]
         return []
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def canonical_fingerprint(text: str) -> str:
+    """The fingerprint of schema JSON text, as :attr:`SchemaFile.fingerprint` computes it."""
+    parsed = fastavro.parse_schema(json.loads(text))
+    return _sha256(str(fastavro.schema.to_parsing_canonical_form(parsed)))
 
 
 def parse_schema_text(text: str, where: object) -> tuple[Any, Any, avro.schema.Schema]:

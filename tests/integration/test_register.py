@@ -68,3 +68,104 @@ def test_an_incompatible_version_is_refused_with_reasons(
     assert "field 'quantity': TYPE_MISMATCH" in result.stderr
     versions = requests.get(f"{stack.registry_url}/subjects/{topic}-value/versions", timeout=5)
     assert versions.json() == [1, 2]
+
+
+def test_check_against_registry_exit_codes(stack: Endpoints, topic: str, tmp_path: Path) -> None:
+    fresh = cli(stack, "schemas", "check", "--against-registry", "--topic", topic)
+    assert fresh.returncode == 0
+    assert "has no versions yet" in fresh.stdout
+
+    assert cli(stack, "schemas", "register", "--topic", topic, "--version", "1").returncode == 0
+    ok = cli(stack, "schemas", "check", "--against-registry", "--topic", topic)
+    assert (ok.returncode, ok.stdout) == (
+        0,
+        f"flash_sale_event-v2.avsc is compatible with {topic}-value at FULL_TRANSITIVE\n",
+    )
+
+    folder = tmp_path / "pr"
+    folder.mkdir()
+    broken = copy.deepcopy(schema_definition(2))
+    field_of(broken, "quantity")["type"] = "string"
+    (folder / "flash_sale_event-v1.avsc").write_text(json.dumps(schema_definition(1)))
+    (folder / "flash_sale_event-v2.avsc").write_text(json.dumps(broken))
+    bad = cli(
+        stack,
+        "--schemas-dir",
+        str(folder),
+        "schemas",
+        "check",
+        "--against-registry",
+        "--topic",
+        topic,
+    )
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines()[0] == (
+        f"flash_sale_event-v2.avsc is NOT compatible with {topic}-value at FULL_TRANSITIVE:"
+    )
+    assert "field 'quantity': TYPE_MISMATCH" in bad.stdout
+
+    down = cli(
+        stack,
+        "schemas",
+        "check",
+        "--against-registry",
+        "--topic",
+        topic,
+        "--schema-registry-url",
+        "http://127.0.0.1:9",
+    )
+    assert down.returncode == 2
+    assert down.stderr.startswith("Error: could not check: cannot reach the Schema Registry at ")
+
+
+def test_pull_round_trips_and_status(stack: Endpoints, topic: str, tmp_path: Path) -> None:
+    assert cli(stack, "schemas", "register", "--topic", topic, "--version", "1").returncode == 0
+    partial = cli(stack, "schemas", "status", "--topic", topic)
+    assert partial.returncode == 1
+    rows = [line.split()[:2] + [line.split()[-1]] for line in partial.stdout.splitlines()[1:]]
+    assert rows == [
+        [f"{topic}-key", "v1", "sync"],
+        [f"{topic}-value", "v1", "sync"],
+        [f"{topic}-value", "v2", "registered"],
+    ]
+    assert partial.stdout.splitlines()[3].endswith("not registered")
+
+    assert cli(stack, "schemas", "register", "--topic", topic).returncode == 0
+    synced = cli(stack, "schemas", "status", "--topic", topic)
+    assert synced.returncode == 0, synced.stdout
+
+    out = tmp_path / "pulled"
+    pulled = cli(stack, "schemas", "pull", "--topic", topic, "--out", str(out))
+    assert pulled.returncode == 0, pulled.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "flash_sale_event-v1.avsc",
+        "flash_sale_event-v2.avsc",
+        "flash_sale_key-v1.avsc",
+    ]
+    from producer.schemas import bundled_schemas_dir, load_catalog
+
+    local, remote = load_catalog(bundled_schemas_dir()), load_catalog(out)
+    assert [s.fingerprint for s in remote] == [s.fingerprint for s in local]
+    assert [s.definition for s in remote] == [s.definition for s in local]  # docs kept too
+
+
+def test_compat_get_and_set(stack: Endpoints, subject: str) -> None:
+    assert cli(stack, "schemas", "compat", "set", "forward", "--subject", subject).stdout == (
+        f"{subject}: FORWARD\n"
+    )
+    got = cli(stack, "schemas", "compat", "get", "--subject", subject)
+    assert (got.returncode, got.stdout) == (0, "FORWARD\n")
+    bad = cli(stack, "schemas", "compat", "set", "SIDEWAYS", "--subject", subject)
+    assert bad.returncode == 2
+    assert "unknown compatibility level 'SIDEWAYS'" in bad.stderr
+
+
+def test_contract_verify_against_the_registry(stack: Endpoints, topic: str) -> None:
+    assert cli(stack, "schemas", "register", "--topic", topic).returncode == 0
+    result = cli(stack, "contract", "verify", "--against", "registry", "--topic", topic)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[:3] == [
+        "writer \\ reader  legacy-dashboard  silver",
+        "registry v1      ok                ok",
+        "registry v2      ok                ok",
+    ]

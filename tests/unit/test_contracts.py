@@ -1,0 +1,163 @@
+"""`flashsale contract verify`: the writer x reader matrix, with Avro's verdict and data."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+from click.testing import CliRunner
+
+from producer.cli import main
+from producer.contracts import load_reader, verify_contracts, writer_from_text
+from producer.schemas import SchemaCatalog
+from tests.conftest import field_of, schema_definition
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def reader_file(tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None]) -> Path:
+    definition = copy.deepcopy(schema_definition(2))
+    change(definition)
+    path = tmp_path / f"{name}.avsc"
+    path.write_text(json.dumps(definition))
+    return path
+
+
+def needs_session(d: dict[str, Any]) -> None:
+    field = field_of(d, "session_id")
+    field["type"] = "string"
+    del field["default"]
+
+
+def narrow_enum(d: dict[str, Any]) -> None:
+    enum = field_of(d, "event_type")["type"]
+    enum["symbols"] = ["unknown", "view", "cart"]
+    del enum["default"]
+
+
+def writers(catalog: SchemaCatalog) -> list[Any]:
+    return [writer_from_text(s.label, s.text, s.path) for s in catalog.versions()]
+
+
+def test_v1_and_v2_readers_pass_against_both_writers(catalog: SchemaCatalog) -> None:
+    readers = [load_reader(catalog.get(1).path), load_reader(catalog.get(2).path)]
+    report = verify_contracts(writers(catalog), readers)
+    assert report.ok
+    assert [(v.writer, v.reader, v.ok, v.records) for v in report.verdicts] == [
+        ("v1", "flash_sale_event-v1", True, 400),
+        ("v1", "flash_sale_event-v2", True, 400),
+        ("v2", "flash_sale_event-v1", True, 400),
+        ("v2", "flash_sale_event-v2", True, 400),
+    ]
+
+
+def test_the_shipped_consumer_contracts_pass(catalog: SchemaCatalog) -> None:
+    paths = sorted((ROOT / "consumers" / "contracts").glob("*.avsc"))
+    assert [p.name for p in paths] == ["legacy-dashboard.avsc", "silver.avsc"]
+    assert verify_contracts(writers(catalog), [load_reader(p) for p in paths]).ok
+
+
+def test_a_reader_requiring_a_field_v1_lacks_fails_naming_it(
+    catalog: SchemaCatalog, tmp_path: Path
+) -> None:
+    report = verify_contracts(
+        writers(catalog), [load_reader(reader_file(tmp_path, "needs-session", needs_session))]
+    )
+    verdict = report.verdict("v1", "needs-session")
+    assert not verdict.ok and verdict.records == 0
+    assert verdict.problems == (
+        "Avro resolution: needs-session (reader) cannot read v1 (writer) data: field "
+        "'session_id': READER_FIELD_MISSING_DEFAULT_VALUE: reader field 'session_id' has no "
+        "default and the writer does not have it",
+        "data: cart, purchase, view records cannot be read: No default value for field "
+        "session_id in io.flashsale.events.FlashSaleEvent [400 of 400 records]",
+    )
+
+
+def test_a_narrowed_enum_fails_on_the_removed_symbol_and_is_reported(
+    catalog: SchemaCatalog, tmp_path: Path
+) -> None:
+    report = verify_contracts(
+        writers(catalog), [load_reader(reader_file(tmp_path, "narrow", narrow_enum))]
+    )
+    verdict = report.verdict("v2", "narrow")
+    assert not verdict.ok
+    assert verdict.problems[0].startswith(
+        "Avro resolution: narrow (reader) cannot read v2 (writer) data: field 'event_type': "
+        "MISSING_ENUM_SYMBOLS: writer enum symbols {'purchase'}"
+    )
+    purchases = verdict.problems[1]
+    assert purchases.startswith("data: purchase records cannot be read: purchase not found")
+    # every record but the purchases still decoded
+    assert verdict.records == 400 - int(purchases.rsplit("[", 1)[1].split()[0])
+
+
+def test_required_non_default_fields(catalog: SchemaCatalog, tmp_path: Path) -> None:
+    path = reader_file(
+        tmp_path, "sale-kpis", lambda d: d.update({"flashsale.requires": ["sale_id"]})
+    )
+    report = verify_contracts(writers(catalog), [load_reader(path)])
+    assert report.verdict("v1", "sale-kpis").problems == (
+        "data: field 'sale_id' is required but v1 data carries only its default (null) "
+        "[400 of 400 records]",
+    )
+    # v2 data outside the sale window has no sale id either: that is reported too
+    assert "is required but v2 data" in report.verdict("v2", "sale-kpis").problems[0]
+
+
+def test_outputs_carry_the_same_verdicts(tmp_path: Path) -> None:
+    narrow = reader_file(tmp_path, "narrow", narrow_enum)
+    good = ROOT / "consumers" / "contracts" / "silver.avsc"
+    args = ["contract", "verify", "--reader", str(good), "--reader", str(narrow)]
+    table = CliRunner().invoke(main, args)
+    as_json = CliRunner().invoke(main, [*args, "--format", "json"])
+    junit_path = tmp_path / "contracts.xml"
+    junit = CliRunner().invoke(main, [*args, "--format", "junit", "--out", str(junit_path)])
+    assert table.exit_code == as_json.exit_code == junit.exit_code == 1
+
+    lines = table.output.splitlines()
+    assert lines[:3] == [
+        "writer \\ reader  silver  narrow",
+        "v1               ok      FAIL",
+        "v2               ok      FAIL",
+    ]
+    assert lines[-1] == "contract verification FAILED (4 pairs)"
+    from_table = {
+        (row.split()[0], reader): status
+        for row in lines[1:3]
+        for reader, status in zip(("silver", "narrow"), row.split()[1:], strict=True)
+    }
+    from_json = {
+        (p["writer"], p["reader"]): "ok" if p["ok"] else "FAIL"
+        for p in json.loads(as_json.output)["pairs"]
+    }
+    suite = ElementTree.parse(junit_path).getroot()
+    from_junit = {
+        (case.get("name", "").split()[-1], case.get("classname", "").split()[-1]): (
+            "FAIL" if case.find("failure") is not None else "ok"
+        )
+        for case in suite.iter("testcase")
+    }
+    assert from_table == from_json == from_junit
+    assert suite.get("failures") == "2" and suite.get("tests") == "4"
+    assert junit.output == f"FAILED: report written to {junit_path}\n"
+
+
+def test_a_bad_requires_list_is_one_line(tmp_path: Path) -> None:
+    path = reader_file(tmp_path, "bad", lambda d: d.update({"flashsale.requires": ["nope"]}))
+    result = CliRunner().invoke(main, ["contract", "verify", "--reader", str(path)])
+    assert result.exit_code == 1
+    assert (
+        result.output == f"Error: {path}: flashsale.requires names 'nope', which the reader lacks\n"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "junit"])
+def test_passing_reports_exit_zero(fmt: str) -> None:
+    result = CliRunner().invoke(main, ["contract", "verify", "--format", fmt])
+    assert result.exit_code == 0
