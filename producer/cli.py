@@ -1166,6 +1166,328 @@ def consume_cmd(
             click.echo("  ".join(cells))
 
 
+# --------------------------------------------------------------------------- pipeline
+
+
+@main.group()
+def pipeline() -> None:
+    """The reference Bronze -> Silver -> Gold pipeline (Delta Lake, no JVM).
+
+    \b
+    Example:
+      flashsale pipeline run --until-idle --warehouse warehouse/
+    """
+
+
+@pipeline.command("run")
+@click.option(
+    "--until-idle", is_flag=True, help="Stop once the topic is drained [default: follow]."
+)
+@click.option(
+    "--interval",
+    callback=_duration,
+    default="5s",
+    show_default=True,
+    help="When following: pause between rounds.",
+)
+@click.option(
+    "--warehouse",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="warehouse",
+    show_default=True,
+    help="Where the Delta tables live.",
+)
+@click.option("--topic", default="flash_sale_events", show_default=True)
+@click.option(
+    "--reader-schema",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Silver's reader schema [default: consumers/contracts/silver.avsc].",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["datafusion", "duckdb"]),
+    default="datafusion",
+    show_default=True,
+    help="Embedded engine for the Gold SQL.",
+)
+@connection_options
+def pipeline_run(
+    until_idle: bool,
+    interval: float,
+    warehouse: Path,
+    topic: str,
+    reader_schema: Path | None,
+    engine: str,
+    bootstrap_servers: str | None,
+    schema_registry_url: str | None,
+    config_file: Path | None,
+    show_config: bool,
+) -> None:
+    """Ingest the topic into Bronze, decode into Silver, compute the Gold KPI tables.
+
+    \b
+    Example:
+      flashsale pipeline run --until-idle
+      flashsale pipeline run --warehouse /data/flash --interval 10s
+    """
+    import time
+
+    from consumers.silver import CONTRACT
+
+    config = _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
+    while True:
+        _pipeline_round(config, topic, warehouse, reader_schema or CONTRACT, engine)
+        if until_idle:
+            return
+        time.sleep(interval)
+
+
+def _pipeline_round(config: Any, topic: str, warehouse: Path, reader: Path, engine: str) -> Any:
+    from consumers.errors import PipelineError
+    from consumers.pipeline import run_pipeline
+    from producer.errors import FlashsaleError
+
+    try:
+        result = run_pipeline(
+            config.kafka(),
+            config.registry(),
+            topic,
+            warehouse,
+            reader_schema=reader,
+            engine=engine,
+            on_step=click.echo,
+        )
+    except PipelineError as exc:
+        raise FlashsaleError(str(exc)) from exc
+    click.echo(f"pipeline: {result.bronze.records} records in {result.elapsed:.1f}s")
+    return result
+
+
+@main.command("kpis")
+@click.option(
+    "--warehouse",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="warehouse",
+    show_default=True,
+)
+@click.option(
+    "--verify-ledger",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Reconcile every KPI with this ledger; exit 1 on any difference.",
+)
+@click.option(
+    "--engine", type=click.Choice(["datafusion", "duckdb"]), default="datafusion", show_default=True
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Rows of the top-products table.",
+)
+def kpis_cmd(warehouse: Path, verify_ledger: Path | None, engine: str, top: int) -> None:
+    """Print the Gold KPI tables; with a ledger, reconcile them exactly.
+
+    \b
+    Example:
+      flashsale kpis
+      flashsale kpis --verify-ledger ledger.json
+    """
+    from consumers.errors import PipelineError
+    from consumers.gold import compute_kpis
+    from producer.errors import FlashsaleError
+
+    try:
+        kpis = compute_kpis(warehouse, engine)
+    except PipelineError as exc:
+        raise FlashsaleError(str(exc)) from exc
+    _print_kpis(kpis, top)
+    if verify_ledger is not None:
+        _verify(kpis, verify_ledger)
+
+
+def _print_kpis(kpis: dict[str, Any], top: int) -> None:
+    import pyarrow.compute as pc
+
+    def show(title: str, table: Any, limit: int | None = None) -> None:
+        rows = table.to_pylist()[:limit] if limit else table.to_pylist()
+        click.echo(f"\n{title}")
+        if not rows:
+            click.echo("  (none)")
+            return
+        columns = list(rows[0])
+        cells = [tuple(columns)] + [tuple(_cell(r[c]) for c in columns) for r in rows]
+        _table(cells)
+
+    show("revenue per minute", kpis["revenue_per_minute"])
+    show("funnel per category", kpis["funnel_per_category"])
+    show(f"top {top} products", kpis["product_sales"], top)
+    show("sold-out moments (inferred: views go on, carts stop)", kpis["sold_out"])
+    spikes = (
+        kpis["spikes"].filter(pc.equal(kpis["spikes"]["is_spike"], 1))
+        if kpis["spikes"].num_rows
+        else kpis["spikes"]
+    )
+    show("spikes (z-score >= 3 against the previous 10 minutes)", spikes)
+    click.echo("\nevents per minute")
+    per_minute = kpis["revenue_per_minute"].to_pylist()
+    peak = max((r["events"] for r in per_minute), default=0)
+    for r in per_minute:
+        bar = "#" * (round(40 * r["events"] / peak) if peak else 0)
+        click.echo(f"  {r['minute']:%H:%M} {bar:<40} {r['events']:,}")
+
+
+def _cell(value: Any) -> str:
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def _verify(kpis: dict[str, Any], ledger_path: Path) -> None:
+    from consumers.reconcile import reconcile, sold_out_agreement
+    from producer.errors import UsageError
+
+    try:
+        ledger = json.loads(ledger_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--verify-ledger {ledger_path}: cannot read: {exc}") from exc
+    problems = reconcile(ledger, kpis)
+    exact, expected, extra = sold_out_agreement(ledger, kpis)
+    click.echo(
+        f"\nsold-out (inferred, not reconciled): {exact} of {expected} ledger sell-outs flagged "
+        f"at the exact moment, {extra} flagged that the ledger does not list"
+    )
+    if problems:
+        for problem in problems:
+            click.echo(f"DIFFERENCE {problem}", err=True)
+        click.echo(f"Error: {len(problems)} KPI differences from the ledger", err=True)
+        raise SystemExit(1)
+    click.echo(
+        f"reconciled: every KPI equals the ledger ({ledger['total_events']} events, "
+        f"revenue {ledger['total_revenue']})"
+    )
+
+
+@main.command("demo")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".flashsale",
+    show_default=True,
+    help="The local stack's data dir; the demo's warehouse and ledger go under it.",
+)
+@click.option("--broker-port", type=click.IntRange(1, 65535), default=9092, show_default=True)
+@click.option("--registry-port", type=click.IntRange(1, 65535), default=8081, show_default=True)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Simulated seconds per wall second.",
+)
+@click.option(
+    "--duration",
+    callback=_duration,
+    default="6m",
+    show_default=True,
+    help="Simulated length of the sale.",
+)
+@click.option("--seed", type=int, default=2026, show_default=True)
+@pass_settings
+def demo(
+    settings: Settings,
+    data_dir: Path,
+    broker_port: int,
+    registry_port: int,
+    speed: float,
+    duration: float,
+    seed: int,
+) -> None:
+    """The whole flow on this machine: stack, schemas, a flash sale, pipeline, KPIs.
+
+    Starts the local stack, registers the schemas, produces the flash-sale scenario
+    (schema v1 first, switching to v2 halfway, as a rolling upgrade would), runs the
+    pipeline until the topic is drained, prints the KPIs with a chart of events per
+    minute, and reconciles every KPI with the producer's ledger.
+
+    \b
+    Example:
+      flashsale demo
+      flashsale demo --data-dir /tmp/demo --broker-port 19092 --registry-port 18081
+    """
+    import time
+
+    from devstack.stack import LocalStack, StackConfig
+    from producer.config import load_client_config
+    from producer.registry import Registry, register_contract
+    from producer.scenario import load_scenario
+    from producer.schemas import load_catalog
+    from producer.stream import ProduceOptions, StreamProducer
+
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    topic = f"flash_sale_demo_{run_id.replace('-', '_')}"
+    work = data_dir / "demo" / run_id
+    work.mkdir(parents=True, exist_ok=True)
+    click.echo(f"1/5 local stack in {data_dir}")
+    stack = LocalStack(
+        StackConfig(data_dir=data_dir, broker_port=broker_port, registry_port=registry_port)
+    )
+    stack.up(on_progress=lambda line: click.echo(f"    {line}"))
+    config = load_client_config(
+        {
+            "bootstrap.servers": stack.config.bootstrap_servers,
+            "schema.registry.url": stack.config.registry_url,
+        },
+        environ={},
+    )
+    catalog = load_catalog(settings.schemas_dir)
+    click.echo(f"2/5 schemas registered under {topic}-key and {topic}-value")
+    register_contract(Registry(config), catalog, topic=topic)
+    ledger = work / "ledger.json"
+    click.echo(
+        f"3/5 producing {duration / 60:g} simulated minutes of the flash-sale scenario at "
+        f"{speed:g}x, schema v1 switching to v2 at {duration / 120:g} min"
+    )
+    stream = StreamProducer(
+        config,
+        catalog,
+        load_scenario("flash-sale").with_overrides(schema_version=1),
+        seed,
+        ProduceOptions(
+            topic=topic,
+            duration=duration,
+            speed=speed,
+            create_topic=True,
+            ledger_path=ledger,
+            switch_at=duration / 2,
+            switch_version=2,
+        ),
+    )
+    stream.preflight()
+    result = _run_until_signalled(stream, live=sys.stderr.isatty())
+    _produce_summary(result, topic, quiet=False)
+    if not result.ok:
+        raise SystemExit(1)
+    click.echo(f"4/5 pipeline into {work / 'warehouse'}")
+    outcome = _pipeline_round(
+        config,
+        topic,
+        work / "warehouse",
+        Path(__file__).resolve().parent.parent / "consumers" / "contracts" / "silver.avsc",
+        "datafusion",
+    )
+    click.echo("5/5 KPIs")
+    _print_kpis(outcome.kpis, 10)
+    _verify(outcome.kpis, ledger)
+    click.echo(
+        f"\nthe stack keeps running; stop it with: flashsale local down --data-dir {data_dir}"
+    )
+
+
 # --------------------------------------------------------------------------- local
 
 

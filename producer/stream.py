@@ -44,7 +44,7 @@ from producer.registry import (
     value_subject,
 )
 from producer.scenario import Scenario
-from producer.schemas import KEY_FAMILY, SchemaCatalog
+from producer.schemas import KEY_FAMILY, SchemaCatalog, SchemaFile
 from producer.simulator import Simulation
 
 __all__ = [
@@ -69,6 +69,14 @@ PRODUCER_DEFAULTS = {
     "batch.size": "1000000",
     "queue.buffering.max.messages": "200000",
     "message.timeout.ms": "60000",
+}
+
+
+# Serialize with the version named, never register, and name the subject explicitly.
+_SERIALIZER_CONF = {
+    "auto.register.schemas": False,
+    "use.latest.version": False,
+    "subject.name.strategy": topic_subject_name_strategy,
 }
 
 
@@ -108,6 +116,10 @@ class ProduceOptions:
     worker: int = 0
     connect_timeout: float = 10.0
     flush_timeout: float = 30.0
+    # Switch the value schema mid-run: from this many simulated seconds on, records
+    # are written with ``switch_version`` (a rolling producer upgrade, as it happens).
+    switch_at: float | None = None
+    switch_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -172,8 +184,20 @@ class StreamProducer:
         self.seed = seed
         self.options = options
         self.schema = catalog.get(scenario.schema_version)
+        self.switch_schema = (
+            catalog.get(options.switch_version) if options.switch_version is not None else None
+        )
+        if (options.switch_at is None) != (self.switch_schema is None):
+            raise FlashsaleError("a schema switch needs both a time and a version")
         self.registry = Registry(config, timeout=options.connect_timeout)
-        self.simulation = Simulation(scenario, seed, workers=options.workers, worker=options.worker)
+        # Events carry every field the run will write, whichever version writes them.
+        newest = max(scenario.schema_version, options.switch_version or 0)
+        self.simulation = Simulation(
+            scenario.with_overrides(schema_version=newest),
+            seed,
+            workers=options.workers,
+            worker=options.worker,
+        )
         self._latency_sample_every = 1
 
     # ------------------------------------------------------------------ checks
@@ -186,12 +210,13 @@ class StreamProducer:
         metadata = self._check_broker() if need_broker else None
         topic = self.options.topic
         subject = value_subject(topic)
-        found = self.registry.lookup(subject, self.schema.text)
-        if found is None:
-            raise SchemaNotRegistered(
-                f"{self.schema.path.name} (v{self.schema.version}) is not registered under "
-                f"{subject} at {self.registry.url}; run: flashsale schemas register --topic {topic}"
-            )
+        for schema in (self.schema, self.switch_schema):
+            if schema is not None and self.registry.lookup(subject, schema.text) is None:
+                raise SchemaNotRegistered(
+                    f"{schema.path.name} (v{schema.version}) is not registered under "
+                    f"{subject} at {self.registry.url}; run: flashsale schemas register "
+                    f"--topic {topic}"
+                )
         if KEY_FAMILY in self.catalog.families:
             key = self.catalog.latest(KEY_FAMILY)
             if self.registry.lookup(key_subject(topic), key.text) is None:
@@ -253,43 +278,36 @@ class StreamProducer:
 
     # ------------------------------------------------------------------ serializers
 
-    def _serializers(
-        self,
-    ) -> tuple[Callable[[FlashSaleEvent], bytes], Callable[[str], bytes]]:
-        topic = self.options.topic
-        version = self.schema.version
-        conf = {
-            "auto.register.schemas": False,
-            "use.latest.version": False,
-            "subject.name.strategy": topic_subject_name_strategy,
-        }
-        value = AvroSerializer(
+    def _value_encoder(self, schema: SchemaFile) -> FramedAvroEncoder:
+        """AvroSerializer for the first record of ``schema`` (it resolves the registered id),
+        then the same bytes without its per-record work."""
+        version = schema.version
+        serializer = AvroSerializer(
             self.registry.client,
-            self.schema.text,
+            schema.text,
             lambda event, ctx: event.to_avro(version),
-            conf=conf,
+            conf=_SERIALIZER_CONF,
         )
-        value_ctx = SerializationContext(topic, MessageField.VALUE)
+        ctx = SerializationContext(self.options.topic, MessageField.VALUE)
+
+        def first(event: FlashSaleEvent) -> bytes:
+            data = serializer(event, ctx)
+            assert isinstance(data, bytes)
+            return data
+
+        return FramedAvroEncoder(schema.parsed, schema.definition, version, first)
+
+    def _key_encoder(self) -> FramedKeyEncoder:
         key_text = self.catalog.latest(KEY_FAMILY).text
-        key = AvroSerializer(self.registry.client, key_text, conf=conf)
-        key_ctx = SerializationContext(topic, MessageField.KEY)
+        serializer = AvroSerializer(self.registry.client, key_text, conf=_SERIALIZER_CONF)
+        ctx = SerializationContext(self.options.topic, MessageField.KEY)
 
-        def first_key(user_id: str) -> bytes:
-            data = key(user_id, key_ctx)
+        def first(user_id: str) -> bytes:
+            data = serializer(user_id, ctx)
             assert isinstance(data, bytes)
             return data
 
-        keys = FramedKeyEncoder(first_key)
-
-        def first_value(event: FlashSaleEvent) -> bytes:
-            data = value(event, value_ctx)
-            assert isinstance(data, bytes)
-            return data
-
-        serialize_value = FramedAvroEncoder(
-            self.schema.parsed, self.schema.definition, version, first_value
-        )
-        return serialize_value, keys
+        return FramedKeyEncoder(first)
 
     def events(self) -> Iterator[FlashSaleEvent]:
         return self.simulation.events(
@@ -298,7 +316,7 @@ class StreamProducer:
 
     def sample(self, count: int = 3) -> list[tuple[FlashSaleEvent, bytes, bytes]]:
         """Serialize the run's first events for real (``--dry-run``); nothing is sent."""
-        serialize_value, serialize_key = self._serializers()
+        serialize_value, serialize_key = self._value_encoder(self.schema), self._key_encoder()
         out = []
         for event in self.events():
             out.append((event, serialize_key(event.user_id), serialize_value(event)))
@@ -316,7 +334,12 @@ class StreamProducer:
     ) -> ProduceResult:
         stop = stop or threading.Event()
         options = self.options
-        serialize_value, serialize_key = self._serializers()
+        serialize_value = self._value_encoder(self.schema)
+        serialize_key = self._key_encoder()
+        switch_ms = None
+        if options.switch_at is not None and self.switch_schema is not None:
+            switch_ms = self.scenario.start_ms + int(options.switch_at * 1000)
+            switched = self._value_encoder(self.switch_schema)
         producer = Producer(producer_config(self.config))
         result = ProduceResult(ledger_path=options.ledger_path)
         ledger = Ledger(
@@ -362,6 +385,8 @@ class StreamProducer:
                 if stop.is_set():
                     result.interrupted = True
                     break
+                if switch_ms is not None and event.timestamp_ms >= switch_ms:
+                    serialize_value, switch_ms = switched, None
                 value = serialize_value(event)
                 key = serialize_key(event.user_id)
                 while True:

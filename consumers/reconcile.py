@@ -1,0 +1,101 @@
+"""Reconciliation: every Gold KPI against the producer's ledger, exactly.
+
+The ledger counts what the broker acknowledged; Silver drops duplicates and
+quarantines what is not the producer's, so for a clean run every number must match
+to the cent. Differences are named: which KPI, which key, which column, both values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = ["reconcile", "sold_out_agreement"]
+
+_COLUMNS = ("events", "view", "cart", "purchase", "units", "revenue")
+_GOLD = {
+    "events": "events",
+    "view": "views",
+    "cart": "carts",
+    "purchase": "purchases",
+    "units": "units",
+    "revenue": "revenue",
+}
+
+
+def _minute(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:00Z")
+
+
+def _money(value: Any) -> str:
+    return str(Decimal(value).quantize(Decimal("0.01")))
+
+
+def _compare(
+    kpi: str,
+    ledger: dict[str, dict[str, Any]],
+    gold: dict[str, dict[str, Any]],
+    columns: tuple[str, ...],
+) -> list[str]:
+    problems = []
+    for key in sorted(set(ledger) | set(gold)):
+        if key not in gold:
+            problems.append(f"{kpi}: {key} is in the ledger but not in Gold")
+            continue
+        if key not in ledger:
+            problems.append(f"{kpi}: {key} is in Gold but not in the ledger")
+            continue
+        for column in columns:
+            want = ledger[key][column]
+            got = gold[key][_GOLD[column]]
+            if column == "revenue":
+                want, got = _money(want), _money(got)
+            if want != got:
+                problems.append(f"{kpi}: {key} {column}: ledger {want}, Gold {got}")
+    return problems
+
+
+def reconcile(ledger: dict[str, Any], kpis: dict[str, pa.Table]) -> list[str]:
+    """Every difference between the ledger and Gold; empty when they agree."""
+    problems: list[str] = []
+    per_minute = {_minute(r["minute"]): r for r in kpis["revenue_per_minute"].to_pylist()}
+    problems += _compare("revenue_per_minute", ledger["by_minute"], per_minute, _COLUMNS)
+    per_category = {r["category"]: r for r in kpis["funnel_per_category"].to_pylist()}
+    problems += _compare("funnel_per_category", ledger["by_category"], per_category, _COLUMNS)
+    products = {r["product_id"]: r for r in kpis["product_sales"].to_pylist()}
+    problems += _compare(
+        "product_sales", ledger["by_product"], products, ("view", "purchase", "units", "revenue")
+    )
+    funnel = {_minute(r["minute"]): r for r in kpis["funnel_per_minute"].to_pylist()}
+    problems += _compare(
+        "funnel_per_minute", ledger["by_minute"], funnel, ("view", "cart", "purchase")
+    )
+    total_events = sum(r["events"] for r in per_minute.values())
+    if total_events != ledger["total_events"]:
+        problems.append(f"total events: ledger {ledger['total_events']}, Gold {total_events}")
+    total_revenue = _money(sum((Decimal(r["revenue"]) for r in per_minute.values()), Decimal(0)))
+    if total_revenue != _money(ledger["total_revenue"]):
+        problems.append(f"total revenue: ledger {ledger['total_revenue']}, Gold {total_revenue}")
+    return problems
+
+
+def sold_out_agreement(ledger: dict[str, Any], kpis: dict[str, pa.Table]) -> tuple[int, int, int]:
+    """(ledger sold-outs Gold flags at the exact moment, ledger sold-outs, Gold-only flags).
+
+    Events carry no stock level, so Gold can only infer a sell-out from behaviour
+    (views go on, carts stop); this is reported beside the exact reconciliation, not
+    as part of it.
+    """
+    flagged = {
+        r["product_id"]: r["sold_out_at"]
+        .astimezone(timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+        for r in kpis["sold_out"].to_pylist()
+    }
+    expected = ledger.get("sold_out", {})
+    exact = sum(1 for product, moment in expected.items() if flagged.get(product) == moment)
+    return exact, len(expected), len(set(flagged) - set(expected))

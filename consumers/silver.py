@@ -1,0 +1,312 @@
+"""Silver: Bronze decoded with the consumer's reader schema, checked, deduplicated.
+
+* Decoding: each record's writer schema comes from the registry by the id in its
+  header; fastavro resolves it to the reader schema (the newest this consumer knows,
+  ``consumers/contracts/silver.avsc``), so older writers arrive with the reader's
+  defaults and newer writers' extra fields are dropped.
+* Quality rules: the revenue identity (quantity x price for a purchase, 0 otherwise),
+  a known product (an id and a category, and the category it was first seen with),
+  and an event time in range (after 2000 and at most 30 days after ingestion).
+  Rejects, and records that cannot be decoded at all (bad magic byte, unknown schema
+  id, truncated body), go to a quarantine table with the raw bytes, the coordinates
+  and the reason; the pipeline goes on.
+* Deduplication: a MERGE on ``event_id`` inserts only events not yet in Silver.
+* Evolution: when the reader schema gains fields, the table gains the columns, and
+  rows written before get the fields' defaults, as a fresh decode would give them.
+* Progress: the last Bronze offset processed per partition is committed in the same
+  Delta commit as the MERGE (application transactions), so a rerun resumes exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pyarrow as pa
+import pyarrow.compute as pc
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from consumers.arrow_types import RENAMED, reader_arrow_schema
+from consumers.bronze import app_id, committed_offsets
+from consumers.errors import PipelineError
+from consumers.wire import WireFormatError, split
+
+__all__ = ["QUARANTINE_SCHEMA", "SilverJob", "SilverStats"]
+
+log = logging.getLogger(__name__)
+
+CONTRACT = Path(__file__).resolve().parent / "contracts" / "silver.avsc"
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+MAX_AHEAD = timedelta(days=30)
+
+COORDINATES = [
+    pa.field("kafka_topic", pa.string()),
+    pa.field("kafka_partition", pa.int32()),
+    pa.field("kafka_offset", pa.int64()),
+    pa.field("writer_schema_id", pa.int32()),
+]
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        *COORDINATES,
+        pa.field("raw_value", pa.binary()),
+        pa.field("reason", pa.string()),
+        pa.field("quarantined_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dataclass
+class SilverStats:
+    read: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+
+class SilverJob:
+    """Bronze -> Silver (events) and Silver (quarantine), incrementally."""
+
+    def __init__(
+        self,
+        warehouse: Path,
+        registry: dict[str, Any],
+        topic: str,
+        reader_schema: Path = CONTRACT,
+    ) -> None:
+        self.bronze = warehouse / "bronze" / "events"
+        self.events = warehouse / "silver" / "events"
+        self.quarantine = warehouse / "silver" / "quarantine"
+        self.topic = topic
+        self.registry = SchemaRegistryClient(registry)
+        try:
+            self.definition = json.loads(reader_schema.read_text(encoding="utf-8"))
+            self.reader = fastavro.parse_schema(self.definition)
+        except (OSError, ValueError) as exc:
+            raise PipelineError(f"silver: reader schema {reader_schema}: {exc}") from exc
+        self.schema = reader_arrow_schema(self.definition, COORDINATES)
+        self.defaults = {
+            RENAMED.get(f["name"], f["name"]): f["default"]
+            for f in self.definition["fields"]
+            if "default" in f
+        }
+        self._writers: dict[int, Any] = {}
+        self._categories: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> SilverStats:
+        stats = SilverStats()
+        started = time.monotonic()
+        if not DeltaTable.is_deltatable(str(self.bronze)):
+            return stats
+        rows = self._unprocessed()
+        stats.read = rows.num_rows
+        if rows.num_rows == 0:
+            stats.elapsed = time.monotonic() - started
+            return stats
+        self._evolve()
+        self._load_categories()
+        good: list[dict[str, Any]] = []
+        bad: list[dict[str, Any]] = []
+        now = datetime.now(timezone.utc)
+        seen: set[str] = set()
+        for row in rows.to_pylist():
+            coordinates = {
+                "kafka_topic": row["topic"],
+                "kafka_partition": row["partition"],
+                "kafka_offset": row["offset"],
+                "writer_schema_id": row["schema_id"],
+            }
+            try:
+                record = self._decode(row["value"])
+                self._check(record, row["ingest_time"])
+            except _Rejected as exc:
+                reason = str(exc)
+                stats.reasons[reason.split(":")[0]] = stats.reasons.get(reason.split(":")[0], 0) + 1
+                bad.append(
+                    {
+                        **coordinates,
+                        "raw_value": row["value"],
+                        "reason": reason,
+                        "quarantined_at": now,
+                    }
+                )
+                continue
+            if record["event_id"] in seen:
+                stats.duplicates += 1
+                continue
+            seen.add(record["event_id"])
+            good.append({**self._row(record), **coordinates})
+        last: dict[int, int] = {}
+        for row in rows.select(["partition", "offset"]).to_pylist():
+            last[row["partition"]] = max(last.get(row["partition"], -1), row["offset"])
+        if bad:
+            self._quarantine(bad)
+            stats.quarantined = len(bad)
+        inserted = self._merge(good, last)
+        stats.inserted = inserted
+        stats.duplicates += len(good) - inserted
+        stats.elapsed = time.monotonic() - started
+        return stats
+
+    def _unprocessed(self) -> pa.Table:
+        bronze = DeltaTable(str(self.bronze))
+        table = bronze.to_pyarrow_table(
+            columns=["topic", "partition", "offset", "value", "schema_id", "ingest_time"]
+        )
+        table = table.filter(pc.equal(table["topic"], self.topic))
+        partitions = sorted(set(table["partition"].to_pylist()))
+        done = committed_offsets(self.events, "silver", self.topic, partitions)
+        if any(v >= 0 for v in done.values()):
+            mask = None
+            for p, offset in done.items():
+                part = pc.and_(pc.equal(table["partition"], p), pc.greater(table["offset"], offset))
+                mask = part if mask is None else pc.or_(mask, part)
+            table = table.filter(mask)
+        return table.sort_by([("partition", "ascending"), ("offset", "ascending")])
+
+    # ------------------------------------------------------------------ decoding and rules
+
+    def _writer(self, schema_id: int) -> Any:
+        parsed = self._writers.get(schema_id)
+        if parsed is None:
+            try:
+                schema = self.registry.get_schema(schema_id)
+            except SchemaRegistryError as exc:
+                raise _Rejected(f"unknown schema id: {schema_id} ({exc.error_message})") from exc
+            text = schema.schema_str
+            if text is None:
+                raise _Rejected(f"unknown schema id: {schema_id} (the registry sent no schema)")
+            parsed = self._writers[schema_id] = fastavro.parse_schema(json.loads(text))
+        return parsed
+
+    def _decode(self, raw: bytes | None) -> dict[str, Any]:
+        try:
+            schema_id, body = split(raw)
+        except WireFormatError as exc:
+            raise _Rejected(f"bad header: {exc}") from exc
+        writer = self._writer(schema_id)
+        buffer = io.BytesIO(body)
+        try:
+            record: Any = fastavro.schemaless_reader(buffer, writer, self.reader)
+        except Exception as exc:  # fastavro raises several types on bad bytes
+            raise _Rejected(f"undecodable body: {type(exc).__name__}: {exc}") from exc
+        if buffer.tell() != len(body):
+            raise _Rejected(f"undecodable body: {len(body) - buffer.tell()} trailing bytes")
+        if not isinstance(record, dict):
+            raise _Rejected("undecodable body: not a record")
+        return record
+
+    def _check(self, record: dict[str, Any], ingested: datetime) -> None:
+        quantity, price, revenue = record["quantity"], record["price"], record["revenue"]
+        expected = quantity * price if record["event_type"] == "purchase" else Decimal("0.00")
+        if revenue != expected:
+            raise _Rejected(
+                f"revenue identity: revenue {revenue} != {expected} for a "
+                f"{record['event_type']} of {quantity} x {price}"
+            )
+        product, category = record.get("product_id"), record.get("category")
+        if not product or not category:
+            raise _Rejected("unknown product: no product id or category")
+        known = self._categories.setdefault(product, category)
+        if known != category:
+            raise _Rejected(f"unknown product: {product} has category {known}, not {category}")
+        when: datetime = record["timestamp"]
+        if not EARLIEST <= when <= ingested + MAX_AHEAD:
+            raise _Rejected(f"time out of range: {when.isoformat()}")
+
+    def _row(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {RENAMED.get(k, k): v for k, v in record.items()}
+
+    # ------------------------------------------------------------------ tables
+
+    def _evolve(self) -> None:
+        """Add the reader's new columns to an existing table, filled with their defaults."""
+        if not DeltaTable.is_deltatable(str(self.events)):
+            return
+        table = DeltaTable(str(self.events))
+        present = set(table.schema().to_arrow().names)
+        missing = [f for f in self.schema if f.name not in present]
+        if not missing:
+            return
+        write_deltalake(
+            str(self.events),
+            self.schema.empty_table(),
+            mode="append",
+            schema_mode="merge",
+        )
+        table = DeltaTable(str(self.events))
+        values = {
+            f.name: self.defaults[f.name] for f in missing if self.defaults.get(f.name) is not None
+        }
+        if values:
+            table.update(new_values=values)
+        log.info("silver: added columns %s", ", ".join(f.name for f in missing))
+
+    def _load_categories(self) -> None:
+        if self._categories or not DeltaTable.is_deltatable(str(self.events)):
+            return
+        known = DeltaTable(str(self.events)).to_pyarrow_table(columns=["product_id", "category"])
+        for product, category in zip(
+            known["product_id"].to_pylist(), known["category"].to_pylist(), strict=True
+        ):
+            self._categories.setdefault(product, category)
+
+    def _quarantine(self, rows: list[dict[str, Any]]) -> None:
+        batch = pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)
+        if not DeltaTable.is_deltatable(str(self.quarantine)):
+            write_deltalake(str(self.quarantine), batch, mode="append")
+            return
+        (
+            DeltaTable(str(self.quarantine))
+            .merge(
+                batch,
+                "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
+                "AND t.kafka_offset = s.kafka_offset",
+                source_alias="s",
+                target_alias="t",
+            )
+            .when_not_matched_insert_all()
+            .execute()
+        )
+
+    def _merge(self, rows: list[dict[str, Any]], last: dict[int, int]) -> int:
+        batch = pa.Table.from_pylist(rows, schema=self.schema)
+        commit = CommitProperties(
+            app_transactions=[
+                Transaction(app_id("silver", self.topic, p), offset)
+                for p, offset in sorted(last.items())
+            ]
+        )
+        if not DeltaTable.is_deltatable(str(self.events)):
+            write_deltalake(str(self.events), batch, mode="append", commit_properties=commit)
+            return len(rows)
+        metrics = (
+            DeltaTable(str(self.events))
+            .merge(
+                batch,
+                "t.event_id = s.event_id",
+                source_alias="s",
+                target_alias="t",
+                commit_properties=commit,
+            )
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        return int(str(metrics.get("num_target_rows_inserted", 0)))
+
+
+class _Rejected(Exception):
+    """A record that goes to quarantine; the message is the reason."""
