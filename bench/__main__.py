@@ -65,7 +65,14 @@ def produce(events: int, repeats: int) -> None:
     run(events, repeats)
 
 
-BENCHMARKS = {"generation": generation, "produce": produce}
+def pipeline(events: int, repeats: int) -> None:
+    from bench.pipeline import run
+
+    del repeats  # one drain of the topic is the measurement
+    run(seconds=max(60.0, min(900.0, events / 300)))
+
+
+BENCHMARKS = {"generation": generation, "produce": produce, "pipeline": pipeline}
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ def compute_kpis(warehouse: Path, engine: str = "datafusion") -> dict[str, pa.Ta
         connection = duckdb.connect()
         try:
             connection.register("silver_events", silver.to_pyarrow_table())
-            return {name: connection.execute(sql).to_arrow_table() for name, sql in KPI_SQL.items()}
+            return {name: connection.sql(sql).to_arrow_table() for name, sql in KPI_SQL.items()}
         finally:
             connection.close()
     raise PipelineError(f"unknown engine '{engine}' (known: {', '.join(ENGINES)})")

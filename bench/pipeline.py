@@ -1,0 +1,83 @@
+"""Pipeline throughput, Kafka -> Gold, next to the producer's rate in the same run.
+
+Produces a flash sale (schema v1 switching to v2) as fast as the broker takes it,
+then drains it through Bronze, Silver and Gold, and reports both rates and whether
+the pipeline keeps up with the scenario's surge at speed 1 (its peak events/s).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from itertools import islice
+from pathlib import Path
+
+from consumers.pipeline import run_pipeline
+from devstack.stack import LocalStack, StackConfig, free_port
+from producer.config import load_client_config
+from producer.registry import Registry, register_contract
+from producer.scenario import load_scenario
+from producer.schemas import bundled_schemas_dir, load_catalog
+from producer.stream import ProduceOptions, StreamProducer
+
+
+def run(seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = LocalStack(
+            StackConfig(data_dir=Path(tmp), broker_port=free_port(), registry_port=free_port())
+        )
+        stack.up()
+        try:
+            _measure(stack, Path(tmp), seconds)
+        finally:
+            stack.down()
+
+
+def _measure(stack: LocalStack, tmp: Path, seconds: float) -> None:
+    config = load_client_config(
+        {
+            "bootstrap.servers": stack.config.bootstrap_servers,
+            "schema.registry.url": stack.config.registry_url,
+        },
+        environ={},
+    )
+    catalog = load_catalog(bundled_schemas_dir())
+    topic = "bench_pipeline"
+    register_contract(Registry(config), catalog, topic=topic)
+    scenario = load_scenario("flash-sale").with_overrides(schema_version=1)
+    stream = StreamProducer(
+        config,
+        catalog,
+        scenario,
+        7,
+        ProduceOptions(
+            topic=topic,
+            duration=seconds,
+            speed=None,
+            create_topic=True,
+            switch_at=seconds / 2,
+            switch_version=2,
+        ),
+    )
+    stream.preflight()
+    produced = stream.run()
+    assert produced.ok
+    result = run_pipeline(config.kafka(), config.registry(), topic, tmp / "warehouse")
+    peak = max(c for _, _, c in islice(scenario.seconds(7), int(seconds)))
+    produce_rate = produced.acked / produced.elapsed
+    pipeline_rate = result.bronze.records / result.elapsed
+    print(f"pipeline: {produced.acked:,} events of 'flash-sale' ({seconds:g} simulated s)")
+    print(f"  producer (simulate+serialize+produce)   {produce_rate:>10,.0f} events/s")
+    print(
+        f"  pipeline Kafka -> Gold                  {pipeline_rate:>10,.0f} events/s   "
+        f"ratio {pipeline_rate / produce_rate:.2f}"
+    )
+    print(
+        f"    bronze {result.bronze.records / result.bronze.elapsed:,.0f}/s, "
+        f"silver {result.silver.read / result.silver.elapsed:,.0f}/s, "
+        f"total {result.elapsed:.1f}s"
+    )
+    verdict = "keeps up" if pipeline_rate >= peak else "falls behind"
+    print(
+        f"  surge at speed 1: peak {peak:,} events/s -> the pipeline {verdict} "
+        f"({pipeline_rate / peak:.1f}x the peak)"
+    )

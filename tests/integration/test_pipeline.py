@@ -1,0 +1,249 @@
+"""The reference pipeline on the real stack: exactly-once Bronze, Silver rules, Gold = ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from deltalake import DeltaTable
+
+from consumers.bronze import BronzeIngest
+from consumers.gold import compute_kpis
+from consumers.pipeline import run_pipeline
+from consumers.reconcile import reconcile
+from consumers.silver import SilverJob
+from producer.config import load_client_config
+from producer.registry import Registry, register_contract
+from producer.scenario import load_scenario
+from producer.schemas import bundled_schemas_dir, load_catalog
+from producer.stream import ProduceOptions, StreamProducer
+from tests.integration.conftest import Endpoints
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+V1_READER = bundled_schemas_dir() / "flash_sale_event-v1.avsc"
+
+
+def config_for(stack: Endpoints) -> Any:
+    return load_client_config(
+        {"bootstrap.servers": stack.bootstrap_servers, "schema.registry.url": stack.registry_url},
+        environ={},
+    )
+
+
+def produce(
+    stack: Endpoints, topic: str, ledger: Path, seconds: float, switch: bool = True
+) -> None:
+    config = config_for(stack)
+    catalog = load_catalog(bundled_schemas_dir())
+    register_contract(Registry(config), catalog, topic=topic)
+    stream = StreamProducer(
+        config,
+        catalog,
+        load_scenario("flash-sale").with_overrides(schema_version=1),
+        17,
+        ProduceOptions(
+            topic=topic,
+            duration=seconds,
+            speed=None,
+            create_topic=True,
+            ledger_path=ledger,
+            switch_at=seconds / 2 if switch else None,
+            switch_version=2 if switch else None,
+        ),
+    )
+    stream.preflight()
+    assert stream.run().ok
+
+
+def resend(stack: Endpoints, topic: str, count: int) -> int:
+    """Re-send ``count`` records as they are (a producer retry gone wrong): duplicates."""
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "dup"})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    messages = [m for m in consumer.consume(count, 10) if m.error() is None][:count]
+    consumer.close()
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    for m in messages:
+        producer.produce(topic, m.value(), m.key(), partition=m.partition())
+    assert producer.flush(10) == 0
+    return len(messages)
+
+
+def silver_rows(warehouse: Path) -> list[dict[str, Any]]:
+    return DeltaTable(str(warehouse / "silver" / "events")).to_pyarrow_table().to_pylist()
+
+
+def test_gold_equals_the_ledger_with_evolution_and_duplicates(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    ledger_path, warehouse = tmp_path / "ledger.json", tmp_path / "warehouse"
+    produce(stack, topic, ledger_path, 300)
+    duplicates = resend(stack, topic, 500)
+    assert duplicates == 500
+    config = config_for(stack)
+    result = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    ledger = json.loads(ledger_path.read_text())
+    assert result.bronze.records == ledger["total_events"] + duplicates
+    assert result.silver.duplicates == duplicates
+    assert result.silver.quarantined == 0
+    assert reconcile(ledger, result.kpis) == []
+
+    rows = silver_rows(warehouse)
+    assert len(rows) == ledger["total_events"] == len({r["event_id"] for r in rows})
+    by_writer: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_writer.setdefault(r["writer_schema_id"], []).append(r)
+    assert len(by_writer) == 2  # v1 and v2 writers both made it
+    v1_rows = min(by_writer.values(), key=lambda rs: min(r["event_time"] for r in rs))
+    for r in v1_rows:  # v1 data read with the v2 reader: the defaults
+        assert (r["session_id"], r["sale_id"], r["currency"], r["device"], r["discount_pct"]) == (
+            None,
+            None,
+            "USD",
+            "unknown",
+            0,
+        )
+
+    # A second run finds nothing new and changes nothing.
+    again = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    assert (again.bronze.records, again.silver.read) == (0, 0)
+    assert reconcile(ledger, again.kpis) == []
+
+
+def test_gold_sql_gives_identical_results_on_both_engines(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    produce(stack, topic, tmp_path / "ledger.json", 420)
+    config = config_for(stack)
+    run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    datafusion = compute_kpis(warehouse, "datafusion")
+    duckdb = compute_kpis(warehouse, "duckdb")
+    assert (
+        set(datafusion)
+        == set(duckdb)
+        == {
+            "funnel_per_category",
+            "funnel_per_minute",
+            "product_sales",
+            "revenue_per_minute",
+            "sold_out",
+            "spikes",
+        }
+    )
+    for name in datafusion:
+        left, right = datafusion[name].to_pylist(), duckdb[name].to_pylist()
+        assert len(left) == len(right) > 0, name
+        assert left == right, name
+    spikes = [r for r in datafusion["spikes"].to_pylist() if r["is_spike"]]
+    assert [r["minute"].strftime("%H:%M") for r in spikes][:1] == ["09:00"]  # the surge
+
+
+CORRUPT = {
+    "bad magic byte": b"\x07\x00\x00\x00\x01hello",
+    "unknown schema id": b"\x00\x7f\xff\xff\xf0" + b"\x02\x04ab",
+    "too short": b"\x00\x00",
+}
+
+
+def test_corrupt_records_go_to_quarantine_and_the_pipeline_goes_on(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    ledger_path, warehouse = tmp_path / "ledger.json", tmp_path / "warehouse"
+    produce(stack, topic, ledger_path, 150, switch=False)
+    # A truncated body: a real record cut short.
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "cut"})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    real = next(m for m in consumer.consume(10, 10) if m.error() is None)
+    consumer.close()
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    for value in [*CORRUPT.values(), real.value()[:20]]:
+        producer.produce(topic, value, b"k", partition=1)
+    assert producer.flush(10) == 0
+    config = config_for(stack)
+    result = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    assert result.silver.quarantined == 4
+    assert reconcile(json.loads(ledger_path.read_text()), result.kpis) == []
+    quarantine = DeltaTable(str(warehouse / "silver" / "quarantine")).to_pyarrow_table()
+    reasons = sorted(quarantine["reason"].to_pylist())
+    assert reasons[:2] == [
+        "bad header: bad magic byte 7 (expected 0)",
+        "bad header: value of 2 bytes is shorter than the 5-byte header",
+    ]
+    assert reasons[2].startswith("undecodable body: ")
+    assert reasons[3].startswith("unknown schema id: 2147483632 (")
+    by_reason = {r["reason"].split(":")[0]: r for r in quarantine.to_pylist()}
+    assert set(by_reason) == {"bad header", "unknown schema id", "undecodable body"}
+    assert by_reason["unknown schema id"]["raw_value"] == CORRUPT["unknown schema id"]
+    assert by_reason["undecodable body"]["raw_value"] == real.value()[:20]
+    assert all(r["kafka_partition"] == 1 and r["kafka_offset"] >= 0 for r in quarantine.to_pylist())
+
+
+def test_silver_adds_new_reader_columns_with_their_defaults(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    produce(stack, topic, tmp_path / "ledger.json", 130, switch=False)
+    config = config_for(stack)
+    BronzeIngest(config.kafka(), topic, warehouse / "bronze" / "events").run()
+    first = SilverJob(warehouse, config.registry(), topic, V1_READER).run()
+    assert first.inserted > 0
+    columns = DeltaTable(str(warehouse / "silver" / "events")).schema().to_arrow().names
+    assert "session_id" not in columns and "device" not in columns
+    produce(stack, topic, tmp_path / "more.json", 140, switch=False)  # v1 again, more rows
+    BronzeIngest(config.kafka(), topic, warehouse / "bronze" / "events").run()
+    second = SilverJob(warehouse, config.registry(), topic).run()  # the v2 reader
+    rows = silver_rows(warehouse)
+    assert {"session_id", "device", "currency"} <= set(rows[0])
+    assert {(r["currency"], r["device"], r["discount_pct"]) for r in rows} == {
+        ("USD", "unknown", 0)
+    }
+    assert len(rows) == first.inserted + second.inserted
+
+
+BRONZE_SCRIPT = """
+import sys
+from pathlib import Path
+from consumers.bronze import BronzeIngest
+BronzeIngest({"bootstrap.servers": sys.argv[1]}, sys.argv[2], Path(sys.argv[3]),
+             batch_size=int(sys.argv[4])).run(until_idle=True)
+"""
+
+
+def test_a_killed_bronze_consumer_resumes_without_loss_or_duplicates(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    ledger_path, table = tmp_path / "ledger.json", tmp_path / "bronze"
+    produce(stack, topic, ledger_path, 240, switch=False)
+    total = json.loads(ledger_path.read_text())["total_events"]
+    args = [sys.executable, "-c", BRONZE_SCRIPT, stack.bootstrap_servers, topic, str(table)]
+    for kill_after in (1.5, 2.5):  # kill -9 mid-ingest, twice
+        process = subprocess.Popen([*args, "200"], env=os.environ.copy())
+        deadline = time.monotonic() + 60
+        while not DeltaTable.is_deltatable(str(table)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(kill_after)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    rows_before = DeltaTable(str(table)).to_pyarrow_table(columns=["offset"]).num_rows
+    assert 0 < rows_before < total  # the kills did land mid-run
+    subprocess.run([*args, "5000"], check=True, timeout=120)
+    bronze = DeltaTable(str(table)).to_pyarrow_table(columns=["partition", "offset"])
+    coordinates = list(
+        zip(bronze["partition"].to_pylist(), bronze["offset"].to_pylist(), strict=True)
+    )
+    assert len(coordinates) == total
+    assert len(set(coordinates)) == total
+    per_partition: dict[int, list[int]] = {}
+    for p, o in coordinates:
+        per_partition.setdefault(p, []).append(o)
+    for offsets in per_partition.values():
+        assert sorted(offsets) == list(range(len(offsets)))  # gap-free from 0
