@@ -7,42 +7,25 @@ the pipeline keeps up with the scenario's surge at speed 1 (its peak events/s).
 
 from __future__ import annotations
 
-import tempfile
 from itertools import islice
 from pathlib import Path
 
+from bench.stack import bench_stack
 from consumers.pipeline import run_pipeline
-from devstack.stack import LocalStack, StackConfig, free_port
-from producer.config import load_client_config
-from producer.registry import Registry, register_contract
+from producer.config import ClientConfig
 from producer.scenario import load_scenario
 from producer.schemas import bundled_schemas_dir, load_catalog
 from producer.stream import ProduceOptions, StreamProducer
 
 
 def run(seconds: float) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = LocalStack(
-            StackConfig(data_dir=Path(tmp), broker_port=free_port(), registry_port=free_port())
-        )
-        stack.up()
-        try:
-            _measure(stack, Path(tmp), seconds)
-        finally:
-            stack.down()
-
-
-def _measure(stack: LocalStack, tmp: Path, seconds: float) -> None:
-    config = load_client_config(
-        {
-            "bootstrap.servers": stack.config.bootstrap_servers,
-            "schema.registry.url": stack.config.registry_url,
-        },
-        environ={},
-    )
-    catalog = load_catalog(bundled_schemas_dir())
     topic = "bench_pipeline"
-    register_contract(Registry(config), catalog, topic=topic)
+    with bench_stack(topic) as (_, config, tmp):
+        _measure(config, topic, tmp, seconds)
+
+
+def _measure(config: ClientConfig, topic: str, tmp: Path, seconds: float) -> None:
+    catalog = load_catalog(bundled_schemas_dir())
     scenario = load_scenario("flash-sale").with_overrides(schema_version=1)
     stream = StreamProducer(
         config,

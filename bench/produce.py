@@ -18,9 +18,7 @@ import os
 import pstats
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
@@ -28,10 +26,10 @@ from confluent_kafka.schema_registry import topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from devstack.stack import LocalStack, StackConfig, free_port
-from producer.config import ClientConfig, load_client_config
+from bench.stack import bench_stack
+from producer.config import ClientConfig
 from producer.encoding import FramedAvroEncoder
-from producer.registry import Registry, register_contract
+from producer.registry import Registry
 from producer.scenario import load_scenario
 from producer.schemas import bundled_schemas_dir, load_catalog
 from producer.simulator import Simulation
@@ -138,32 +136,15 @@ def _workers(config: ClientConfig, topic: str, events: int, workers: int) -> flo
 
 
 def run(events: int, repeats: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = LocalStack(
-            StackConfig(data_dir=Path(tmp), broker_port=free_port(), registry_port=free_port())
-        )
-        stack.up()
-        try:
-            broker_pid = int((Path(tmp) / "broker.pid").read_text())
-            _pin(broker_pid, 0)
-            _pin(0, 1)
-            _measure(stack, events, repeats)
-        finally:
-            stack.down()
-
-
-def _measure(stack: LocalStack, events: int, repeats: int) -> None:
-    config = load_client_config(
-        {
-            "bootstrap.servers": stack.config.bootstrap_servers,
-            "schema.registry.url": stack.config.registry_url,
-        },
-        environ={},
-    )
-    catalog = load_catalog(bundled_schemas_dir())
     topic = "bench"
-    register_contract(Registry(config), catalog, topic=topic)
-    stack.ensure_topic(topic, 6)
+    with bench_stack(topic) as (stack, config, tmp):
+        _pin(int((tmp / "broker.pid").read_text()), 0)
+        _pin(0, 1)
+        stack.ensure_topic(topic, 6)
+        _measure(config, topic, events, repeats)
+
+
+def _measure(config: ClientConfig, topic: str, events: int, repeats: int) -> None:
     print(
         f"produce: {events:,} events of '{SCENARIO}' (schema v2), best of {repeats}; "
         "broker pinned to core 0, this process to core 1"

@@ -7,6 +7,7 @@ error's exit code; nothing a user can cause ends in a traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -110,51 +111,74 @@ def main(ctx: click.Context, schemas_dir: str | None, verbose: int) -> None:
 # --------------------------------------------------------------------------- connections
 
 
+@dataclass(frozen=True)
+class Connection:
+    """The connection flags of one command; :meth:`config` merges them with env and file."""
+
+    bootstrap_servers: str | None
+    schema_registry_url: str | None
+    config_file: Path | None
+    show_config: bool
+
+    def config(self, extra: dict[str, str] | None = None) -> Any:
+        from producer.config import describe, load_client_config
+
+        config = load_client_config(
+            flags={
+                "bootstrap.servers": self.bootstrap_servers,
+                "schema.registry.url": self.schema_registry_url,
+                **(extra or {}),
+            },
+            properties_file=self.config_file,
+        )
+        if self.show_config:
+            for line in describe(config):
+                click.echo(line, err=True)
+        return config
+
+
 def connection_options(f: Any) -> Any:
-    """--bootstrap-servers, --schema-registry-url, --config and --show-config, declared once."""
-    f = click.option(
-        "--show-config",
-        is_flag=True,
-        help="Print the merged client configuration (secrets masked) and where each key came from.",
-    )(f)
-    f = click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="A client.properties file (as Confluent Cloud hands out).",
-    )(f)
-    f = click.option(
-        "--schema-registry-url",
-        help="Schema Registry URL [env FLASHSALE_SCHEMA_REGISTRY_URL; default http://localhost:8081].",
-    )(f)
-    f = click.option(
-        "--bootstrap-servers",
-        help="Kafka bootstrap servers [env FLASHSALE_BOOTSTRAP_SERVERS; default localhost:9092].",
-    )(f)
-    return f
+    """--bootstrap-servers, --schema-registry-url, --config and --show-config, declared
+    once; the command receives them as one ``connection: Connection``."""
 
+    @functools.wraps(f)
+    def command(
+        *args: Any,
+        bootstrap_servers: str | None,
+        schema_registry_url: str | None,
+        config_file: Path | None,
+        show_config: bool,
+        **kwargs: Any,
+    ) -> Any:
+        connection = Connection(bootstrap_servers, schema_registry_url, config_file, show_config)
+        return f(*args, connection=connection, **kwargs)
 
-def _client_config(
-    bootstrap_servers: str | None,
-    schema_registry_url: str | None,
-    config_file: Path | None,
-    show_config: bool,
-    extra: dict[str, str] | None = None,
-) -> Any:
-    from producer.config import describe, load_client_config
-
-    config = load_client_config(
-        flags={
-            "bootstrap.servers": bootstrap_servers,
-            "schema.registry.url": schema_registry_url,
-            **(extra or {}),
-        },
-        properties_file=config_file,
-    )
-    if show_config:
-        for line in describe(config):
-            click.echo(line, err=True)
-    return config
+    for option in (
+        click.option(
+            "--show-config",
+            is_flag=True,
+            help="Print the merged client configuration (secrets masked) and where each "
+            "key came from.",
+        ),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="A client.properties file (as Confluent Cloud hands out).",
+        ),
+        click.option(
+            "--schema-registry-url",
+            help="Schema Registry URL [env FLASHSALE_SCHEMA_REGISTRY_URL; "
+            "default http://localhost:8081].",
+        ),
+        click.option(
+            "--bootstrap-servers",
+            help="Kafka bootstrap servers [env FLASHSALE_BOOTSTRAP_SERVERS; "
+            "default localhost:9092].",
+        ),
+    ):
+        command = option(command)
+    return command
 
 
 def _key_values(
@@ -256,10 +280,7 @@ def schemas_check(
     against_registry: bool,
     topic: str,
     subject: str | None,
-    bootstrap_servers: str | None,
-    schema_registry_url: str | None,
-    config_file: Path | None,
-    show_config: bool,
+    connection: Connection,
 ) -> None:
     """Check the newest version of each family against the earlier ones (offline), or
     against the registry.
@@ -281,7 +302,7 @@ def schemas_check(
         _check_against_registry(
             catalog,
             subject or f"{topic}-value",
-            _client_config(bootstrap_servers, schema_registry_url, config_file, show_config),
+            connection.config(),
         )
         return
     try:
@@ -419,37 +440,96 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc).split(": ", 1)[1]) from None
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """What a run of the simulator is: scenario, seed, overrides, bounds and share."""
+
+    scenario_name: str
+    seed: int
+    schema_version: int | None
+    rate_multiplier: float | None
+    max_events: int | None
+    duration: float | None
+    workers: int
+    worker: int
+
+    def scenario(self) -> Any:
+        from producer.scenario import load_scenario
+
+        return load_scenario(self.scenario_name).with_overrides(
+            schema_version=self.schema_version, rate_multiplier=self.rate_multiplier
+        )
+
+
+def run_options(f: Any) -> Any:
+    """The simulator's options, declared once for simulate and produce; the command
+    receives them as one ``run: RunSpec``."""
+
+    @functools.wraps(f)
+    def command(
+        *args: Any,
+        scenario_name: str,
+        seed: int,
+        schema_version: int | None,
+        rate_multiplier: float | None,
+        max_events: int | None,
+        duration: float | None,
+        workers: int,
+        worker: int,
+        **kwargs: Any,
+    ) -> Any:
+        run = RunSpec(
+            scenario_name,
+            seed,
+            schema_version,
+            rate_multiplier,
+            max_events,
+            duration,
+            workers,
+            worker,
+        )
+        return f(*args, run=run, **kwargs)
+
+    for option in (
+        click.option(
+            "--worker",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="...and emit the events of share I (0-based).",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Split the users over N processes...",
+        ),
+        click.option("--rate-multiplier", type=float, help="Scale every rate of the timeline."),
+        click.option(
+            "--schema-version", type=int, help="Schema version to emit [default: the scenario's]."
+        ),
+        click.option(
+            "--duration", callback=_duration, help="Stop after this much simulated time (10m)."
+        ),
+        click.option(
+            "--events", "max_events", type=click.IntRange(min=0), help="Stop after N events."
+        ),
+        click.option("--seed", type=int, default=1, show_default=True, help="Random seed."),
+        click.option(
+            "--scenario",
+            "scenario_name",
+            default="default",
+            show_default=True,
+            help="A built-in scenario name or a YAML file.",
+        ),
+    ):
+        command = option(command)
+    return command
+
+
 @main.command("simulate")
-@click.option(
-    "--scenario",
-    "scenario_name",
-    default="default",
-    show_default=True,
-    help="A built-in scenario name or a YAML file.",
-)
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed of the run.")
-@click.option("--events", "max_events", type=click.IntRange(min=0), help="Stop after N events.")
-@click.option(
-    "--duration", callback=_duration, help="Stop after this much simulated time (600s, 10m)."
-)
-@click.option(
-    "--schema-version", type=int, help="Schema version to emit [default: the scenario's]."
-)
-@click.option("--rate-multiplier", type=float, help="Scale every rate of the timeline.")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Split the users over N processes...",
-)
-@click.option(
-    "--worker",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="...and emit the events of share I (0-based).",
-)
+@run_options
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -462,19 +542,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     help="Write the ground-truth ledger (JSON) here.",
 )
 @pass_settings
-def simulate(
-    settings: Settings,
-    scenario_name: str,
-    seed: int,
-    max_events: int | None,
-    duration: float | None,
-    schema_version: int | None,
-    rate_multiplier: float | None,
-    workers: int,
-    worker: int,
-    out: Path,
-    ledger: Path | None,
-) -> None:
+def simulate(settings: Settings, run: RunSpec, out: Path, ledger: Path | None) -> None:
     """Run a scenario without Kafka, as fast as the machine goes, into a file.
 
     Event time comes from the simulated clock, so ten simulated minutes take as long
@@ -486,13 +554,10 @@ def simulate(
           --out sale.avro --ledger sale-ledger.json
       flashsale simulate --events 1000 --out sample.jsonl
     """
-    from producer.scenario import load_scenario
     from producer.schemas import load_catalog
     from producer.simulate import run_simulation
 
-    scenario = load_scenario(scenario_name).with_overrides(
-        schema_version=schema_version, rate_multiplier=rate_multiplier
-    )
+    scenario = run.scenario()
     catalog = load_catalog(settings.schemas_dir)
 
     def progress(events: int, seconds: int) -> None:
@@ -500,14 +565,14 @@ def simulate(
 
     result = run_simulation(
         scenario,
-        seed,
+        run.seed,
         out,
         catalog,
         ledger_path=ledger,
-        max_events=max_events,
-        duration=duration,
-        workers=workers,
-        worker=worker,
+        max_events=run.max_events,
+        duration=run.duration,
+        workers=run.workers,
+        worker=run.worker,
         on_progress=progress if sys.stderr.isatty() else None,
     )
     if sys.stderr.isatty():
@@ -515,7 +580,7 @@ def simulate(
     rate = result.events / result.elapsed if result.elapsed > 0 else 0.0
     click.echo(
         f"{result.events} events ({result.seconds} simulated seconds of {scenario.name}, "
-        f"seed {seed}, schema v{scenario.schema_version}) -> {result.out} "
+        f"seed {run.seed}, schema v{scenario.schema_version}) -> {result.out} "
         f"in {result.elapsed:.1f}s ({rate:,.0f} events/s)"
     )
     if result.ledger:
@@ -549,10 +614,7 @@ def schemas_register(
     subject: str | None,
     level: str,
     dry_run: bool,
-    bootstrap_servers: str | None,
-    schema_registry_url: str | None,
-    config_file: Path | None,
-    show_config: bool,
+    connection: Connection,
 ) -> None:
     """Register the key schema and the event versions, oldest first.
 
@@ -574,7 +636,7 @@ def schemas_register(
         parsed_level = CompatibilityLevel.parse(level)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--level") from None
-    config = _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
+    config = connection.config()
     catalog = load_catalog(settings.schemas_dir)
 
     def report(step: Any) -> None:
@@ -604,10 +666,7 @@ def schemas_register(
 def schemas_status(
     settings: Settings,
     topic: str,
-    bootstrap_servers: str | None,
-    schema_registry_url: str | None,
-    config_file: Path | None,
-    show_config: bool,
+    connection: Connection,
 ) -> None:
     """Local versions and registered versions side by side, matched by fingerprint.
 
@@ -620,7 +679,7 @@ def schemas_status(
     from producer.registry import Registry, schema_status
     from producer.schemas import load_catalog
 
-    config = _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
+    config = connection.config()
     rows = schema_status(Registry(config), load_catalog(settings.schemas_dir), topic)
     _table(
         [("subject", "local", "registered", "state")]
@@ -644,10 +703,7 @@ def schemas_pull(
     topic: str,
     subject: str | None,
     out: Path,
-    bootstrap_servers: str | None,
-    schema_registry_url: str | None,
-    config_file: Path | None,
-    show_config: bool,
+    connection: Connection,
 ) -> None:
     """Download every registered version as .avsc files.
 
@@ -657,9 +713,7 @@ def schemas_pull(
     """
     from producer.registry import Registry, pull
 
-    registry = Registry(
-        _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
-    )
+    registry = Registry(connection.config())
     if subject:
         pairs = [(subject, subject.replace("-", "_"))]
     else:
@@ -685,10 +739,7 @@ def schemas_compat() -> None:
 @connection_options
 def schemas_compat_get(
     subject: str | None,
-    bootstrap_servers: str | None,
-    schema_registry_url: str | None,
-    config_file: Path | None,
-    show_config: bool,
+    connection: Connection,
 ) -> None:
     """Print the subject's compatibility level (or the global one).
 
@@ -698,9 +749,7 @@ def schemas_compat_get(
     """
     from producer.registry import Registry
 
-    registry = Registry(
-        _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
-    )
+    registry = Registry(connection.config())
     if subject:
         click.echo(registry.level(subject).value)
     else:
@@ -715,10 +764,7 @@ def schemas_compat_get(
 def schemas_compat_set(
     level: str,
     subject: str | None,
-    bootstrap_servers: str | None,
-    schema_registry_url: str | None,
-    config_file: Path | None,
-    show_config: bool,
+    connection: Connection,
 ) -> None:
     """Set the compatibility level of a subject (or the global one).
 
@@ -733,9 +779,7 @@ def schemas_compat_set(
         parsed = CompatibilityLevel.parse(level)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="LEVEL") from None
-    registry = Registry(
-        _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
-    )
+    registry = Registry(connection.config())
     registry.set_level(subject, parsed)
     click.echo(f"{subject or 'global'}: {parsed.value}")
 
@@ -795,10 +839,7 @@ def contract_verify(
     topic: str,
     output_format: str,
     out: Path | None,
-    bootstrap_servers: str | None,
-    schema_registry_url: str | None,
-    config_file: Path | None,
-    show_config: bool,
+    connection: Connection,
 ) -> None:
     """Check every (writer version x reader) pair with Avro resolution and with data.
 
@@ -825,9 +866,7 @@ def contract_verify(
     else:
         from producer.registry import Registry, registered_texts
 
-        registry = Registry(
-            _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
-        )
+        registry = Registry(connection.config())
         texts = registered_texts(registry, f"{topic}-value")
         if not texts:
             raise UsageError(f"{topic}-value has no registered versions at {registry.url}")
@@ -867,19 +906,7 @@ def contract_verify(
 
 
 @main.command("produce")
-@click.option(
-    "--scenario",
-    "scenario_name",
-    default="default",
-    show_default=True,
-    help="A built-in scenario name or a YAML file.",
-)
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option(
-    "--schema-version", type=int, help="Schema version to emit [default: the scenario's]."
-)
-@click.option("--events", "max_events", type=click.IntRange(min=0), help="Stop after N events.")
-@click.option("--duration", callback=_duration, help="Stop after this much simulated time (90s).")
+@run_options
 @click.option(
     "--speed",
     type=click.FloatRange(min=0, min_open=True),
@@ -890,7 +917,6 @@ def contract_verify(
 @click.option(
     "--max-rate", is_flag=True, help="Ignore the clock: as fast as the broker takes them."
 )
-@click.option("--rate-multiplier", type=float, help="Scale every rate of the timeline.")
 @click.option("--topic", default="flash_sale_events", show_default=True)
 @click.option("--create-topic", is_flag=True, help="Create the topic if it is missing.")
 @click.option(
@@ -905,8 +931,12 @@ def contract_verify(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the ledger of acknowledged events (JSON) here.",
 )
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--worker", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--switch-to-version",
+    type=int,
+    help="Switch the value schema to this version mid-run (a rolling upgrade)...",
+)
+@click.option("--switch-at", callback=_duration, help="...at this simulated time (3m).")
 @click.option("--dry-run", is_flag=True, help="Serialize for real, send nothing, print a sample.")
 @click.option("--quiet", is_flag=True, help="No live line, only the summary.")
 @click.option(
@@ -935,29 +965,21 @@ def contract_verify(
 @pass_settings
 def produce(
     settings: Settings,
-    scenario_name: str,
-    seed: int,
-    schema_version: int | None,
-    max_events: int | None,
-    duration: float | None,
+    run: RunSpec,
     speed: float,
     max_rate: bool,
-    rate_multiplier: float | None,
     topic: str,
     create_topic: bool,
     partitions: int,
     ledger: Path | None,
-    workers: int,
-    worker: int,
+    switch_to_version: int | None,
+    switch_at: float | None,
     dry_run: bool,
     quiet: bool,
     connect_timeout: float,
     flush_timeout: float,
     producer_overrides: dict[str, str],
-    bootstrap_servers: str | None,
-    schema_registry_url: str | None,
-    config_file: Path | None,
-    show_config: bool,
+    connection: Connection,
 ) -> None:
     """Stream a scenario into Kafka as Avro records registered in Schema Registry.
 
@@ -969,33 +991,33 @@ def produce(
       flashsale schemas register --all
       flashsale produce --scenario flash-sale --speed 10 --duration 10m --ledger ledger.json
       flashsale produce --events 100000 --max-rate --config client.properties
+      flashsale produce --schema-version 1 --switch-to-version 2 --switch-at 3m
     """
-    from producer.scenario import load_scenario
+    from producer.errors import UsageError
     from producer.schemas import load_catalog
     from producer.stream import ProduceOptions, StreamProducer
 
-    config = _client_config(
-        bootstrap_servers, schema_registry_url, config_file, show_config, producer_overrides
-    )
-    scenario = load_scenario(scenario_name).with_overrides(
-        schema_version=schema_version, rate_multiplier=rate_multiplier
-    )
-    if max_events is None and duration is None and scenario.total_seconds is None and dry_run:
-        max_events = 3
+    if (switch_to_version is None) != (switch_at is None):
+        raise UsageError("--switch-to-version and --switch-at go together")
+    config = connection.config(producer_overrides)
+    scenario = run.scenario()
     options = ProduceOptions(
         topic=topic,
-        max_events=max_events,
-        duration=duration,
+        max_events=run.max_events,
+        duration=run.duration,
         speed=None if max_rate else speed,
         create_topic=create_topic,
         partitions=partitions,
         ledger_path=ledger,
-        workers=workers,
-        worker=worker,
+        workers=run.workers,
+        worker=run.worker,
         connect_timeout=connect_timeout,
         flush_timeout=flush_timeout,
+        switch_at=switch_at,
+        switch_version=switch_to_version,
     )
-    stream = StreamProducer(config, load_catalog(settings.schemas_dir), scenario, seed, options)
+    catalog = load_catalog(settings.schemas_dir)
+    stream = StreamProducer(config, catalog, scenario, run.seed, options)
     if dry_run:
         from producer.sinks import event_json
 
@@ -1052,7 +1074,11 @@ def _produce_summary(result: Any, topic: str, quiet: bool) -> None:
     p50, p99 = result.percentile(0.5), result.percentile(0.99)
     rows = [
         ("topic", topic),
-        ("schema id", str(result.schema_id)),
+        (
+            "schema id",
+            str(result.schema_id)
+            + (f", then {result.switched_schema_id}" if result.switched_schema_id else ""),
+        ),
         ("sent", f"{result.sent}"),
         ("acknowledged", f"{result.acked}"),
         ("failed", f"{result.failed}" + (f" {dict(result.errors)}" if result.errors else "")),
@@ -1109,10 +1135,7 @@ def consume_cmd(
     output_format: str,
     show_schema_id: bool,
     connect_timeout: float,
-    bootstrap_servers: str | None,
-    schema_registry_url: str | None,
-    config_file: Path | None,
-    show_config: bool,
+    connection: Connection,
 ) -> None:
     """Read the topic back as JSON lines (decimals and times exact) or a table.
 
@@ -1126,7 +1149,7 @@ def consume_cmd(
 
     from producer.consume import ConsumeOptions, consume, json_value
 
-    config = _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
+    config = connection.config()
     options = ConsumeOptions(
         topic=topic,
         group=group,
@@ -1218,10 +1241,7 @@ def pipeline_run(
     topic: str,
     reader_schema: Path | None,
     engine: str,
-    bootstrap_servers: str | None,
-    schema_registry_url: str | None,
-    config_file: Path | None,
-    show_config: bool,
+    connection: Connection,
 ) -> None:
     """Ingest the topic into Bronze, decode into Silver, compute the Gold KPI tables.
 
@@ -1234,7 +1254,7 @@ def pipeline_run(
 
     from consumers.silver import CONTRACT
 
-    config = _client_config(bootstrap_servers, schema_registry_url, config_file, show_config)
+    config = connection.config()
     while True:
         _pipeline_round(config, topic, warehouse, reader_schema or CONTRACT, engine)
         if until_idle:

@@ -179,6 +179,7 @@ class Simulation:
         session_prefix = self._session_prefix
         start_ms = scenario.start_ms
         event_cls = FlashSaleEvent
+        unknown_device = Device.UNKNOWN
         zero = _ZERO
 
         open_sessions: list[_Session] = []
@@ -192,6 +193,8 @@ class Simulation:
             self.current_phase = phase
             self.current_count = count
             in_sale = sale is not None and sale_start <= second < sale_end
+            sale_now = sale_id if in_sale and v2 else None
+            discount_now = discount if in_sale and v2 else 0
             base_ms = start_ms + second * 1000
             for slot in range(count):
                 if emitted == limit:
@@ -246,39 +249,26 @@ class Simulation:
                 product = products[product_index]
                 price = product.sale_price if in_sale else product.list_price
                 revenue = price * quantity if kind is _PURCHASE else zero
-                if v2:
-                    yield event_cls(
-                        f"{id_prefix}{emitted:012x}",
-                        str(first_user + session.user_index),
-                        product.product_id,
-                        product.category,
-                        kind,
-                        quantity,
-                        price,
-                        revenue,
-                        ts,
-                        product.brand,
-                        "flash_sale",
-                        session.session_id,
-                        sale_id if in_sale else None,
-                        product.list_price,
-                        discount if in_sale else 0,
-                        "USD",
-                        session.device,
-                    )
-                else:
-                    yield event_cls(
-                        f"{id_prefix}{emitted:012x}",
-                        str(first_user + session.user_index),
-                        product.product_id,
-                        product.category,
-                        kind,
-                        quantity,
-                        price,
-                        revenue,
-                        ts,
-                        product.brand,
-                    )
+                # A v1 run leaves the fields v2 added at their defaults.
+                yield event_cls(
+                    f"{id_prefix}{emitted:012x}",
+                    str(first_user + session.user_index),
+                    product.product_id,
+                    product.category,
+                    kind,
+                    quantity,
+                    price,
+                    revenue,
+                    ts,
+                    product.brand,
+                    "flash_sale",
+                    session.session_id if v2 else None,
+                    sale_now,
+                    product.list_price if v2 else None,
+                    discount_now,
+                    "USD",
+                    session.device if v2 else unknown_device,
+                )
             self.seconds_done = second + 1
 
     @staticmethod

@@ -148,6 +148,7 @@ class ProduceResult:
     interrupted: bool = False
     ledger_path: Path | None = None
     schema_id: int | None = None
+    switched_schema_id: int | None = None  # the id written after a mid-run switch
     latencies_ms: list[float] = field(default_factory=list)
 
     @property
@@ -428,6 +429,9 @@ class StreamProducer:
                 ledger.write(options.ledger_path, complete=not result.interrupted and result.ok)
             found = self.registry.lookup(value_subject(topic), self.schema.text)
             result.schema_id = found[0] if found else None
+            if self.switch_schema is not None:
+                found = self.registry.lookup(value_subject(topic), self.switch_schema.text)
+                result.switched_schema_id = found[0] if found else None
         return result
 
     def _progress(self, result: ProduceResult, simulation: Simulation, rate: float) -> Progress:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from devstack.stack import LocalStack, StackConfig, free_port
+from producer.config import ClientConfig, load_client_config
 
 
 @dataclass(frozen=True)
@@ -77,4 +78,12 @@ def cli(stack: Endpoints, *args: str, **kwargs: Any) -> subprocess.CompletedProc
         timeout=180,
         check=False,
         **kwargs,
+    )
+
+
+def config_for(stack: Endpoints) -> ClientConfig:
+    """The client configuration of the test stack (the environment is not consulted)."""
+    return load_client_config(
+        {"bootstrap.servers": stack.bootstrap_servers, "schema.registry.url": stack.registry_url},
+        environ={},
     )

@@ -20,23 +20,15 @@ from consumers.gold import compute_kpis
 from consumers.pipeline import run_pipeline
 from consumers.reconcile import reconcile
 from consumers.silver import SilverJob
-from producer.config import load_client_config
 from producer.registry import Registry, register_contract
 from producer.scenario import load_scenario
 from producer.schemas import bundled_schemas_dir, load_catalog
 from producer.stream import ProduceOptions, StreamProducer
-from tests.integration.conftest import Endpoints
+from tests.integration.conftest import Endpoints, config_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 V1_READER = bundled_schemas_dir() / "flash_sale_event-v1.avsc"
-
-
-def config_for(stack: Endpoints) -> Any:
-    return load_client_config(
-        {"bootstrap.servers": stack.bootstrap_servers, "schema.registry.url": stack.registry_url},
-        environ={},
-    )
 
 
 def produce(

@@ -16,25 +16,20 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from producer.config import load_client_config
 from producer.events import FlashSaleEvent
 from producer.registry import Registry, register_contract
 from producer.scenario import load_scenario
 from producer.schemas import bundled_schemas_dir, load_catalog
 from producer.simulator import Simulation
 from producer.stream import ProduceOptions, StreamProducer
-from tests.integration.conftest import Endpoints, cli
+from tests.integration.conftest import Endpoints, cli, config_for
 from tests.unit.test_ledger import recount
 
 pytestmark = pytest.mark.integration
 
 
 def registered(stack: Endpoints, topic: str) -> None:
-    config = load_client_config(
-        {"bootstrap.servers": stack.bootstrap_servers, "schema.registry.url": stack.registry_url},
-        environ={},
-    )
-    register_contract(Registry(config), load_catalog(bundled_schemas_dir()), topic=topic)
+    register_contract(Registry(config_for(stack)), load_catalog(bundled_schemas_dir()), topic=topic)
 
 
 def read_all(stack: Endpoints, topic: str, expected: int, timeout: float = 60) -> list[Any]:
@@ -96,15 +91,9 @@ def test_produce_then_consume_everything_back(stack: Endpoints, topic: str, tmp_
 
     messages = read_all(stack, topic, 5000)
     assert len(messages) == 5000
-    schema_id = Registry(
-        load_client_config(
-            {
-                "bootstrap.servers": stack.bootstrap_servers,
-                "schema.registry.url": stack.registry_url,
-            },
-            environ={},
-        )
-    ).lookup(f"{topic}-value", load_catalog(bundled_schemas_dir()).get(2).text)
+    schema_id = Registry(config_for(stack)).lookup(
+        f"{topic}-value", load_catalog(bundled_schemas_dir()).get(2).text
+    )
     assert schema_id is not None
     for m in messages:
         magic, wire_id = struct.unpack(">bI", m.value()[:5])
@@ -316,10 +305,7 @@ def test_unreachable_registry_fails_in_bounded_time(stack: Endpoints, topic: str
 
 def test_library_run_reports_every_record(stack: Endpoints, topic: str) -> None:
     registered(stack, topic)
-    config = load_client_config(
-        {"bootstrap.servers": stack.bootstrap_servers, "schema.registry.url": stack.registry_url},
-        environ={},
-    )
+    config = config_for(stack)
     stream = StreamProducer(
         config,
         load_catalog(bundled_schemas_dir()),

@@ -1,0 +1,35 @@
+"""A throwaway local stack for one benchmark run, with the contract registered."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from devstack.stack import LocalStack, StackConfig, free_port
+from producer.config import ClientConfig, load_client_config
+from producer.registry import Registry, register_contract
+from producer.schemas import bundled_schemas_dir, load_catalog
+
+
+@contextmanager
+def bench_stack(topic: str) -> Iterator[tuple[LocalStack, ClientConfig, Path]]:
+    """(stack, client config, scratch folder); the schemas are registered for ``topic``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = LocalStack(
+            StackConfig(data_dir=Path(tmp), broker_port=free_port(), registry_port=free_port())
+        )
+        stack.up()
+        try:
+            config = load_client_config(
+                {
+                    "bootstrap.servers": stack.config.bootstrap_servers,
+                    "schema.registry.url": stack.config.registry_url,
+                },
+                environ={},
+            )
+            register_contract(Registry(config), load_catalog(bundled_schemas_dir()), topic=topic)
+            yield stack, config, Path(tmp)
+        finally:
+            stack.down()
