@@ -750,11 +750,7 @@ def schemas_compat_get(
     from producer.registry import Registry
 
     registry = Registry(connection.config())
-    if subject:
-        click.echo(registry.level(subject).value)
-    else:
-        with registry._errors("reading the global compatibility"):
-            click.echo(registry.client.get_compatibility())
+    click.echo((registry.level(subject) if subject else registry.global_level()).value)
 
 
 @schemas_compat.command("set")

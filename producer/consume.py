@@ -82,6 +82,7 @@ def consume(
             ) from exc
         parse_schema_text(reader_text, options.reader_schema)  # one-line error if invalid
     registry = Registry(config, timeout=options.connect_timeout)
+    registry.ping()
     values = AvroDeserializer(registry.client, schema_str=reader_text)
     keys = AvroDeserializer(registry.client)
     consumer = Consumer(
@@ -127,7 +128,9 @@ def consume(
                 raise BrokerUnavailable(f"consuming {options.topic}: {error.str()}")
             last_record = time.monotonic()
             count += 1
-            yield _decode(message, options.topic, values, keys)
+            with registry.errors("fetching a writer schema"):
+                record = _decode(message, options.topic, values, keys)
+            yield record
     finally:
         consumer.close()
 

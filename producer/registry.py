@@ -118,7 +118,8 @@ class Registry:
             self._http.auth = auth
 
     @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
+    def errors(self, what: str) -> Iterator[None]:
+        """Registry failures inside the block, as typed one-line errors naming ``what``."""
         try:
             yield
         except SchemaRegistryError as exc:
@@ -157,7 +158,7 @@ class Registry:
 
     def versions(self, subject: str) -> list[int]:
         """The subject's versions; empty when the subject does not exist."""
-        with self._errors(f"listing versions of {subject}"):
+        with self.errors(f"listing versions of {subject}"):
             try:
                 return list(self.client.get_versions(subject))
             except SchemaRegistryError as exc:
@@ -167,7 +168,7 @@ class Registry:
 
     def lookup(self, subject: str, text: str) -> tuple[int, int] | None:
         """(schema id, version) of ``text`` under ``subject``, or None if not registered."""
-        with self._errors(f"looking up a schema under {subject}"):
+        with self.errors(f"looking up a schema under {subject}"):
             try:
                 found = self.client.lookup_schema(subject, Schema(text, "AVRO"))
             except SchemaRegistryError as exc:
@@ -176,9 +177,18 @@ class Registry:
                 raise
         return _number(found.schema_id), _number(found.version)
 
+    def global_level(self) -> CompatibilityLevel:
+        with self.errors("reading the global compatibility"):
+            return CompatibilityLevel(self.client.get_compatibility())
+
+    def ping(self) -> None:
+        """Fail in one line unless the registry answers."""
+        with self.errors("listing subjects"):
+            self.client.get_subjects()
+
     def level(self, subject: str) -> CompatibilityLevel:
         """The subject's compatibility level, or the global one when it has none."""
-        with self._errors(f"reading the compatibility of {subject}"):
+        with self.errors(f"reading the compatibility of {subject}"):
             try:
                 return CompatibilityLevel(self.client.get_compatibility(subject))
             except SchemaRegistryError as exc:
@@ -187,12 +197,12 @@ class Registry:
             return CompatibilityLevel(self.client.get_compatibility())
 
     def set_level(self, subject: str | None, level: CompatibilityLevel) -> None:
-        with self._errors(f"setting compatibility {level.value}"):
+        with self.errors(f"setting compatibility {level.value}"):
             self.client.set_compatibility(subject, level.value)
 
     def incompatibilities(self, subject: str, text: str) -> list[str]:
         """The registry's reasons to refuse ``text`` under ``subject`` (empty: compatible)."""
-        with self._errors(f"testing compatibility under {subject}"):
+        with self.errors(f"testing compatibility under {subject}"):
             try:
                 answer = self._post(
                     f"/compatibility/subjects/{subject}/versions?verbose=true",
@@ -208,7 +218,7 @@ class Registry:
 
     def register(self, subject: str, text: str) -> tuple[int, int]:
         """Register ``text`` under ``subject``: (schema id, version)."""
-        with self._errors(f"registering under {subject}"):
+        with self.errors(f"registering under {subject}"):
             try:
                 registered = self.client.register_schema_full_response(
                     subject, Schema(text, "AVRO")
@@ -306,7 +316,7 @@ def registered_texts(registry: Registry, subject: str) -> list[RegisteredText]:
     """Every live version of ``subject`` with its schema text, oldest first."""
     out = []
     for version in registry.versions(subject):
-        with registry._errors(f"reading {subject} version {version}"):
+        with registry.errors(f"reading {subject} version {version}"):
             found = registry.client.get_version(subject, version)
         text = found.schema.schema_str
         if text is None:

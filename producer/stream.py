@@ -390,18 +390,16 @@ class StreamProducer:
                     serialize_value, switch_ms = switched, None
                 value = serialize_value(event)
                 key = serialize_key(event.user_id)
+                result.sent += 1
                 while True:
                     try:
-                        produce(
-                            topic,
-                            value,
-                            key,
-                            on_delivery=partial(delivered, event),
-                        )
+                        produce(topic, value, key, on_delivery=partial(delivered, event))
                         break
                     except BufferError:
                         poll(0.05)  # the local queue is full: serve delivery reports first
-                result.sent += 1
+                    except KafkaException as exc:  # refused before queueing: counted, not lost
+                        delivered(event, exc.args[0], None)
+                        break
                 if result.sent & 0xFF == 0:
                     poll(0)
                     now = time.monotonic()

@@ -317,3 +317,21 @@ def test_library_run_reports_every_record(stack: Endpoints, topic: str) -> None:
     result = stream.run()
     assert (result.sent, result.acked, result.failed, result.unconfirmed) == (3000, 3000, 0, 0)
     assert result.ok and result.percentile(0.5) is not None
+
+
+def test_consume_with_an_unreachable_registry_is_one_line(stack: Endpoints, topic: str) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    result = cli(
+        stack,
+        "consume",
+        "--topic",
+        topic,
+        "--max",
+        "1",
+        "--connect-timeout",
+        "2",
+        "--schema-registry-url",
+        url,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"Error: cannot reach the Schema Registry at {url}: ConnectError\n"
