@@ -192,30 +192,13 @@ def test_consume_with_reader_schemas_across_versions(
             "--quiet",
         )
         assert result.returncode == 0, result.stderr
-    schemas = bundled_schemas_dir()
-    as_v1 = cli(
-        stack,
-        "consume",
-        "--topic",
-        topic,
-        "--from-beginning",
-        "--max",
-        "40",
-        "--reader-schema",
-        str(schemas / "flash_sale_event-v1.avsc"),
-        "--show-schema-id",
-    )
-    as_v2 = cli(
-        stack,
-        "consume",
-        "--topic",
-        topic,
-        "--from-beginning",
-        "--max",
-        "40",
-        "--reader-schema",
-        str(schemas / "flash_sale_event-v2.avsc"),
-    )
+
+    def read_as(version: int, *extra: str) -> subprocess.CompletedProcess[str]:
+        reader = bundled_schemas_dir() / f"flash_sale_event-v{version}.avsc"
+        return cli(stack, "consume", "--topic", topic, "--from-beginning", "--max", "40",
+                   "--reader-schema", str(reader), *extra)  # fmt: skip
+
+    as_v1, as_v2 = read_as(1, "--show-schema-id"), read_as(2)
     assert as_v1.returncode == 0 and as_v2.returncode == 0, as_v1.stderr + as_v2.stderr
     v1_rows = [json.loads(line) for line in as_v1.stdout.splitlines()]
     v2_rows = [json.loads(line) for line in as_v2.stdout.splitlines()]

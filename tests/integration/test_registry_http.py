@@ -287,3 +287,58 @@ def test_concurrent_registrations_get_unique_ids_and_gap_free_versions(
             got = call(stack, "GET", f"/subjects/{s}/versions/{version}").json()
             seen.add(got["id"])
         assert seen == {i for subj, _, i in results if subj == s}
+
+
+def test_normalize_compares_schemas_in_normalized_form(stack: Endpoints, subject: str) -> None:
+    call(stack, "PUT", f"/config/{subject}", {"compatibility": "NONE"})
+    original = schema_definition(1)
+    reordered = {key: original[key] for key in reversed(list(original))}  # same schema
+    first = call(stack, "POST", f"/subjects/{subject}/versions", schema_body(original)).json()
+    same = call(
+        stack, "POST", f"/subjects/{subject}/versions?normalize=true", schema_body(reordered)
+    ).json()
+    assert same == first
+    found = call(stack, "POST", f"/subjects/{subject}?normalize=true", schema_body(reordered))
+    assert (found.json()["id"], found.json()["version"]) == (first["id"], 1)
+    if stack.local:  # without normalize, key order is part of the identity here
+        assert (
+            call(stack, "POST", f"/subjects/{subject}", schema_body(reordered)).status_code == 404
+        )
+
+
+@pytest.mark.slow
+def test_basic_auth_guards_everything_but_health(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from devstack.stack import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.registry", "--port", str(port)],
+        env={**os.environ, "FLASHSALE_REGISTRY_BASIC_AUTH": "sr-user:sr-pass"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url + "/", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        denied = requests.get(url + "/subjects", timeout=5)
+        assert denied.status_code == 401
+        assert denied.json() == {"error_code": 40101, "message": "Unauthorized"}
+        wrong = requests.get(url + "/subjects", auth=("sr-user", "nope"), timeout=5)
+        assert wrong.status_code == 401
+        assert requests.get(url + "/subjects", auth=("sr-user", "sr-pass"), timeout=5).json() == []
+        client = SchemaRegistryClient({"url": url, "basic.auth.user.info": "sr-user:sr-pass"})
+        assert client.get_subjects() == []
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
