@@ -1,6 +1,6 @@
 """Pipeline throughput, Kafka -> Gold, next to the producer's rate in the same run.
 
-Produces a flash sale (schema v1 switching to v2) as fast as the broker takes it,
+Produces a flash sale (schema v1 switching to the newest) as fast as the broker takes it,
 then drains it through Bronze, Silver and Gold, and reports both rates and whether
 the pipeline keeps up with the scenario's surge at speed 1 (its peak events/s).
 """
@@ -38,7 +38,7 @@ def _measure(config: ClientConfig, topic: str, tmp: Path, seconds: float) -> Non
             speed=None,
             create_topic=True,
             switch_at=seconds / 2,
-            switch_version=2,
+            switch_version=catalog.latest().version,
         ),
     )
     stream.preflight()

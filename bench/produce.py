@@ -56,11 +56,11 @@ def _stream(config: ClientConfig, topic: str, events: int, seed: int) -> StreamP
 
 
 def _serializers(config: ClientConfig, topic: str) -> tuple[Any, Any, SerializationContext]:
-    schema = load_catalog(bundled_schemas_dir()).get(2)
+    schema = load_catalog(bundled_schemas_dir()).get(load_scenario(SCENARIO).schema_version)
     serializer = AvroSerializer(
         Registry(config).client,
         schema.text,
-        lambda e, ctx: e.to_avro(2),
+        lambda e, ctx: e.to_avro(schema.version),
         conf={
             "auto.register.schemas": False,
             "use.latest.version": False,
@@ -68,7 +68,9 @@ def _serializers(config: ClientConfig, topic: str) -> tuple[Any, Any, Serializat
         },
     )
     ctx = SerializationContext(topic, MessageField.VALUE)
-    encoder = FramedAvroEncoder(schema.parsed, schema.definition, 2, lambda e: serializer(e, ctx))
+    encoder = FramedAvroEncoder(
+        schema.parsed, schema.definition, schema.version, lambda e: serializer(e, ctx)
+    )
     return serializer, encoder, ctx
 
 
@@ -146,7 +148,8 @@ def run(events: int, repeats: int) -> None:
 
 def _measure(config: ClientConfig, topic: str, events: int, repeats: int) -> None:
     print(
-        f"produce: {events:,} events of '{SCENARIO}' (schema v2), best of {repeats}; "
+        f"produce: {events:,} events of '{SCENARIO}' "
+        f"(schema v{load_scenario(SCENARIO).schema_version}), best of {repeats}; "
         "broker pinned to core 0, this process to core 1"
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["reconcile", "sold_out_agreement"]
+__all__ = ["reconcile"]
 
 _COLUMNS = ("events", "view", "cart", "purchase", "units", "revenue")
 _GOLD = {
@@ -73,6 +73,7 @@ def reconcile(ledger: dict[str, Any], kpis: dict[str, pa.Table]) -> list[str]:
     problems += _compare(
         "funnel_per_minute", ledger["by_minute"], funnel, ("view", "cart", "purchase")
     )
+    problems += _sold_out(ledger, kpis)
     total_events = sum(r["events"] for r in per_minute.values())
     if total_events != ledger["total_events"]:
         problems.append(f"total events: ledger {ledger['total_events']}, Gold {total_events}")
@@ -82,20 +83,28 @@ def reconcile(ledger: dict[str, Any], kpis: dict[str, pa.Table]) -> list[str]:
     return problems
 
 
-def sold_out_agreement(ledger: dict[str, Any], kpis: dict[str, pa.Table]) -> tuple[int, int, int]:
-    """(ledger sold-outs Gold flags at the exact moment, ledger sold-outs, Gold-only flags).
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-    Events carry no stock level, so Gold can only infer a sell-out from behaviour
-    (views go on, carts stop); this is reported beside the exact reconciliation, not
-    as part of it.
-    """
-    flagged = {
-        r["product_id"]: r["sold_out_at"]
-        .astimezone(timezone.utc)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-        for r in kpis["sold_out"].to_pylist()
+
+def _sold_out(ledger: dict[str, Any], kpis: dict[str, pa.Table]) -> list[str]:
+    """Sell-outs while the stream carried stock levels must match the ledger exactly."""
+    (tracking,) = kpis["stock_tracking"].to_pylist()
+    since = tracking["tracked_since"]
+    gold = {r["product_id"]: _iso(r["sold_out_at"]) for r in kpis["sold_out"].to_pylist()}
+    expected = {
+        product: moment
+        for product, moment in ledger.get("sold_out", {}).items()
+        if since is not None and moment >= _iso(since)
     }
-    expected = ledger.get("sold_out", {})
-    exact = sum(1 for product, moment in expected.items() if flagged.get(product) == moment)
-    return exact, len(expected), len(set(flagged) - set(expected))
+    problems = []
+    for product in sorted(set(expected) | set(gold)):
+        if product not in gold:
+            problems.append(f"sold_out: {product} sold out at {expected[product]}, not in Gold")
+        elif product not in expected:
+            problems.append(f"sold_out: {product} is in Gold ({gold[product]}), not the ledger")
+        elif gold[product] != expected[product]:
+            problems.append(
+                f"sold_out: {product}: ledger {expected[product]}, Gold {gold[product]}"
+            )
+    return problems

@@ -1,8 +1,9 @@
 """Typed flash-sale events: one immutable record per event, for every schema version.
 
 :class:`FlashSaleEvent` carries the fields of the newest schema; the fields that
-version 2 added have the same defaults as in the ``.avsc`` file, so an event read
-from v1 data looks exactly like what a v2 reader would decode. It is a ``NamedTuple``
+later versions added have the same defaults as in the ``.avsc`` files, so an event
+read from older data looks exactly like what the newest reader would decode. It is a
+``NamedTuple``
 rather than a frozen dataclass because it is built hundreds of thousands of times a
 second by the simulator, and a frozen dataclass costs about four times as much to
 create; it is just as immutable and typed.
@@ -23,7 +24,7 @@ __all__ = [
     "FlashSaleEvent",
 ]
 
-SUPPORTED_VERSIONS = (1, 2)
+SUPPORTED_VERSIONS = (1, 2, 3)
 LATEST_VERSION = SUPPORTED_VERSIONS[-1]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -69,6 +70,8 @@ class FlashSaleEvent(NamedTuple):
     discount_pct: int = 0
     currency: str = "USD"
     device: Device = Device.UNKNOWN
+    # Added in v3.
+    stock_remaining: int | None = None
 
     @property
     def timestamp(self) -> datetime:
@@ -95,13 +98,17 @@ class FlashSaleEvent(NamedTuple):
             "revenue": self.revenue,
             "timestamp": self.timestamp_ms,
         }
-        if version == 2:
+        if version >= 2:
             datum["session_id"] = self.session_id
             datum["sale_id"] = self.sale_id
             datum["list_price"] = self.list_price
             datum["discount_pct"] = self.discount_pct
             datum["currency"] = self.currency
             datum["device"] = self.device.value
+            if version == 3:
+                datum["stock_remaining"] = self.stock_remaining
+            elif version != 2:
+                raise ValueError(f"unknown schema version {version}")
         elif version != 1:
             raise ValueError(f"unknown schema version {version}")
         return datum
@@ -134,4 +141,5 @@ class FlashSaleEvent(NamedTuple):
             discount_pct=datum.get("discount_pct", 0),
             currency=datum.get("currency", "USD"),
             device=Device(datum.get("device", Device.UNKNOWN.value)),
+            stock_remaining=datum.get("stock_remaining"),
         )

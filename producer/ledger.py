@@ -76,9 +76,11 @@ class Ledger:
     sold_out: dict[str, int] = field(default_factory=dict)
     _minutes: dict[int, str] = field(default_factory=dict, repr=False)
 
-    def record(self, event: FlashSaleEvent) -> None:
-        """Count one confirmed event."""
+    def record(self, event: FlashSaleEvent, sells_out: bool = False) -> None:
+        """Count one confirmed event; ``sells_out`` when it took its product's last unit."""
         self.total.add(event)
+        if sells_out:
+            self.sold_out[event.product_id] = event.timestamp_ms
         kind = self.by_event_type.get(event.event_type.value)
         if kind is None:
             kind = self.by_event_type[event.event_type.value] = {

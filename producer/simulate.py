@@ -68,13 +68,14 @@ def run_simulation(
         sink = open_sink(out, schema, run_id)
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
+    sold_out_ids = simulation.sold_out_ids
     started = time.monotonic()
     written = 0
     complete = False
     try:
         for event in simulation.events(max_events=max_events, max_seconds=duration):
             sink.write(event)
-            ledger.record(event)
+            ledger.record(event, event.event_id in sold_out_ids)
             written += 1
             if on_progress is not None and written % 50_000 == 0:
                 on_progress(written, simulation.seconds_done)
@@ -83,7 +84,6 @@ def run_simulation(
         pass
     finally:
         sink.close()
-        ledger.sold_out = dict(simulation.sold_out)
         if ledger_path is not None:
             ledger.write(ledger_path, complete=complete)
     if not complete:

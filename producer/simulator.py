@@ -10,8 +10,9 @@ Stock: purchases take units from the product's stock. When a product has sold ou
 shoppers still view it, but nobody can put it in a cart or buy it: a planned cart of
 a sold-out product ends the session after its views, and a planned purchase that
 the remaining stock cannot cover is dropped (the cart stays abandoned). The moment
-the last unit sells is recorded (``sold_out``), and the next slot is filled by
-another session, so the event rate is unaffected.
+the last unit sells is recorded (``sold_out``, ``sold_out_ids``), and the next slot
+is filled by another session, so the event rate is unaffected. From schema v3 on,
+every event carries the product's stock left after it (``stock_remaining``).
 
 Same scenario + seed + schema version gives the same events, byte for byte: all
 randomness comes from ``random.Random`` streams seeded from the seed, event ids are
@@ -81,6 +82,8 @@ class Simulation:
     products: list[Product] = field(init=False)
     stock: list[int] | None = field(init=False)
     sold_out: dict[str, int] = field(init=False, default_factory=dict)
+    # Event ids of the purchases that took a product's last unit.
+    sold_out_ids: set[str] = field(init=False, default_factory=set)
     seconds_done: int = field(init=False, default=0)
     current_phase: str = field(init=False, default="")
     current_count: int = field(init=False, default=0)  # events planned for the current second
@@ -168,8 +171,10 @@ class Simulation:
         population, first_user = scenario.population, scenario.first_user_id
         stock = self.stock
         sold_out = self.sold_out
+        sold_out_ids = self.sold_out_ids
         workers, worker = self.workers, self.worker
         v2 = scenario.schema_version >= 2
+        v3 = scenario.schema_version >= 3
         sale = scenario.sale
         sale_start = sale.starts_at if sale else 0.0
         sale_end = sale.ends_at if sale else 0.0
@@ -233,6 +238,8 @@ class Simulation:
                             stock[product_index] = left
                             if left == 0:
                                 sold_out[products[product_index].product_id] = ts
+                                # The id this purchase is about to get (see below).
+                                sold_out_ids.add(f"{id_prefix}{emitted + 1:012x}")
                         else:
                             possible = False
                     if not possible or session.position == len(session.steps):
@@ -249,7 +256,7 @@ class Simulation:
                 product = products[product_index]
                 price = product.sale_price if in_sale else product.list_price
                 revenue = price * quantity if kind is _PURCHASE else zero
-                # A v1 run leaves the fields v2 added at their defaults.
+                # An older version's run leaves the fields added later at their defaults.
                 yield event_cls(
                     f"{id_prefix}{emitted:012x}",
                     str(first_user + session.user_index),
@@ -268,6 +275,7 @@ class Simulation:
                     discount_now,
                     "USD",
                     session.device if v2 else unknown_device,
+                    stock[product_index] if v3 and stock is not None else None,
                 )
             self.seconds_done = second + 1
 

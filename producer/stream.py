@@ -355,11 +355,12 @@ class StreamProducer:
         )
         latencies = result.latencies_ms
         errors = result.errors
+        sold_out_ids = self.simulation.sold_out_ids
 
         def delivered(event: FlashSaleEvent, err: KafkaError | None, msg: Any) -> None:
             if err is None:
                 result.acked += 1
-                ledger.record(event)
+                ledger.record(event, event.event_id in sold_out_ids)
                 latencies.append(msg.latency() * 1000.0)
                 if len(latencies) >= 400_000:  # keep the most recent samples only
                     del latencies[:200_000]
@@ -422,7 +423,6 @@ class StreamProducer:
                     remaining,
                     options.flush_timeout,
                 )
-            ledger.sold_out = dict(simulation.sold_out)
             if options.ledger_path is not None:
                 ledger.write(options.ledger_path, complete=not result.interrupted and result.ok)
             found = self.registry.lookup(value_subject(topic), self.schema.text)

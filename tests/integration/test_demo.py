@@ -54,7 +54,7 @@ def test_demo_runs_the_whole_flow_and_reconciles(tmp_path: Path) -> None:
         "5/5 KPIs",
     ):
         assert step in out
-    assert "schema v1 switching to v2 at 2 min" in out
+    assert "schema v1 switching to v3 at 2 min" in out
     chart = out.split("events per minute\n", 1)[1].splitlines()
     bars = {line.split()[0]: line.count("#") for line in chart if line.startswith("  ")}
     assert bars["09:00"] == max(bars.values()) == 40  # the surge is the tallest bar

@@ -27,6 +27,7 @@ def test_register_in_order_then_idempotently(stack: Endpoints, topic: str) -> No
         f"{topic}-key: would register flash_sale_key v1",
         f"{topic}-value: would register flash_sale_event v1",
         f"{topic}-value: would register flash_sale_event v2",
+        f"{topic}-value: would register flash_sale_event v3",
     ]
     assert level_of(stack, f"{topic}-value") is None  # a dry run changes nothing
 
@@ -39,11 +40,16 @@ def test_register_in_order_then_idempotently(stack: Endpoints, topic: str) -> No
     assert lines[1].startswith(f"{topic}-value: flash_sale_event v2 registered as id ")
     assert lines[1].endswith(", version 2")
 
+    rest = cli(stack, "schemas", "register", "--topic", topic, "--all")
+    assert rest.returncode == 0, rest.stderr
+    assert [" already registered as id " in line for line in rest.stdout.splitlines()] == [
+        True, True, True, False,  # key, v1, v2 were there; v3 is new
+    ]  # fmt: skip
     again = cli(stack, "schemas", "register", "--topic", topic, "--all")
     assert again.returncode == 0, again.stderr
     assert all(" already registered as id " in line for line in again.stdout.splitlines())
     versions = requests.get(f"{stack.registry_url}/subjects/{topic}-value/versions", timeout=5)
-    assert versions.json() == [1, 2]
+    assert versions.json() == [1, 2, 3]
 
 
 def test_an_incompatible_version_is_refused_with_reasons(
@@ -67,7 +73,7 @@ def test_an_incompatible_version_is_refused_with_reasons(
     )
     assert "field 'quantity': TYPE_MISMATCH" in result.stderr
     versions = requests.get(f"{stack.registry_url}/subjects/{topic}-value/versions", timeout=5)
-    assert versions.json() == [1, 2]
+    assert versions.json() == [1, 2, 3]
 
 
 def test_check_against_registry_exit_codes(stack: Endpoints, topic: str, tmp_path: Path) -> None:
@@ -79,7 +85,7 @@ def test_check_against_registry_exit_codes(stack: Endpoints, topic: str, tmp_pat
     ok = cli(stack, "schemas", "check", "--against-registry", "--topic", topic)
     assert (ok.returncode, ok.stdout) == (
         0,
-        f"flash_sale_event-v2.avsc is compatible with {topic}-value at FULL_TRANSITIVE\n",
+        f"flash_sale_event-v3.avsc is compatible with {topic}-value at FULL_TRANSITIVE\n",
     )
 
     folder = tmp_path / "pr"
@@ -127,9 +133,10 @@ def test_pull_round_trips_and_status(stack: Endpoints, topic: str, tmp_path: Pat
         [f"{topic}-key", "v1"],
         [f"{topic}-value", "v1"],
         [f"{topic}-value", "v2"],
+        [f"{topic}-value", "v3"],
     ]
     assert rows[0].endswith("in sync") and rows[1].endswith("in sync")
-    assert rows[2].split()[2:] == ["-", "not", "registered"]
+    assert rows[2].split()[2:] == rows[3].split()[2:] == ["-", "not", "registered"]
 
     assert cli(stack, "schemas", "register", "--topic", topic).returncode == 0
     synced = cli(stack, "schemas", "status", "--topic", topic)
@@ -141,6 +148,7 @@ def test_pull_round_trips_and_status(stack: Endpoints, topic: str, tmp_path: Pat
     assert sorted(p.name for p in out.iterdir()) == [
         "flash_sale_event-v1.avsc",
         "flash_sale_event-v2.avsc",
+        "flash_sale_event-v3.avsc",
         "flash_sale_key-v1.avsc",
     ]
     from producer.schemas import bundled_schemas_dir, load_catalog
@@ -165,8 +173,9 @@ def test_contract_verify_against_the_registry(stack: Endpoints, topic: str) -> N
     assert cli(stack, "schemas", "register", "--topic", topic).returncode == 0
     result = cli(stack, "contract", "verify", "--against", "registry", "--topic", topic)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[:3] == [
+    assert result.stdout.splitlines()[:4] == [
         "writer \\ reader  legacy-dashboard  silver",
         "registry v1      ok                ok",
         "registry v2      ok                ok",
+        "registry v3      ok                ok",
     ]

@@ -62,10 +62,10 @@ def test_list_shows_versions_fingerprints_and_added_fields() -> None:
     ]
 
 
-def test_check_reports_v2_full_transitive_compatible() -> None:
+def test_check_reports_the_newest_full_transitive_compatible() -> None:
     result = run("schemas", "check")
     assert result.exit_code == 0
-    assert "flash_sale_event v2 is FULL_TRANSITIVE compatible with v1\n" in result.output
+    assert "flash_sale_event v3 is FULL_TRANSITIVE compatible with v1, v2\n" in result.output
 
 
 def incompatible_v3() -> dict[str, Any]:
@@ -212,7 +212,7 @@ def test_other_commands_refuse_a_bad_folder_in_one_line(
         (
             ("schemas", "diff", "1", "9"),
             1,
-            "schemas: flash_sale_event has no version 9 (it has v1, v2)",
+            "schemas: flash_sale_event has no version 9 (it has v1, v2, v3)",
         ),
         (
             ("schemas", "diff", "1", "two"),

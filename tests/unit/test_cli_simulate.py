@@ -118,7 +118,7 @@ def test_the_same_run_writes_the_same_file(tmp_path: Path) -> None:
         ),
         (
             ("--events", "5", "--schema-version", "7", "--out", "x.jsonl"),
-            "Error: --schema-version: must be one of [1, 2], got 7\n",
+            "Error: --schema-version: must be one of [1, 2, 3], got 7\n",
         ),
         (
             ("--events", "5", "--workers", "2", "--worker", "2", "--out", "x.jsonl"),

@@ -34,10 +34,12 @@ V1 = labelled("v1", schema_definition(1))
 V2 = labelled("v2", schema_definition(2))
 
 
-def test_v2_is_full_transitive_compatible_with_v1(catalog: SchemaCatalog) -> None:
+def test_the_newest_is_full_transitive_compatible_with_every_earlier(
+    catalog: SchemaCatalog,
+) -> None:
     report = check_latest(catalog, "flash_sale_event", CompatibilityLevel.FULL_TRANSITIVE)
     assert report.compatible
-    assert report.checked_against == ("v1",)
+    assert report.checked_against == ("v1", "v2")
 
 
 def test_a_changed_type_is_reported_with_field_and_direction() -> None:

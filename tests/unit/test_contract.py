@@ -12,6 +12,7 @@ from tests.conftest import field_of, schema_definition
 RELEASED = {
     ("flash_sale_event", 1): "37aaafe3a19a41bff54d422045fe5c072a9045f94a0e64d27f994d3a5774f5d7",
     ("flash_sale_event", 2): "4e3545385c183ab10e93b8869a4f977b6207d1ef420f52ad92999b5c1154b311",
+    ("flash_sale_event", 3): "878ac3906360419943c24217e814235a07b53d888cea1e27840bdf3f7189d26f",
     ("flash_sale_key", 1): "e9e5c1c9e4f6277339d1bcde0733a59bd42f8731f449da6dc13010a916930d48",
 }
 
@@ -56,7 +57,7 @@ def test_v2_adds_only_defaulted_fields(catalog: SchemaCatalog) -> None:
         assert "default" in field_of(v2, name), name
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_types_follow_the_contract_rules(catalog: SchemaCatalog, version: int) -> None:
     d = schema_definition(version)
     assert catalog.get(version).full_name == "io.flashsale.events.FlashSaleEvent"
@@ -72,6 +73,12 @@ def test_types_follow_the_contract_rules(catalog: SchemaCatalog, version: int) -
     assert event_type["symbols"] == ["unknown", "view", "cart", "purchase"]
     assert event_type["default"] == "unknown"
     assert all(f.get("doc") for f in d["fields"])
+
+
+def test_v3_adds_the_stock_level_with_a_default(catalog: SchemaCatalog) -> None:
+    assert catalog.get(3).field_names == [*catalog.get(2).field_names, "stock_remaining"]
+    stock = field_of(schema_definition(3), "stock_remaining")
+    assert (stock["type"], stock["default"]) == (["null", "int"], None)
 
 
 def test_v2_enums_carry_a_default_symbol() -> None:

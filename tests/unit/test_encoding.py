@@ -15,7 +15,7 @@ from producer.schemas import SchemaCatalog
 from producer.simulator import Simulation
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_bytes_equal_avro_serializer(catalog: SchemaCatalog, version: int) -> None:
     schema = catalog.get(version)
     registry = SchemaRegistryClient.new_client({"url": f"mock://encoding-{version}"})

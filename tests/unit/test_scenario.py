@@ -108,7 +108,7 @@ def test_a_minimal_file_loads(tmp_path: Path) -> None:
             "red",
             "catalog.categories.books.colour: unknown key (known: brands, price, weight)",
         ),
-        ("schema_version", 9, "schema_version: must be one of [1, 2], got 9"),
+        ("schema_version", 9, "schema_version: must be one of [1, 2, 3], got 9"),
         (
             "start",
             "2026-11-27T08:00:00",
