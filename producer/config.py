@@ -307,8 +307,3 @@ def _check(values: dict[str, str], sources: dict[str, str]) -> None:
 def describe(config: ClientConfig) -> list[str]:
     """One line per key, secrets masked: what ``--show-config`` prints."""
     return [f"{k} = {v}  ({s})" for k, v, s in config.shown()]
-
-
-def masked(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A librdkafka/registry dict with its secret values masked, for logging."""
-    return {k: ("****" if k in SECRET_KEYS else v) for k, v in config.items()}

@@ -40,17 +40,17 @@ class Tally:
     units: int = 0  # quantity purchased
     revenue: Decimal = _ZERO
 
-    def add(self, event: FlashSaleEvent) -> None:
-        self.events += 1
-        kind = event.event_type
+    def add_many(self, kind: EventType, events: int, quantity: int, revenue: Decimal) -> None:
+        """Add ``events`` events of one type, with their total quantity and revenue."""
+        self.events += events
         if kind is EventType.VIEW:
-            self.views += 1
+            self.views += events
         elif kind is EventType.CART:
-            self.carts += 1
+            self.carts += events
         elif kind is EventType.PURCHASE:
-            self.purchases += 1
-            self.units += event.quantity
-            self.revenue += event.revenue
+            self.purchases += events
+            self.units += quantity
+            self.revenue += revenue
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,60 +65,88 @@ class Tally:
 
 @dataclass
 class Ledger:
-    """Tallies of confirmed events: overall, by event type, minute, category and product."""
+    """Tallies of confirmed events: overall, by event type, minute, category and product.
+
+    Recording is on the producer's hot path (every delivery report), so it only adds
+    to one cell per (minute, product, category, event type); the views by minute,
+    category, product and type are summed from those cells when they are asked for.
+    """
 
     meta: dict[str, Any] = field(default_factory=dict)
-    total: Tally = field(default_factory=Tally)
-    by_event_type: dict[str, dict[str, Any]] = field(default_factory=dict)
-    by_minute: dict[str, Tally] = field(default_factory=dict)
-    by_category: dict[str, Tally] = field(default_factory=dict)
-    by_product: dict[str, Tally] = field(default_factory=dict)
     sold_out: dict[str, int] = field(default_factory=dict)
-    _minutes: dict[int, str] = field(default_factory=dict, repr=False)
+    # (minute index, product, category, type) -> [events, quantity, revenue]
+    _cells: dict[tuple[int, str, str, EventType], list[Any]] = field(
+        default_factory=dict, repr=False
+    )
 
     def record(self, event: FlashSaleEvent, sells_out: bool = False) -> None:
         """Count one confirmed event; ``sells_out`` when it took its product's last unit."""
-        self.total.add(event)
+        kind = event.event_type
+        key = (event.timestamp_ms // 60000, event.product_id, event.category, kind)
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = [0, 0, _ZERO]
+        cell[0] += 1
+        cell[1] += event.quantity
+        if kind is EventType.PURCHASE:
+            cell[2] += event.revenue
         if sells_out:
             self.sold_out[event.product_id] = event.timestamp_ms
-        kind = self.by_event_type.get(event.event_type.value)
-        if kind is None:
-            kind = self.by_event_type[event.event_type.value] = {
-                "events": 0,
-                "quantity": 0,
-                "revenue": _ZERO,
-            }
-        kind["events"] += 1
-        kind["quantity"] += event.quantity
-        kind["revenue"] += event.revenue
-        minute_index = event.timestamp_ms // 60000
-        minute = self._minutes.get(minute_index)
-        if minute is None:
-            minute = self._minutes[minute_index] = minute_of(event.timestamp_ms)
-        for table, key in (
-            (self.by_minute, minute),
-            (self.by_category, event.category),
-            (self.by_product, event.product_id),
-        ):
-            tally = table.get(key)
+
+    def _tallies(self, part: int) -> dict[Any, Tally]:
+        """Tallies keyed by one part of the cell key (0 minute, 1 product, 2 category)."""
+        out: dict[Any, Tally] = {}
+        for key, (events, quantity, revenue) in self._cells.items():
+            tally = out.get(key[part])
             if tally is None:
-                tally = table[key] = Tally()
-            tally.add(event)
+                tally = out[key[part]] = Tally()
+            tally.add_many(key[3], events, quantity, revenue)
+        return out
+
+    @property
+    def total(self) -> Tally:
+        tally = Tally()
+        for key, (events, quantity, revenue) in self._cells.items():
+            tally.add_many(key[3], events, quantity, revenue)
+        return tally
+
+    @property
+    def by_minute(self) -> dict[str, Tally]:
+        return {minute_of(m * 60000): t for m, t in self._tallies(0).items()}
+
+    @property
+    def by_product(self) -> dict[str, Tally]:
+        return self._tallies(1)
+
+    @property
+    def by_category(self) -> dict[str, Tally]:
+        return self._tallies(2)
+
+    @property
+    def by_event_type(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for key, (events, quantity, revenue) in self._cells.items():
+            slot = out.setdefault(key[3].value, {"events": 0, "quantity": 0, "revenue": _ZERO})
+            slot["events"] += events
+            slot["quantity"] += quantity
+            slot["revenue"] += revenue
+        return out
 
     def to_json(self, complete: bool = True) -> dict[str, Any]:
+        total = self.total
         funnel = {
-            "view": self.total.views,
-            "cart": self.total.carts,
-            "purchase": self.total.purchases,
-            "view_to_cart": _ratio(self.total.carts, self.total.views),
-            "cart_to_purchase": _ratio(self.total.purchases, self.total.carts),
+            "view": total.views,
+            "cart": total.carts,
+            "purchase": total.purchases,
+            "view_to_cart": _ratio(total.carts, total.views),
+            "cart_to_purchase": _ratio(total.purchases, total.carts),
         }
         return {
             **self.meta,
             "complete": complete,
-            "total_events": self.total.events,
-            "total_units": self.total.units,
-            "total_revenue": str(self.total.revenue),
+            "total_events": total.events,
+            "total_units": total.units,
+            "total_revenue": str(total.revenue),
             "by_event_type": {
                 k: {**v, "revenue": str(v["revenue"])}
                 for k, v in sorted(self.by_event_type.items())

@@ -47,12 +47,6 @@ class Pacer:
         if ahead > self.granularity:
             self.sleep(ahead)
 
-    def lag(self, offset_s: float) -> float:
-        """How far behind schedule the run is at ``offset_s`` (seconds, >= 0)."""
-        if self.speed is None or self._wall_start is None:
-            return 0.0
-        return max(0.0, self.clock() - (self._wall_start + offset_s / self.speed))
-
 
 def paced(
     events: Iterable[FlashSaleEvent], pacer: Pacer, start_ms: int

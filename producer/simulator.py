@@ -36,7 +36,7 @@ from itertools import accumulate
 from producer.events import Device, EventType, FlashSaleEvent
 from producer.scenario import Scenario, ScenarioError
 
-__all__ = ["Product", "SimulatedSecond", "Simulation"]
+__all__ = ["Product", "Simulation"]
 
 _CENT = Decimal("0.01")
 _ZERO = Decimal("0.00")
@@ -51,15 +51,6 @@ class Product:
     brand: str | None
     list_price: Decimal
     sale_price: Decimal
-
-
-@dataclass(frozen=True)
-class SimulatedSecond:
-    """One second of the timeline: its index, phase and planned event count."""
-
-    second: int
-    phase: str
-    planned: int
 
 
 @dataclass
@@ -138,10 +129,6 @@ class Simulation:
         return products
 
     # ------------------------------------------------------------------ the run
-
-    def timeline(self) -> Iterator[SimulatedSecond]:
-        for second, phase, count in self.scenario.seconds(self.seed):
-            yield SimulatedSecond(second, phase, count)
 
     def events(
         self, max_events: int | None = None, max_seconds: float | None = None

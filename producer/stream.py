@@ -379,12 +379,14 @@ class StreamProducer:
         started = time.monotonic()
         last_tick, acked_at_tick = started, 0
         try:
+            paced = options.speed is not None
             for event in self.events():
-                if stop.is_set():
-                    result.interrupted = True
-                    break
-                pacer.wait_for((event.timestamp_ms - start_ms) / 1000.0)
-                if stop.is_set():
+                if paced:  # a stop wakes the pacer's sleep; the check below ends the run
+                    pacer.wait_for((event.timestamp_ms - start_ms) / 1000.0)
+                    if stop.is_set():
+                        result.interrupted = True
+                        break
+                elif result.sent & 0xFF == 0 and stop.is_set():  # unpaced: check now and then
                     result.interrupted = True
                     break
                 if switch_ms is not None and event.timestamp_ms >= switch_ms:
