@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from deltalake.exceptions import DeltaError
 
 from consumers.bronze import BronzeIngest, BronzeStats
+from consumers.errors import PipelineError
 from consumers.gold import compute_kpis, write_gold
 from consumers.silver import CONTRACT, SilverJob, SilverStats
 
@@ -36,7 +38,29 @@ def run_pipeline(
     engine: str = "datafusion",
     on_step: Callable[[str], None] = lambda _: None,
 ) -> PipelineResult:
-    """Ingest what the topic holds, decode and check it, and compute Gold."""
+    """Ingest what the topic holds, decode and check it, and compute Gold.
+
+    A storage failure (a damaged table, a full disk) ends the run as a PipelineError
+    naming the warehouse; what was committed before stays committed.
+    """
+    try:
+        return _run(kafka, registry, topic, warehouse, until_idle, reader_schema, engine, on_step)
+    except (DeltaError, OSError) as exc:
+        raise PipelineError(
+            f"pipeline: warehouse {warehouse}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _run(
+    kafka: dict[str, Any],
+    registry: dict[str, Any],
+    topic: str,
+    warehouse: Path,
+    until_idle: bool,
+    reader_schema: Path,
+    engine: str,
+    on_step: Callable[[str], None],
+) -> PipelineResult:
     started = time.monotonic()
     bronze = BronzeIngest(kafka, topic, warehouse / "bronze" / "events").run(until_idle=until_idle)
     on_step(f"bronze: {bronze.records} records in {bronze.commits} commits")

@@ -246,3 +246,18 @@ def test_a_killed_bronze_consumer_resumes_without_loss_or_duplicates(
         per_partition.setdefault(p, []).append(o)
     for offsets in per_partition.values():
         assert sorted(offsets) == list(range(len(offsets)))  # gap-free from 0
+
+
+def test_a_damaged_warehouse_is_one_line(stack: Endpoints, topic: str, tmp_path: Path) -> None:
+    from tests.integration.conftest import cli
+
+    produce(stack, topic, tmp_path / "ledger.json", 30, switch=False)
+    warehouse = tmp_path / "warehouse"
+    log = warehouse / "bronze" / "events" / "_delta_log"
+    log.mkdir(parents=True)
+    (log / "00000000000000000000.json").write_text("this is not a delta log\n")
+    result = cli(stack, "pipeline", "run", "--until-idle", "--warehouse", str(warehouse),
+                 "--topic", topic)  # fmt: skip
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"Error: pipeline: warehouse {warehouse}: ")
