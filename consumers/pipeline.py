@@ -46,8 +46,9 @@ def run_pipeline(
     try:
         return _run(kafka, registry, topic, warehouse, until_idle, reader_schema, engine, on_step)
     except (DeltaError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]  # delta-rs appends a backtrace
         raise PipelineError(
-            f"pipeline: warehouse {warehouse}: {type(exc).__name__}: {exc}"
+            f"pipeline: warehouse {warehouse}: {type(exc).__name__}: {first}"
         ) from exc
 
 
