@@ -1421,80 +1421,49 @@ def demo(
     """The whole flow on this machine: stack, schemas, a flash sale, pipeline, KPIs.
 
     Starts the local stack, registers the schemas, produces the flash-sale scenario
-    (schema v1 first, switching to the newest halfway, as a rolling upgrade would), runs the
-    pipeline until the topic is drained, prints the KPIs with a chart of events per
-    minute, and reconciles every KPI with the producer's ledger.
+    (schema v1 first, switching to the newest halfway, as a rolling upgrade would),
+    runs the pipeline until the topic is drained, prints the KPIs with a chart of
+    events per minute, and reconciles every KPI with the producer's ledger.
 
     \b
     Example:
       flashsale demo
       flashsale demo --data-dir /tmp/demo --broker-port 19092 --registry-port 18081
     """
-    import time
+    from consumers.errors import PipelineError
+    from producer.demo import Demo
+    from producer.errors import FlashsaleError
+    from producer.schemas import load_catalog
 
-    from devstack.stack import LocalStack, StackConfig
-    from producer.config import load_client_config
-    from producer.registry import Registry, register_contract
-    from producer.scenario import load_scenario
-    from producer.schemas import EVENT_FAMILY, load_catalog
-    from producer.stream import ProduceOptions, StreamProducer
-
-    run_id = time.strftime("%Y%m%d-%H%M%S")
-    topic = f"flash_sale_demo_{run_id.replace('-', '_')}"
-    work = data_dir / "demo" / run_id
-    work.mkdir(parents=True, exist_ok=True)
+    demo = Demo(
+        data_dir=data_dir,
+        catalog=load_catalog(settings.schemas_dir),
+        broker_port=broker_port,
+        registry_port=registry_port,
+        speed=speed,
+        duration=duration,
+        seed=seed,
+    )
     click.echo(f"1/5 local stack in {data_dir}")
-    stack = LocalStack(
-        StackConfig(data_dir=data_dir, broker_port=broker_port, registry_port=registry_port)
-    )
-    stack.up(on_progress=lambda line: click.echo(f"    {line}"))
-    config = load_client_config(
-        {
-            "bootstrap.servers": stack.config.bootstrap_servers,
-            "schema.registry.url": stack.config.registry_url,
-        },
-        environ={},
-    )
-    catalog = load_catalog(settings.schemas_dir)
-    newest = catalog.latest(EVENT_FAMILY).version
-    click.echo(f"2/5 schemas registered under {topic}-key and {topic}-value")
-    register_contract(Registry(config), catalog, topic=topic)
-    ledger = work / "ledger.json"
+    demo.start_stack(on_progress=lambda line: click.echo(f"    {line}"))
+    click.echo(f"2/5 schemas registered under {demo.topic}-key and {demo.topic}-value")
+    demo.register()
     click.echo(
         f"3/5 producing {duration / 60:g} simulated minutes of the flash-sale scenario at "
-        f"{speed:g}x, schema v1 switching to v{newest} at {duration / 120:g} min"
+        f"{speed:g}x, schema v1 switching to v{demo.newest} at {duration / 120:g} min"
     )
-    stream = StreamProducer(
-        config,
-        catalog,
-        load_scenario("flash-sale").with_overrides(schema_version=1),
-        seed,
-        ProduceOptions(
-            topic=topic,
-            duration=duration,
-            speed=speed,
-            create_topic=True,
-            ledger_path=ledger,
-            switch_at=duration / 2,
-            switch_version=newest,
-        ),
-    )
-    stream.preflight()
-    result = _run_until_signalled(stream, live=sys.stderr.isatty())
-    _produce_summary(result, topic, quiet=False)
+    result = _run_until_signalled(demo.stream(), live=sys.stderr.isatty())
+    _produce_summary(result, demo.topic, quiet=False)
     if not result.ok:
         raise SystemExit(1)
-    click.echo(f"4/5 pipeline into {work / 'warehouse'}")
-    outcome = _pipeline_round(
-        config,
-        topic,
-        work / "warehouse",
-        Path(__file__).resolve().parent.parent / "consumers" / "contracts" / "silver.avsc",
-        "datafusion",
-    )
+    click.echo(f"4/5 pipeline into {demo.warehouse}")
+    try:
+        outcome = demo.pipeline(on_step=click.echo)
+    except PipelineError as exc:
+        raise FlashsaleError(str(exc)) from exc
     click.echo("5/5 KPIs")
     _print_kpis(outcome.kpis, 10)
-    _verify(outcome.kpis, ledger)
+    _verify(outcome.kpis, demo.ledger)
     click.echo(
         f"\nthe stack keeps running; stop it with: flashsale local down --data-dir {data_dir}"
     )
