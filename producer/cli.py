@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from consumers.errors import PipelineError
 from producer.errors import FlashsaleError
 
 SCHEMAS_DIR_ENV = "FLASHSALE_SCHEMAS_DIR"
@@ -48,7 +49,7 @@ class FlashsaleGroup(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except FlashsaleError as exc:
+        except (FlashsaleError, PipelineError) as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except _NoArgsIsHelp as exc:  # a bare group: its help, as click shows it
@@ -1248,35 +1249,24 @@ def pipeline_run(
     """
     import time
 
+    from consumers.pipeline import run_pipeline
     from consumers.silver import CONTRACT
 
     config = connection.config()
     while True:
-        _pipeline_round(config, topic, warehouse, reader_schema or CONTRACT, engine)
-        if until_idle:
-            return
-        time.sleep(interval)
-
-
-def _pipeline_round(config: Any, topic: str, warehouse: Path, reader: Path, engine: str) -> Any:
-    from consumers.errors import PipelineError
-    from consumers.pipeline import run_pipeline
-    from producer.errors import FlashsaleError
-
-    try:
         result = run_pipeline(
             config.kafka(),
             config.registry(),
             topic,
             warehouse,
-            reader_schema=reader,
+            reader_schema=reader_schema or CONTRACT,
             engine=engine,
             on_step=click.echo,
         )
-    except PipelineError as exc:
-        raise FlashsaleError(str(exc)) from exc
-    click.echo(f"pipeline: {result.bronze.records} records in {result.elapsed:.1f}s")
-    return result
+        click.echo(f"pipeline: {result.bronze.records} records in {result.elapsed:.1f}s")
+        if until_idle:
+            return
+        time.sleep(interval)
 
 
 @main.command("kpis")
@@ -1309,14 +1299,9 @@ def kpis_cmd(warehouse: Path, verify_ledger: Path | None, engine: str, top: int)
       flashsale kpis
       flashsale kpis --verify-ledger ledger.json
     """
-    from consumers.errors import PipelineError
     from consumers.gold import compute_kpis
-    from producer.errors import FlashsaleError
 
-    try:
-        kpis = compute_kpis(warehouse, engine)
-    except PipelineError as exc:
-        raise FlashsaleError(str(exc)) from exc
+    kpis = compute_kpis(warehouse, engine)
     _print_kpis(kpis, top)
     if verify_ledger is not None:
         _verify(kpis, verify_ledger)
@@ -1430,9 +1415,7 @@ def demo(
       flashsale demo
       flashsale demo --data-dir /tmp/demo --broker-port 19092 --registry-port 18081
     """
-    from consumers.errors import PipelineError
     from producer.demo import Demo
-    from producer.errors import FlashsaleError
     from producer.schemas import load_catalog
 
     demo = Demo(
@@ -1457,10 +1440,7 @@ def demo(
     if not result.ok:
         raise SystemExit(1)
     click.echo(f"4/5 pipeline into {demo.warehouse}")
-    try:
-        outcome = demo.pipeline(on_step=click.echo)
-    except PipelineError as exc:
-        raise FlashsaleError(str(exc)) from exc
+    outcome = demo.pipeline(on_step=click.echo)
     click.echo("5/5 KPIs")
     _print_kpis(outcome.kpis, 10)
     _verify(outcome.kpis, demo.ledger)
