@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,7 @@ class BronzeIngest:
         return sorted(found.partitions)
 
     def _commit(self, messages: list[Any]) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         columns: dict[str, list[Any]] = {name: [] for name in BRONZE_SCHEMA.names}
         last: dict[int, int] = {}
         for m in messages:

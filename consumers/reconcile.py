@@ -7,7 +7,7 @@ to the cent. Differences are named: which KPI, which key, which column, both val
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,7 @@ _GOLD = {
 
 
 def _minute(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:00Z")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:00Z")
 
 
 def _money(value: Any) -> str:
@@ -84,7 +84,7 @@ def reconcile(ledger: dict[str, Any], kpis: dict[str, pa.Table]) -> list[str]:
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _sold_out(ledger: dict[str, Any], kpis: dict[str, pa.Table]) -> list[str]:

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ __all__ = ["QUARANTINE_SCHEMA", "SilverJob", "SilverStats"]
 log = logging.getLogger(__name__)
 
 CONTRACT = Path(__file__).resolve().parent / "contracts" / "silver.avsc"
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_AHEAD = timedelta(days=30)
 
 COORDINATES = [
@@ -120,7 +120,7 @@ class SilverJob:
         self._load_categories()
         good: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         seen: set[str] = set()
         for row in rows.to_pylist():
             coordinates = {

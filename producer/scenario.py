@@ -15,7 +15,7 @@ import random
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -419,7 +419,7 @@ class _Reader:
                 ) from None
         if parsed.tzinfo is None:
             raise self.fail("start", f"needs a timezone (add Z for UTC), got {value!r}")
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
 
     def catalog(self, value: Any) -> Catalog:
         c = self.mapping(

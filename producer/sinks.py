@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -29,7 +29,7 @@ def event_json(event: FlashSaleEvent, version: int) -> dict[str, Any]:
     datum["price"] = str(event.price)
     datum["revenue"] = str(event.revenue)
     datum["timestamp"] = (
-        datetime.fromtimestamp(event.timestamp_ms / 1000, tz=timezone.utc)
+        datetime.fromtimestamp(event.timestamp_ms / 1000, tz=UTC)
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -109,7 +109,7 @@ def test_golden_v1_bytes_are_pinned(catalog: SchemaCatalog) -> None:
 def test_decoded_timestamp_is_timezone_aware_utc(catalog: SchemaCatalog) -> None:
     schema = catalog.get(1).parsed
     datum = decode(schema, None, encode(schema, GOLDEN_EVENT.to_avro(1)))
-    assert datum["timestamp"] == datetime(2025, 11, 25, 12, 0, 0, 123000, tzinfo=timezone.utc)
+    assert datum["timestamp"] == datetime(2025, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
     assert GOLDEN_EVENT.timestamp == datum["timestamp"]
 
 
