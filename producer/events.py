@@ -12,7 +12,8 @@ create; it is just as immutable and typed.
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -22,12 +23,15 @@ __all__ = [
     "Device",
     "EventType",
     "FlashSaleEvent",
+    "avro_positions",
 ]
 
 SUPPORTED_VERSIONS = (1, 2, 3)
 LATEST_VERSION = SUPPORTED_VERSIONS[-1]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Avro field names that the event spells differently.
+_EVENT_FIELD = {"timestamp": "timestamp_ms"}
 _MILLISECOND = timedelta(milliseconds=1)
 
 
@@ -76,7 +80,7 @@ class FlashSaleEvent(NamedTuple):
     @property
     def timestamp(self) -> datetime:
         """Event time as a timezone-aware UTC datetime."""
-        return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC)
 
     @property
     def key(self) -> str:
@@ -143,3 +147,19 @@ class FlashSaleEvent(NamedTuple):
             device=Device(datum.get("device", Device.UNKNOWN.value)),
             stock_remaining=datum.get("stock_remaining"),
         )
+
+
+def avro_positions(names: Iterable[str]) -> list[int]:
+    """Where the value of each Avro field named sits in a :class:`FlashSaleEvent`.
+
+    ``event[i]`` for these positions gives, in schema order, the values ``to_avro``
+    would put in its dict (enums as their ``str`` enum members).
+    """
+    fields = FlashSaleEvent._fields
+    positions = []
+    for name in names:
+        attribute = _EVENT_FIELD.get(name, name)
+        if attribute not in fields:
+            raise ValueError(f"the event has no field for the Avro field {name!r}")
+        positions.append(fields.index(attribute))
+    return positions
