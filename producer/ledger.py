@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ _ZERO = Decimal("0.00")
 
 def minute_of(timestamp_ms: int) -> str:
     """The UTC minute an event falls in, as ``2026-11-27T09:01:00Z``."""
-    minute = datetime.fromtimestamp(timestamp_ms // 60000 * 60, tz=timezone.utc)
+    minute = datetime.fromtimestamp(timestamp_ms // 60000 * 60, tz=UTC)
     return minute.strftime("%Y-%m-%dT%H:%M:00Z")
 
 
@@ -81,17 +82,27 @@ class Ledger:
 
     def record(self, event: FlashSaleEvent, sells_out: bool = False) -> None:
         """Count one confirmed event; ``sells_out`` when it took its product's last unit."""
-        kind = event.event_type
-        key = (event.timestamp_ms // 60000, event.product_id, event.category, kind)
-        cell = self._cells.get(key)
-        if cell is None:
-            cell = self._cells[key] = [0, 0, _ZERO]
-        cell[0] += 1
-        cell[1] += event.quantity
-        if kind is EventType.PURCHASE:
-            cell[2] += event.revenue
-        if sells_out:
-            self.sold_out[event.product_id] = event.timestamp_ms
+        self.record_many((event,), (event.event_id,) if sells_out else ())
+
+    def record_many(
+        self, events: Iterable[FlashSaleEvent], sold_out_ids: Container[str] = ()
+    ) -> None:
+        """Count confirmed events; ``sold_out_ids``: purchases that took a product's last unit."""
+        cells = self._cells
+        get = cells.get
+        purchase = EventType.PURCHASE
+        for event in events:
+            kind = event.event_type
+            key = (event.timestamp_ms // 60000, event.product_id, event.category, kind)
+            cell = get(key)
+            if cell is None:
+                cell = cells[key] = [0, 0, _ZERO]
+            cell[0] += 1
+            cell[1] += event.quantity
+            if kind is purchase:
+                cell[2] += event.revenue
+                if event.event_id in sold_out_ids:
+                    self.sold_out[event.product_id] = event.timestamp_ms
 
     def _tallies(self, part: int) -> dict[Any, Tally]:
         """Tallies keyed by one part of the cell key (0 minute, 1 product, 2 category)."""
@@ -156,7 +167,7 @@ class Ledger:
             "by_product": {k: v.to_json() for k, v in sorted(self.by_product.items())},
             "funnel": funnel,
             "sold_out": {
-                product: datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+                product: datetime.fromtimestamp(ms / 1000, tz=UTC)
                 .isoformat(timespec="milliseconds")
                 .replace("+00:00", "Z")
                 for product, ms in sorted(self.sold_out.items(), key=lambda kv: kv[1])

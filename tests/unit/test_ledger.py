@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -89,5 +89,18 @@ def test_only_confirmed_events_are_recorded() -> None:
 
 
 def test_minutes_are_utc() -> None:
-    moment = datetime(2026, 11, 27, 9, 1, 59, 999000, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 27, 9, 1, 59, 999000, tzinfo=UTC)
     assert minute_of(int(moment.timestamp() * 1000)) == "2026-11-27T09:01:00Z"
+
+
+def test_counting_in_batches_equals_counting_one_by_one() -> None:
+    simulation = Simulation(load_scenario("flash-sale"), 4)
+    events = list(simulation.events(max_seconds=400))
+    assert simulation.sold_out_ids, "the scenario sells something out"
+    one_by_one, batched = Ledger(), Ledger()
+    for e in events:
+        one_by_one.record(e, e.event_id in simulation.sold_out_ids)
+    for start in range(0, len(events), 997):
+        batched.record_many(events[start : start + 997], simulation.sold_out_ids)
+    assert batched.to_json() == one_by_one.to_json()
+    assert set(batched.sold_out) == set(simulation.sold_out)
