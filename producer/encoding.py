@@ -69,21 +69,24 @@ _SMALL = [_varint(i << 1) for i in range(4096)]
 _LOW14 = [bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80)) for n in range(1 << 14)]
 
 
-def _memoized(encode: Writer) -> Writer:
-    """``encode`` that keeps what it wrote, for values that repeat (bounded)."""
-    cache: dict[Any, bytes] = {}
-    get = cache.get
+class _Kept(dict[Any, bytes]):
+    """What ``encode`` wrote, by value: a found value costs one C-level dict lookup."""
 
-    def write(value: Any) -> bytes:
-        found = get(value)
-        if found is None:
-            found = encode(value)
-            if len(cache) >= _CACHE_LIMIT:
-                cache.clear()
-            cache[value] = found
+    def __init__(self, encode: Writer) -> None:
+        super().__init__()
+        self.encode = encode
+
+    def __missing__(self, value: Any) -> bytes:
+        found = self.encode(value)
+        if len(self) >= _CACHE_LIMIT:  # bounded: start again rather than grow
+            self.clear()
+        self[value] = found
         return found
 
-    return write
+
+def _memoized(encode: Writer) -> Writer:
+    """``encode`` that keeps what it wrote, for values that repeat (bounded)."""
+    return _Kept(encode).__getitem__
 
 
 _high_varint = _memoized(_varint)
@@ -145,12 +148,15 @@ def _packed(fmt: str) -> Writer:
     return write
 
 
-def _decimal(precision: int, scale: int) -> Writer:
+def _decimal(precision: int, scale: int, null_index: int | None = None) -> Writer:
     """Avro bytes-decimal: converted by fastavro once per distinct value, then kept.
 
     Kept by the decimal's text, not its value: ``1.5`` and ``1.500`` are equal, but
-    fastavro writes the first at scale 2 and refuses the second.
+    fastavro writes the first at scale 2 and refuses the second. ``null_index``: the
+    decimal is a branch of a union with null, at the other index.
     """
+    null = None if null_index is None else _SMALL[null_index]
+    branch = b"" if null_index is None else _SMALL[1 - null_index]
     logical = fastavro.parse_schema(
         {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale}
     )
@@ -162,12 +168,14 @@ def _decimal(precision: int, scale: int) -> Writer:
         buffer.seek(0)
         payload = fastavro.schemaless_reader(buffer, plain, None)
         assert isinstance(payload, bytes)
-        return _bytes(payload)
+        return branch + _bytes(payload)
 
     by_text = _memoized(convert)
 
     def write(value: Any) -> bytes:
         if type(value) is not Decimal:
+            if value is None and null is not None:
+                return null
             raise TypeError("not a Decimal")
         return by_text(str(value))
 
@@ -200,6 +208,25 @@ _PRIMITIVES: dict[str, Writer] = {
 }
 
 
+def _is_decimal(schema: Any) -> bool:
+    return (
+        isinstance(schema, dict)
+        and schema.get("type") == "bytes"
+        and schema.get("logicalType") == "decimal"
+    )
+
+
+def _kept_whole(schema: Any) -> bool:
+    """Whether equal values of this type always have the same encoding, so can be kept."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "enum":
+            return True
+        if "logicalType" in schema:
+            return False
+        schema = schema.get("type")
+    return schema in ("string", "bytes")
+
+
 def _writer(schema: Any, repeats: bool) -> Writer | None:
     """The fast writer of one field's type, or None when it is not one we cover.
 
@@ -216,14 +243,21 @@ def _writer(schema: Any, repeats: bool) -> Writer | None:
         if len(schema) != 2 or "null" not in schema:
             return None
         null_index = schema.index("null")
-        inner = _writer(schema[1 - null_index], repeats)
-        return None if inner is None else _nullable(inner, null_index)
+        branch = schema[1 - null_index]
+        if _is_decimal(branch):
+            return _decimal(int(branch["precision"]), int(branch.get("scale", 0)), null_index)
+        inner = _writer(branch, repeats=False)
+        if inner is None:
+            return None
+        union = _nullable(inner, null_index)
+        # Equal strings, bytes and symbols are written alike: keep the union's bytes whole.
+        return _memoized(union) if repeats and _kept_whole(branch) else union
     if isinstance(schema, dict):
         kind = schema.get("type")
         logical = schema.get("logicalType")
         if kind == "enum":
             return _enum(schema["symbols"])
-        if kind == "bytes" and logical == "decimal":
+        if _is_decimal(schema):
             return _decimal(int(schema["precision"]), int(schema.get("scale", 0)))
         if kind == "long" and logical in ("timestamp-millis", "timestamp-micros"):
             return _long  # an int as is; any other value (a datetime) goes to fastavro
