@@ -31,8 +31,8 @@ from confluent_kafka.schema_registry import topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from bench.stack import bench_stack
-from producer.config import ClientConfig, load_client_config
+from bench.stack import bench_stack, local_config
+from producer.config import ClientConfig
 from producer.encoding import FramedAvroEncoder
 from producer.registry import Registry
 from producer.scenario import load_scenario
@@ -190,9 +190,7 @@ def _run_share(
     servers: str, registry: str, topic: str, events: int, workers: int, worker: int, start: Any
 ) -> tuple[int, float, float, float]:
     """One worker's share, in its own process: (acked, run start, run end, CPU seconds)."""
-    config = load_client_config(
-        {"bootstrap.servers": servers, "schema.registry.url": registry}, environ={}
-    )
+    config = local_config(servers, registry)
     stream = _stream(config, topic, events, seed=7, workers=workers, worker=worker)
     start.wait()  # every worker is ready: the runs start together
     began, cpu = time.monotonic(), _cpu_seconds(os.getpid())
@@ -252,9 +250,7 @@ def run(events: int, repeats: int) -> None:
 
 def _raw_share(servers: str, registry: str, topic: str, events: int, size: int) -> float:
     """Raw produce in its own process: ``size``-byte values with the run's keys."""
-    config = load_client_config(
-        {"bootstrap.servers": servers, "schema.registry.url": registry}, environ={}
-    )
+    config = local_config(servers, registry)
     simulated = Simulation(load_scenario(SCENARIO), 1).events(max_events=events)
     keys = [bytes(6) + e.user_id.encode() for e in simulated]  # a framed key's size
     return _raw(config, topic, [bytes(size)] * len(keys), keys)

@@ -13,6 +13,13 @@ from producer.registry import Registry, register_contract
 from producer.schemas import bundled_schemas_dir, load_catalog
 
 
+def local_config(servers: str, registry: str) -> ClientConfig:
+    """Client configuration for a local stack: its two addresses, nothing from outside."""
+    return load_client_config(
+        {"bootstrap.servers": servers, "schema.registry.url": registry}, environ={}
+    )
+
+
 @contextmanager
 def bench_stack(topic: str) -> Iterator[tuple[LocalStack, ClientConfig, Path]]:
     """(stack, client config, scratch folder); the schemas are registered for ``topic``."""
@@ -22,13 +29,7 @@ def bench_stack(topic: str) -> Iterator[tuple[LocalStack, ClientConfig, Path]]:
         )
         stack.up()
         try:
-            config = load_client_config(
-                {
-                    "bootstrap.servers": stack.config.bootstrap_servers,
-                    "schema.registry.url": stack.config.registry_url,
-                },
-                environ={},
-            )
+            config = local_config(stack.config.bootstrap_servers, stack.config.registry_url)
             register_contract(Registry(config), load_catalog(bundled_schemas_dir()), topic=topic)
             yield stack, config, Path(tmp)
         finally:
