@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -295,9 +296,12 @@ def test_library_run_reports_every_record(stack: Endpoints, topic: str) -> None:
         ProduceOptions(topic=topic, max_events=3000, speed=None, create_topic=True),
     )
     stream.preflight()
+    thresholds = gc.get_threshold()
     result = stream.run()
     assert (result.sent, result.acked, result.failed, result.unconfirmed) == (3000, 3000, 0, 0)
     assert result.ok and result.percentile(0.5) is not None
+    # The run tunes the garbage collector for itself only.
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
 
 
 def test_consume_with_an_unreachable_registry_is_one_line(stack: Endpoints, topic: str) -> None:
