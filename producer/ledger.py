@@ -81,7 +81,7 @@ class Ledger:
     )
 
     def record(self, event: FlashSaleEvent, sells_out: bool = False) -> None:
-        """Count one confirmed event; ``sells_out`` when it took its product's last unit."""
+        """Count one confirmed event; ``sells_out``: a purchase took the product's last unit."""
         self.record_many((event,), (event.event_id,) if sells_out else ())
 
     def record_many(

@@ -3,8 +3,10 @@
 Values go through confluent-kafka's ``AvroSerializer`` with ``auto.register.schemas``
 and ``use.latest.version`` off and the topic subject strategy set explicitly, so the
 record carries exactly the schema version the scenario names, which must already be
-registered. Keys (the user id) are Avro strings under ``<topic>-key``; a user's key
-bytes are serialized once and reused.
+registered. The serializer writes the first record and resolves the registered id;
+the rest are written byte-identically without its per-record work
+(:mod:`producer.encoding`). Keys (the user id) are Avro strings under
+``<topic>-key``; a user's key bytes are serialized once and reused.
 
 The producer is idempotent with ``acks=all``. Each record's delivery report decides
 its fate: acknowledged records go to the ledger, failed ones are counted by error.
