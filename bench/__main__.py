@@ -13,8 +13,8 @@ import warnings
 from collections.abc import Callable
 
 from bench.baseline import generate_event
-from producer.scenario import load_scenario
-from producer.simulator import Simulation
+from producer.simulation.engine import Simulation
+from producer.simulation.scenario import load_scenario
 
 
 def best_rate(run: Callable[[int], int], events: int, repeats: int) -> float:

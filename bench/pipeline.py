@@ -13,9 +13,9 @@ from pathlib import Path
 from bench.stack import bench_stack
 from consumers.pipeline import run_pipeline
 from producer.config import ClientConfig
-from producer.scenario import load_scenario
-from producer.schemas import bundled_schemas_dir, load_catalog
-from producer.stream import ProduceOptions, StreamProducer
+from producer.contract.catalog import bundled_schemas_dir, load_catalog
+from producer.kafka.produce import ProduceOptions, StreamProducer
+from producer.simulation.scenario import load_scenario
 
 
 def run(seconds: float) -> None:

@@ -27,18 +27,22 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
-from confluent_kafka.schema_registry import topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from bench.stack import bench_stack, local_config
 from producer.config import ClientConfig
-from producer.encoding import FramedAvroEncoder
-from producer.registry import Registry
-from producer.scenario import load_scenario
-from producer.schemas import bundled_schemas_dir, load_catalog
-from producer.simulator import Simulation
-from producer.stream import PRODUCER_DEFAULTS, ProduceOptions, StreamProducer
+from producer.contract.catalog import bundled_schemas_dir, load_catalog
+from producer.kafka.encoding import FramedAvroEncoder
+from producer.kafka.produce import (
+    PRODUCER_DEFAULTS,
+    SERIALIZER_CONF,
+    ProduceOptions,
+    StreamProducer,
+)
+from producer.registry.client import Registry
+from producer.simulation.engine import Simulation
+from producer.simulation.scenario import load_scenario
 
 SCENARIO = "default"
 
@@ -80,11 +84,7 @@ def _serializers(config: ClientConfig, topic: str) -> tuple[Any, Any, Serializat
         Registry(config).client,
         schema.text,
         lambda e, ctx: e.to_avro(schema.version),
-        conf={
-            "auto.register.schemas": False,
-            "use.latest.version": False,
-            "subject.name.strategy": topic_subject_name_strategy,
-        },
+        conf=SERIALIZER_CONF,
     )
     ctx = SerializationContext(topic, MessageField.VALUE)
     encoder = FramedAvroEncoder(

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from devstack.stack import LocalStack, StackConfig, free_port
 from producer.config import ClientConfig, load_client_config
-from producer.registry import Registry, register_contract
-from producer.schemas import bundled_schemas_dir, load_catalog
+from producer.contract.catalog import bundled_schemas_dir, load_catalog
+from producer.registry.client import Registry
+from producer.registry.workflows import register_contract
 
 
 def local_config(servers: str, registry: str) -> ClientConfig:

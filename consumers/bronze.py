@@ -13,6 +13,7 @@ or none of it did. Kafka's own group offsets are not used.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,7 +93,10 @@ class BronzeIngest:
         until_idle: bool = True,
         idle_seconds: float = 2.0,
         on_commit: Callable[[BronzeStats], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> BronzeStats:
+        """Ingest until idle (or forever), or until ``stop`` is set: then after the
+        batch in hand is committed, so nothing read is left out of Bronze."""
         consumer = Consumer(
             {
                 **self.kafka,
@@ -110,7 +114,7 @@ class BronzeIngest:
             consumer.assign([TopicPartition(self.topic, p, start[p] + 1) for p in partitions])
             at_end: set[int] = set()
             idle_since = time.monotonic()
-            while True:
+            while stop is None or not stop.is_set():
                 messages = consumer.consume(self.batch_size, 0.5)
                 rows = []
                 for m in messages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,14 +38,19 @@ def run_pipeline(
     reader_schema: Path = CONTRACT,
     engine: str = "datafusion",
     on_step: Callable[[str], None] = lambda _: None,
+    stop: threading.Event | None = None,
 ) -> PipelineResult:
     """Ingest what the topic holds, decode and check it, and compute Gold.
 
-    A storage failure (a damaged table, a full disk) ends the run as a PipelineError
-    naming the warehouse; what was committed before stays committed.
+    Setting ``stop`` ends Bronze's ingest at its next commit; Silver and Gold then
+    take in what was ingested. A storage failure (a damaged table, a full disk) ends
+    the run as a PipelineError naming the warehouse; what was committed before stays
+    committed.
     """
     try:
-        return _run(kafka, registry, topic, warehouse, until_idle, reader_schema, engine, on_step)
+        return _run(
+            kafka, registry, topic, warehouse, until_idle, reader_schema, engine, on_step, stop
+        )
     except (DeltaError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0]  # delta-rs appends a backtrace
         raise PipelineError(
@@ -61,9 +67,11 @@ def _run(
     reader_schema: Path,
     engine: str,
     on_step: Callable[[str], None],
+    stop: threading.Event | None,
 ) -> PipelineResult:
     started = time.monotonic()
-    bronze = BronzeIngest(kafka, topic, warehouse / "bronze" / "events").run(until_idle=until_idle)
+    ingest = BronzeIngest(kafka, topic, warehouse / "bronze" / "events")
+    bronze = ingest.run(until_idle=until_idle, stop=stop)
     on_step(f"bronze: {bronze.records} records in {bronze.commits} commits")
     silver = SilverJob(warehouse, registry, topic, reader_schema).run()
     on_step(

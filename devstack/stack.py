@@ -26,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from devstack.errors import BrokerBinaryNotFound, PortBusy, StackError
+from producer.errors import BrokerBinaryNotFound, PortBusy, StackError
 
 __all__ = [
     "DEFAULT_DATA_DIR",

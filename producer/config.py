@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from producer.errors import FlashsaleError
+from producer.errors import ConfigError, InvalidOption
 
 __all__ = [
     "ENV_KEYS",
@@ -30,12 +30,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class ConfigError(FlashsaleError):
-    """A configuration key is unknown, malformed or contradicts another."""
-
-    exit_code = 2
 
 
 class Secret:
@@ -230,7 +224,9 @@ def load_client_config(
         try:
             text = properties_file.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"--config {properties_file}: cannot read: {exc.strerror}") from exc
+            raise InvalidOption(
+                "config_file", f"cannot read: {exc.strerror}", properties_file
+            ) from exc
         for key, value in parse_properties(text, str(properties_file)).items():
             put(key, value, str(properties_file))
     for name, key in ENV_KEYS.items():

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from producer.config import ClientConfig, load_client_config
-from producer.registry import Registry, register_contract
-from producer.scenario import load_scenario
-from producer.schemas import EVENT_FAMILY, SchemaCatalog
-from producer.stream import ProduceOptions, StreamProducer
+from producer.contract.catalog import EVENT_FAMILY, SchemaCatalog
+from producer.kafka.produce import ProduceOptions, StreamProducer
+from producer.registry.client import Registry
+from producer.registry.workflows import register_contract
+from producer.simulation.scenario import load_scenario
 
 __all__ = ["Demo"]
 

@@ -18,16 +18,42 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 __all__ = [
+    "FIELDS_ADDED",
     "LATEST_VERSION",
-    "SUPPORTED_VERSIONS",
     "Device",
     "EventType",
     "FlashSaleEvent",
     "avro_positions",
+    "fields_of",
 ]
 
-SUPPORTED_VERSIONS = (1, 2, 3)
-LATEST_VERSION = SUPPORTED_VERSIONS[-1]
+# The one table of schema versions: the Avro fields each version added that the event
+# carries and the simulator fills. A run of an older version leaves the later fields
+# at their schema defaults, so its events equal what the newest reader decodes.
+#
+# Adding a version (see schemas/README.md): a new .avsc in schemas/ is all it takes
+# when the simulator has nothing to say about its new fields (optional fields with
+# defaults): they are written with their schema defaults, and versions past this
+# table carry the fields of the newest entry. To fill a new field, add it here, to
+# FlashSaleEvent (with the schema's default) and where the engine builds the event.
+FIELDS_ADDED: dict[int, tuple[str, ...]] = {
+    1: (
+        "event_id",
+        "event_source",
+        "user_id",
+        "product_id",
+        "category",
+        "brand",
+        "event_type",
+        "quantity",
+        "price",
+        "revenue",
+        "timestamp",
+    ),
+    2: ("session_id", "sale_id", "list_price", "discount_pct", "currency", "device"),
+    3: ("stock_remaining",),
+}
+LATEST_VERSION = max(FIELDS_ADDED)  # the newest version whose fields the event knows
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Avro field names that the event spells differently.
@@ -88,33 +114,13 @@ class FlashSaleEvent(NamedTuple):
         return self.user_id
 
     def to_avro(self, version: int = LATEST_VERSION) -> dict[str, Any]:
-        """The Avro datum of this event for schema ``version`` (fields of that version only)."""
-        datum: dict[str, Any] = {
-            "event_id": self.event_id,
-            "event_source": self.event_source,
-            "user_id": self.user_id,
-            "product_id": self.product_id,
-            "category": self.category,
-            "brand": self.brand,
-            "event_type": self.event_type.value,
-            "quantity": self.quantity,
-            "price": self.price,
-            "revenue": self.revenue,
-            "timestamp": self.timestamp_ms,
-        }
-        if version >= 2:
-            datum["session_id"] = self.session_id
-            datum["sale_id"] = self.sale_id
-            datum["list_price"] = self.list_price
-            datum["discount_pct"] = self.discount_pct
-            datum["currency"] = self.currency
-            datum["device"] = self.device.value
-            if version == 3:
-                datum["stock_remaining"] = self.stock_remaining
-            elif version != 2:
-                raise ValueError(f"unknown schema version {version}")
-        elif version != 1:
-            raise ValueError(f"unknown schema version {version}")
+        """The Avro datum of this event for schema ``version``: the fields the event
+        carries for that version (:func:`fields_of`). A field of the schema missing
+        here is one the event does not know; Avro writers fill in its default."""
+        datum: dict[str, Any] = {name: self[_POSITION[name]] for name in _ordered(version)}
+        for name in _ENUMS:
+            if name in datum:
+                datum[name] = datum[name].value
         return datum
 
     @classmethod
@@ -149,17 +155,37 @@ class FlashSaleEvent(NamedTuple):
         )
 
 
-def avro_positions(names: Iterable[str]) -> list[int]:
-    """Where the value of each Avro field named sits in a :class:`FlashSaleEvent`.
+def fields_of(version: int) -> frozenset[str]:
+    """The Avro fields the event carries for schema ``version`` (every field of the
+    table up to it; a version past the table carries what the newest entry does)."""
+    if version < 1:
+        raise ValueError(f"schema versions start at 1, got {version}")
+    return frozenset(name for v, names in FIELDS_ADDED.items() if v <= version for name in names)
+
+
+def _ordered(version: int) -> tuple[str, ...]:
+    found = _ORDERED.get(version)
+    if found is None:
+        carried = fields_of(version)
+        found = _ORDERED[version] = tuple(n for n in _POSITION if n in carried)
+    return found
+
+
+def avro_positions(names: Iterable[str]) -> list[int | None]:
+    """Where the value of each Avro field named sits in a :class:`FlashSaleEvent`, or
+    None for a field the event does not carry (it is written with its default).
 
     ``event[i]`` for these positions gives, in schema order, the values ``to_avro``
     would put in its dict (enums as their ``str`` enum members).
     """
-    fields = FlashSaleEvent._fields
-    positions = []
-    for name in names:
-        attribute = _EVENT_FIELD.get(name, name)
-        if attribute not in fields:
-            raise ValueError(f"the event has no field for the Avro field {name!r}")
-        positions.append(fields.index(attribute))
-    return positions
+    return [_POSITION.get(name) for name in names]
+
+
+# Avro field name -> position in the event, in the order of the table above.
+_POSITION: dict[str, int] = {
+    name: FlashSaleEvent._fields.index(_EVENT_FIELD.get(name, name))
+    for names in FIELDS_ADDED.values()
+    for name in names
+}
+_ENUMS = ("event_type", "device")
+_ORDERED: dict[int, tuple[str, ...]] = {}

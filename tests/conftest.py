@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from producer.schemas import SchemaCatalog, bundled_schemas_dir, load_catalog
+from producer.contract.catalog import SchemaCatalog, bundled_schemas_dir, load_catalog
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """A Confluent-compatible Schema Registry, for the local stack and the tests."""
 
 from devstack.registry.app import create_app
-from devstack.registry.store import RegistryError, RegistryStore
+from devstack.registry.store import RegistryStore, RestError
 
-__all__ = ["RegistryError", "RegistryStore", "create_app"]
+__all__ = ["RegistryStore", "RestError", "create_app"]

@@ -1,7 +1,7 @@
 """The HTTP face of the registry: Confluent's REST paths, shapes and content type.
 
 Every handler translates a request into one :class:`RegistryStore` call and its
-answer (or :class:`RegistryError`) into Confluent's JSON. The OpenAPI description at
+answer (or :class:`RestError`) into Confluent's JSON. The OpenAPI description at
 ``/openapi.json`` is generated from the handlers' docstrings.
 """
 
@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
-from devstack.registry.store import RegistryError, RegistryStore
+from devstack.registry.store import RegistryStore, RestError
 
 __all__ = ["CONTENT_TYPE", "create_app"]
 
@@ -49,7 +49,7 @@ async def _body(request: Request) -> Any:
     try:
         return json.loads(raw or b"null")
     except json.JSONDecodeError as exc:
-        raise RegistryError(400, 400, f"Unrecognized request body: {exc.msg}") from exc
+        raise RestError(400, 400, f"Unrecognized request body: {exc.msg}") from exc
 
 
 def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette:
@@ -81,7 +81,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         try:
             return int(request.path_params["id"])
         except ValueError:
-            raise RegistryError(404, 40403, "Schema not found") from None
+            raise RestError(404, 40403, "Schema not found") from None
 
     async def get_schema(request: Request) -> Response:
         """
@@ -324,7 +324,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
     ]
 
     async def registry_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RegistryError)
+        assert isinstance(exc, RestError)
         return _error(exc.http_status, exc.error_code, exc.message)
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -343,7 +343,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={RegistryError: registry_error, HTTPException: http_error},
+        exception_handlers={RestError: registry_error, HTTPException: http_error},
     )
     return app
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import avro.schema
 
-from producer.compat import CompatibilityLevel, LabelledSchema, check_compatibility
+from producer.contract.catalog import parse_schema_text
+from producer.contract.compat import CompatibilityLevel, LabelledSchema, check_compatibility
 from producer.errors import SchemaFileError
-from producer.schemas import parse_schema_text
 
-__all__ = ["MODES", "RegisteredVersion", "RegistryError", "RegistryStore"]
+__all__ = ["MODES", "RegisteredVersion", "RegistryStore", "RestError"]
 
 DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
 MODES = ("READWRITE", "READONLY", "IMPORT")
@@ -46,8 +46,12 @@ CREATE TABLE IF NOT EXISTS mode (subject TEXT PRIMARY KEY, mode TEXT NOT NULL);
 """
 
 
-class RegistryError(Exception):
-    """A Confluent-style error: HTTP status, error code and message."""
+class RestError(Exception):
+    """An error answer of the REST API: HTTP status, Confluent error code and message.
+
+    Raised inside the server only; it becomes the JSON body Confluent answers with.
+    (Clients of the registry see ``producer.errors.RegistryError`` instead.)
+    """
 
     def __init__(self, http_status: int, error_code: int, message: str) -> None:
         super().__init__(message)
@@ -56,20 +60,20 @@ class RegistryError(Exception):
         self.message = message
 
 
-def subject_not_found(subject: str) -> RegistryError:
-    return RegistryError(404, 40401, f"Subject '{subject}' not found.")
+def subject_not_found(subject: str) -> RestError:
+    return RestError(404, 40401, f"Subject '{subject}' not found.")
 
 
-def version_not_found(subject: str, version: object) -> RegistryError:
-    return RegistryError(404, 40402, f"Version {version} not found for subject '{subject}'.")
+def version_not_found(subject: str, version: object) -> RestError:
+    return RestError(404, 40402, f"Version {version} not found for subject '{subject}'.")
 
 
-def schema_not_found(detail: str = "Schema not found") -> RegistryError:
-    return RegistryError(404, 40403, detail)
+def schema_not_found(detail: str = "Schema not found") -> RestError:
+    return RestError(404, 40403, detail)
 
 
-def invalid_level(level: object) -> RegistryError:
-    return RegistryError(
+def invalid_level(level: object) -> RestError:
+    return RestError(
         422,
         42203,
         f"Invalid compatibility level {level!r}. Valid values are "
@@ -105,20 +109,18 @@ class CandidateSchema:
     @classmethod
     def from_request(cls, body: Any) -> CandidateSchema:
         if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
-            raise RegistryError(422, 42201, "Invalid schema: the body needs a 'schema' string")
+            raise RestError(422, 42201, "Invalid schema: the body needs a 'schema' string")
         schema_type = body.get("schemaType") or "AVRO"
         if schema_type != "AVRO":
-            raise RegistryError(
+            raise RestError(
                 422, 42201, f"Invalid schema: only AVRO is supported here, not {schema_type}"
             )
         if body.get("references"):
-            raise RegistryError(
-                422, 42201, "Invalid schema: schema references are not supported here"
-            )
+            raise RestError(422, 42201, "Invalid schema: schema references are not supported here")
         try:
             definition, _, parsed = parse_schema_text(body["schema"], "schema")
         except SchemaFileError as exc:
-            raise RegistryError(422, 42201, f"Invalid schema: {exc.problem}") from exc
+            raise RestError(422, 42201, f"Invalid schema: {exc.problem}") from exc
         return cls(
             text=json.dumps(definition, separators=(",", ":")),
             normalized=json.dumps(definition, separators=(",", ":"), sort_keys=True),
@@ -229,7 +231,7 @@ class RegistryStore:
         candidate = CandidateSchema.from_request(body)
         with self._tx() as db:
             if self._mode(db, subject) == "READONLY":
-                raise RegistryError(422, 42205, f"Subject {subject} is in read-only mode")
+                raise RestError(422, 42205, f"Subject {subject} is in read-only mode")
             live = self._versions(db, subject, deleted=False)
             for existing in live:
                 if self._same(db, existing.schema_id, candidate, normalize):
@@ -237,7 +239,7 @@ class RegistryStore:
             level = self._level(db, subject)
             problems = self._check(candidate, live, level)
             if problems:
-                raise RegistryError(
+                raise RestError(
                     409,
                     409,
                     "Schema being registered is incompatible with an earlier schema for "
@@ -331,7 +333,7 @@ class RegistryStore:
             live = [v for v in every if not v.deleted]
             if permanent:
                 if live:
-                    raise RegistryError(
+                    raise RestError(
                         404,
                         40405,
                         f"Subject '{subject}' was not deleted first before being permanently "
@@ -341,7 +343,7 @@ class RegistryStore:
                 db.execute("DELETE FROM config WHERE subject = ?", (subject,))
                 return [v.version for v in every]
             if not live:
-                raise RegistryError(
+                raise RestError(
                     404,
                     40404,
                     f"Subject '{subject}' was soft deleted. Set permanent=true to delete "
@@ -359,7 +361,7 @@ class RegistryStore:
                     target = live[-1]
             if permanent:
                 if not target.deleted:
-                    raise RegistryError(
+                    raise RestError(
                         404,
                         40407,
                         f"Subject '{subject}' Version {target.version} was not deleted first "
@@ -371,7 +373,7 @@ class RegistryStore:
                 )
                 return target.version
             if target.deleted:
-                raise RegistryError(
+                raise RestError(
                     404,
                     40406,
                     f"Subject '{subject}' Version {target.version} was soft deleted. "
@@ -401,7 +403,7 @@ class RegistryStore:
                 return str(row[0])
             if default_to_global:
                 return self._level(db, _GLOBAL).value
-        raise RegistryError(
+        raise RestError(
             404, 40408, f"Subject '{subject}' does not have subject-level compatibility configured"
         )
 
@@ -439,7 +441,7 @@ class RegistryStore:
 
     def set_mode(self, mode: Any, subject: str | None = None) -> str:
         if not isinstance(mode, str) or mode.upper() not in MODES:
-            raise RegistryError(
+            raise RestError(
                 422, 42204, f"Invalid mode {mode!r}. Valid values are " + ", ".join(MODES)
             )
         with self._tx() as db:
@@ -459,7 +461,7 @@ def _parse_version(version: str) -> int:
     except ValueError:
         number = 0
     if number < 1:
-        raise RegistryError(
+        raise RestError(
             422,
             42202,
             f"The specified version '{version}' is not a valid version id. Allowed values are "

@@ -20,10 +20,11 @@ from consumers.gold import compute_kpis
 from consumers.pipeline import run_pipeline
 from consumers.reconcile import reconcile
 from consumers.silver import SilverJob
-from producer.registry import Registry, register_contract
-from producer.scenario import load_scenario
-from producer.schemas import bundled_schemas_dir, load_catalog
-from producer.stream import ProduceOptions, StreamProducer
+from producer.contract.catalog import bundled_schemas_dir, load_catalog
+from producer.kafka.produce import ProduceOptions, StreamProducer
+from producer.registry.client import Registry
+from producer.registry.workflows import register_contract
+from producer.simulation.scenario import load_scenario
 from tests.integration.conftest import Endpoints, config_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from producer.contract.catalog import bundled_schemas_dir, load_catalog
 from producer.events import FlashSaleEvent
-from producer.registry import Registry, register_contract
-from producer.scenario import load_scenario
-from producer.schemas import bundled_schemas_dir, load_catalog
-from producer.simulator import Simulation
-from producer.stream import ProduceOptions, StreamProducer
+from producer.kafka.produce import ProduceOptions, StreamProducer
+from producer.registry.client import Registry
+from producer.registry.workflows import register_contract
+from producer.simulation.engine import Simulation
+from producer.simulation.scenario import load_scenario
 from tests.integration.conftest import Endpoints, cli, config_for
 from tests.unit.test_ledger import recount
 

@@ -151,7 +151,7 @@ def test_pull_round_trips_and_status(stack: Endpoints, topic: str, tmp_path: Pat
         "flash_sale_event-v3.avsc",
         "flash_sale_key-v1.avsc",
     ]
-    from producer.schemas import bundled_schemas_dir, load_catalog
+    from producer.contract.catalog import bundled_schemas_dir, load_catalog
 
     local, remote = load_catalog(bundled_schemas_dir()), load_catalog(out)
     assert [s.fingerprint for s in remote] == [s.fingerprint for s in local]

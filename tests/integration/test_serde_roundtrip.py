@@ -16,8 +16,8 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from producer.contract.catalog import bundled_schemas_dir
 from producer.events import EventType, FlashSaleEvent
-from producer.schemas import bundled_schemas_dir
 from tests.integration.conftest import Endpoints
 
 pytestmark = pytest.mark.integration

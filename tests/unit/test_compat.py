@@ -9,14 +9,14 @@ from typing import Any
 import avro.schema
 import pytest
 
-from producer.compat import (
+from producer.contract.catalog import SchemaCatalog, load_catalog
+from producer.contract.compat import (
     CompatibilityLevel,
     LabelledSchema,
     check_compatibility,
     check_reader_writer,
 )
-from producer.contract import check_latest, diff_versions
-from producer.schemas import SchemaCatalog, load_catalog
+from producer.contract.evolution import check_latest, diff_versions
 from tests.conftest import field_of, schema_definition
 
 

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from producer.cli import main
-from producer.config import ConfigError, Secret, describe, load_client_config, parse_properties
-from producer.errors import FlashsaleError
-from producer.stream import producer_config
+from producer.config import Secret, describe, load_client_config, parse_properties
+from producer.errors import ConfigError, FlashsaleError
+from producer.kafka.produce import producer_config
 
 CCLOUD = """\
 # Required connection configs for Kafka producer, consumer, and admin

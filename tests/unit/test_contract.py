@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producer.schemas import SchemaCatalog, lint_schema_dir
+from producer.contract.catalog import SchemaCatalog, lint_schema_dir
 from tests.conftest import field_of, schema_definition
 
 # SHA-256 of each released file's Parsing Canonical Form. A released version is never

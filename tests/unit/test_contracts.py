@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from producer.cli import main
-from producer.contracts import load_reader, verify_contracts, writer_from_text
-from producer.schemas import SchemaCatalog
+from producer.contract.catalog import SchemaCatalog
+from producer.contract.readers import load_reader, verify_contracts, writer_from_text
 from tests.conftest import field_of, schema_definition
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,12 +21,12 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer import encoding
-from producer.encoding import FramedAvroEncoder, FramedKeyEncoder, RecordWriter
+from producer.contract.catalog import SchemaCatalog
 from producer.events import FlashSaleEvent
-from producer.scenario import load_scenario
-from producer.schemas import SchemaCatalog
-from producer.simulator import Simulation
+from producer.kafka import encoding
+from producer.kafka.encoding import FramedAvroEncoder, FramedKeyEncoder, RecordWriter
+from producer.simulation.engine import Simulation
+from producer.simulation.scenario import load_scenario
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producer.events import Device, EventType, FlashSaleEvent
-from producer.schemas import SchemaCatalog
+from producer.contract.catalog import SchemaCatalog
+from producer.events import LATEST_VERSION, Device, EventType, FlashSaleEvent, fields_of
 
 GOLDEN_EVENT = FlashSaleEvent(
     event_id="00000000-0000-4000-8000-000000000001",
@@ -144,10 +144,19 @@ def test_both_readers_agree_on_shared_fields(catalog: SchemaCatalog, event: Flas
         assert {k: as_v1[k] for k in shared} == {k: as_v2[k] for k in shared}
 
 
-def test_unknown_version_is_refused() -> None:
-    for version in (0, 4):
-        with pytest.raises(ValueError, match=f"unknown schema version {version}"):
+def test_a_version_before_the_first_is_refused() -> None:
+    for version in (0, -1):
+        with pytest.raises(ValueError, match=f"schema versions start at 1, got {version}"):
             GOLDEN_EVENT.to_avro(version)
+
+
+def test_each_version_carries_the_fields_of_the_table_up_to_it(catalog: SchemaCatalog) -> None:
+    # The table and the released files agree: v1..v3 carry exactly their schema's fields.
+    for schema in catalog.versions():
+        assert list(GOLDEN_EVENT.to_avro(schema.version)) == schema.field_names
+    # A version past the table carries the newest entry's fields; the writer fills the rest.
+    assert GOLDEN_EVENT.to_avro(LATEST_VERSION + 1) == GOLDEN_EVENT.to_avro(LATEST_VERSION)
+    assert fields_of(1) < fields_of(2) < fields_of(3) == fields_of(4)
 
 
 def test_the_key_is_the_user_id() -> None:

@@ -11,11 +11,11 @@ from typing import Any
 
 import fastavro
 
-from producer.ledger import Ledger, minute_of
-from producer.scenario import load_scenario
-from producer.schemas import SchemaCatalog
-from producer.simulate import run_simulation
-from producer.simulator import Simulation
+from producer.contract.catalog import SchemaCatalog
+from producer.simulation.engine import Simulation
+from producer.simulation.ledger import Ledger, minute_of
+from producer.simulation.run import run_simulation
+from producer.simulation.scenario import load_scenario
 
 
 def recount(records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from producer.pacing import Pacer, paced
-from producer.scenario import builtin_scenarios, load_scenario
-from producer.simulator import Simulation
+from producer.simulation.engine import Simulation
+from producer.simulation.pacing import Pacer, paced
+from producer.simulation.scenario import builtin_scenarios, load_scenario
 
 
 class FakeClock:

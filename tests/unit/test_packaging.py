@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.schemas import bundled_schemas_dir
+from producer.contract.catalog import bundled_schemas_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 

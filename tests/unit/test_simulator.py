@@ -10,10 +10,10 @@ from itertools import islice
 import fastavro
 import pytest
 
+from producer.contract.catalog import SchemaCatalog
 from producer.events import EventType, FlashSaleEvent
-from producer.scenario import load_scenario
-from producer.schemas import SchemaCatalog
-from producer.simulator import Simulation
+from producer.simulation.engine import Simulation
+from producer.simulation.scenario import load_scenario
 
 SEED = 20261127  # fixed: every statistical check below is reproducible
 

@@ -5,7 +5,7 @@ and ``use.latest.version`` off and the topic subject strategy set explicitly, so
 record carries exactly the schema version the scenario names, which must already be
 registered. The serializer writes the first record and resolves the registered id;
 the rest are written byte-identically without its per-record work
-(:mod:`producer.encoding`). Keys (the user id) are Avro strings under
+(:mod:`producer.kafka.encoding`). Keys (the user id) are Avro strings under
 ``<topic>-key``; a user's key bytes are serialized once and reused.
 
 The producer is idempotent with ``acks=all``. Each record's delivery report decides
@@ -36,33 +36,28 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from producer.config import ClientConfig
-from producer.encoding import FramedAvroEncoder, FramedKeyEncoder
-from producer.errors import FlashsaleError
+from producer.contract.catalog import KEY_FAMILY, SchemaCatalog, SchemaFile
+from producer.errors import ConfigError, SchemaNotRegistered, UsageError
 from producer.events import FlashSaleEvent
-from producer.ledger import Ledger
-from producer.pacing import Pacer
-from producer.registry import (
-    Registry,
-    SchemaNotRegistered,
-    key_subject,
-    value_subject,
-)
-from producer.scenario import Scenario
-from producer.schemas import KEY_FAMILY, SchemaCatalog, SchemaFile
-from producer.simulator import Simulation
+from producer.kafka.admin import cluster_metadata, create_topic, librdkafka_log, require_topic
+from producer.kafka.encoding import FramedAvroEncoder, FramedKeyEncoder
+from producer.registry.client import Registry, key_subject, value_subject
+from producer.simulation.engine import Simulation
+from producer.simulation.ledger import Ledger
+from producer.simulation.pacing import Pacer
+from producer.simulation.scenario import Scenario
 
 __all__ = [
-    "BrokerUnavailable",
+    "PRODUCER_DEFAULTS",
+    "SERIALIZER_CONF",
     "ProduceOptions",
     "ProduceResult",
     "Progress",
     "StreamProducer",
-    "TopicMissing",
     "producer_config",
 ]
 
 log = logging.getLogger(__name__)
-librdkafka_log = logging.getLogger("flashsale.librdkafka")
 
 # Tuned for throughput with ordering and no duplicates; each can be overridden.
 PRODUCER_DEFAULTS = {
@@ -77,7 +72,7 @@ PRODUCER_DEFAULTS = {
 
 
 # Serialize with the version named, never register, and name the subject explicitly.
-_SERIALIZER_CONF = {
+SERIALIZER_CONF = {
     "auto.register.schemas": False,
     "use.latest.version": False,
     "subject.name.strategy": topic_subject_name_strategy,
@@ -104,23 +99,11 @@ def _steady_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-class BrokerUnavailable(FlashsaleError):
-    """Kafka cannot be reached, or refused us, within the configured time."""
-
-    exit_code = 2
-
-
-class TopicMissing(FlashsaleError):
-    """The topic does not exist."""
-
-    exit_code = 2
-
-
 def producer_config(config: ClientConfig) -> dict[str, Any]:
     """librdkafka configuration: defaults, overridden by what the user configured."""
     merged: dict[str, Any] = {**PRODUCER_DEFAULTS, **config.kafka()}
     if merged.get("enable.idempotence") == "true" and merged.get("acks") not in ("all", "-1"):
-        raise FlashsaleError(
+        raise ConfigError(
             f"acks={merged['acks']} contradicts enable.idempotence=true (which needs acks=all)"
         )
     merged["logger"] = librdkafka_log
@@ -210,10 +193,12 @@ class StreamProducer:
         self.options = options
         self.schema = catalog.get(scenario.schema_version)
         self.switch_schema = (
-            catalog.get(options.switch_version) if options.switch_version is not None else None
+            catalog.require(options.switch_version, "switch_version")
+            if options.switch_version is not None
+            else None
         )
         if (options.switch_at is None) != (self.switch_schema is None):
-            raise FlashsaleError("a schema switch needs both a time and a version")
+            raise UsageError("a schema switch needs both a time and a version")
         self.registry = Registry(config, timeout=options.connect_timeout)
         # Events carry every field the run will write, whichever version writes them.
         newest = max(scenario.schema_version, options.switch_version or 0)
@@ -223,7 +208,7 @@ class StreamProducer:
             workers=options.workers,
             worker=options.worker,
         )
-        self._latency_sample_every = 1
+        self._registered: dict[int, int] = {}  # version -> id, as preflight found them
 
     # ------------------------------------------------------------------ checks
 
@@ -232,74 +217,41 @@ class StreamProducer:
 
         Nothing is created before every check has passed.
         """
-        metadata = self._check_broker() if need_broker else None
+        servers, timeout = self.config.bootstrap_servers, self.options.connect_timeout
+        metadata = cluster_metadata(self._admin(), servers, timeout) if need_broker else None
         topic = self.options.topic
         subject = value_subject(topic)
         for schema in (self.schema, self.switch_schema):
-            if schema is not None and self.registry.lookup(subject, schema.text) is None:
+            if schema is None:
+                continue
+            found = self.registry.lookup(subject, schema.text)
+            if found is not None:
+                self._registered[schema.version] = found[0]
+            else:
                 raise SchemaNotRegistered(
                     f"{schema.path.name} (v{schema.version}) is not registered under "
-                    f"{subject} at {self.registry.url}; run: flashsale schemas register "
-                    f"--topic {topic}"
+                    f"{subject} at {self.registry.url}",
+                    topic,
                 )
         if KEY_FAMILY in self.catalog.families:
             key = self.catalog.latest(KEY_FAMILY)
             if self.registry.lookup(key_subject(topic), key.text) is None:
                 raise SchemaNotRegistered(
                     f"the key schema is not registered under {key_subject(topic)} at "
-                    f"{self.registry.url}; run: flashsale schemas register --topic {topic}"
+                    f"{self.registry.url}",
+                    topic,
                 )
-        if metadata is not None:
-            self._ensure_topic(metadata)
+        if metadata is None or topic in metadata.topics:
+            return
+        if not self.options.create_topic:
+            require_topic(metadata, topic, servers)
+        create_topic(self._admin_conf(), topic, self.options.partitions, timeout)
+
+    def _admin_conf(self) -> dict[str, Any]:
+        return {k: v for k, v in producer_config(self.config).items() if k not in PRODUCER_DEFAULTS}
 
     def _admin(self) -> AdminClient:
-        conf = {k: v for k, v in producer_config(self.config).items() if k not in PRODUCER_DEFAULTS}
-        return AdminClient(conf)
-
-    def _check_broker(self) -> Any:
-        """The cluster's metadata, or a one-line error saying why there is none."""
-        admin = self._admin()
-        timeout = self.options.connect_timeout
-        servers = self.config.bootstrap_servers
-        try:
-            metadata = admin.list_topics(timeout=timeout)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if error.code() in (
-                KafkaError._AUTHENTICATION,
-                KafkaError.SASL_AUTHENTICATION_FAILED,
-                KafkaError.TOPIC_AUTHORIZATION_FAILED,
-                KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-            ):
-                raise BrokerUnavailable(
-                    f"Kafka at {servers} refused the credentials: {error.str()}"
-                ) from exc
-            raise BrokerUnavailable(
-                f"cannot reach Kafka at {servers} within {timeout:g}s ({error.name()})"
-            ) from exc
-        return metadata
-
-    def _ensure_topic(self, metadata: Any) -> None:
-        topic = self.options.topic
-        servers = self.config.bootstrap_servers
-        timeout = self.options.connect_timeout
-        if topic not in metadata.topics:
-            if not self.options.create_topic:
-                raise TopicMissing(
-                    f"topic {topic} does not exist on {servers}; create it, or add --create-topic"
-                )
-            from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
-
-            admin = self._admin()  # keep it alive until the future resolves
-            futures = admin.create_topics([NewTopic(topic, self.options.partitions, 1)])
-            try:
-                futures[topic].result(timeout=timeout)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise BrokerUnavailable(
-                        f"cannot create topic {topic} on {servers}: {exc.args[0].str()}"
-                    ) from exc
-            log.info("created topic %s with %d partitions", topic, self.options.partitions)
+        return AdminClient(self._admin_conf())
 
     # ------------------------------------------------------------------ serializers
 
@@ -311,7 +263,7 @@ class StreamProducer:
             self.registry.client,
             schema.text,
             lambda event, ctx: event.to_avro(version),
-            conf=_SERIALIZER_CONF,
+            conf=SERIALIZER_CONF,
         )
         ctx = SerializationContext(self.options.topic, MessageField.VALUE)
 
@@ -324,7 +276,7 @@ class StreamProducer:
 
     def _key_encoder(self) -> FramedKeyEncoder:
         key_text = self.catalog.latest(KEY_FAMILY).text
-        serializer = AvroSerializer(self.registry.client, key_text, conf=_SERIALIZER_CONF)
+        serializer = AvroSerializer(self.registry.client, key_text, conf=SERIALIZER_CONF)
         ctx = SerializationContext(self.options.topic, MessageField.KEY)
 
         def first(user_id: str) -> bytes:
@@ -369,9 +321,10 @@ class StreamProducer:
     ) -> ProduceResult:
         stop = stop or threading.Event()
         options = self.options
-        serialize_value = self._value_encoder(self.schema)
+        serialize_value = primary = self._value_encoder(self.schema)
         serialize_key = self._key_encoder()
         switch_ms = None
+        switched: FramedAvroEncoder | None = None
         if options.switch_at is not None and self.switch_schema is not None:
             switch_ms = self.scenario.start_ms + int(options.switch_at * 1000)
             switched = self._value_encoder(self.switch_schema)
@@ -434,7 +387,11 @@ class StreamProducer:
                 elif sent & 0xFF == 0 and stop.is_set():  # unpaced: check now and then
                     result.interrupted = True
                     break
-                if switch_ms is not None and event.timestamp_ms >= switch_ms:
+                if (
+                    switched is not None
+                    and switch_ms is not None
+                    and event.timestamp_ms >= switch_ms
+                ):
                     serialize_value, switch_ms = switched, None
                 value = serialize_value(event)
                 key = serialize_key(event.user_id)
@@ -479,11 +436,13 @@ class StreamProducer:
                 )
             if options.ledger_path is not None:
                 ledger.write(options.ledger_path, complete=not result.interrupted and result.ok)
-            found = self.registry.lookup(value_subject(topic), self.schema.text)
-            result.schema_id = found[0] if found else None
-            if self.switch_schema is not None:
-                found = self.registry.lookup(value_subject(topic), self.switch_schema.text)
-                result.switched_schema_id = found[0] if found else None
+            # The ids the records carry: no registry call after the run, so an outage
+            # now cannot turn an acknowledged run into an error.
+            result.schema_id = primary.schema_id or self._registered.get(self.schema.version)
+            if switched is not None and self.switch_schema is not None:
+                result.switched_schema_id = switched.schema_id or self._registered.get(
+                    self.switch_schema.version
+                )
         return result
 
     def _progress(self, result: ProduceResult, simulation: Simulation, rate: float) -> Progress:

@@ -28,12 +28,12 @@ from xml.etree import ElementTree
 
 import fastavro
 
-from producer.compat import LabelledSchema, check_reader_writer
+from producer.contract.catalog import EVENT_FAMILY, SchemaCatalog, parse_schema_text
+from producer.contract.compat import LabelledSchema, check_reader_writer
 from producer.errors import FlashsaleError, SchemaFileError
 from producer.events import LATEST_VERSION, FlashSaleEvent
-from producer.scenario import load_scenario
-from producer.schemas import parse_schema_text
-from producer.simulator import Simulation
+from producer.simulation.engine import Simulation
+from producer.simulation.scenario import load_scenario
 
 __all__ = [
     "REQUIRES",
@@ -150,6 +150,11 @@ def load_reader(path: Path) -> Reader:
 def writer_from_text(name: str, text: str, where: object) -> Writer:
     definition, parsed, parsed_avro = parse_schema_text(text, where)
     return Writer(name, definition, parsed, LabelledSchema(name, parsed_avro))
+
+
+def local_writers(catalog: SchemaCatalog) -> list[Writer]:
+    """Every event version in the schema folder, oldest first."""
+    return [writer_from_text(s.label, s.text, s.path) for s in catalog.versions(EVENT_FAMILY)]
 
 
 _NO_DEFAULT = object()

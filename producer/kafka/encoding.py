@@ -302,6 +302,28 @@ def _single(position: int) -> Callable[[FlashSaleEvent], Sequence[Any]]:
     return lambda event: (event[position],)
 
 
+def _constant(data: bytes) -> Writer:
+    return lambda _value: data
+
+
+def _with_defaults(fields: list[dict[str, Any]], writers: list[Writer]) -> list[Writer] | None:
+    """The field writers, with each field the event does not carry (a newer schema's
+    optional field) writing its default's bytes; None if such a field has no default
+    the writers can encode (fastavro then writes each record, or says why it cannot)."""
+    out = list(writers)
+    for i, position in enumerate(avro_positions(f["name"] for f in fields)):
+        if position is not None:
+            continue
+        if "default" not in fields[i]:
+            return None
+        try:
+            constant = writers[i](fields[i]["default"])
+        except _NOT_TAKEN:
+            return None
+        out[i] = _constant(constant)
+    return out
+
+
 class FramedAvroEncoder:
     """Encodes events of one schema version in the Confluent wire format."""
 
@@ -321,14 +343,26 @@ class FramedAvroEncoder:
         self._values: Callable[[FlashSaleEvent], Sequence[Any]] | None = None
         self._writers: tuple[Writer, ...] = ()
         if record is not None:
-            positions = avro_positions(f["name"] for f in definition["fields"])
-            self._values = itemgetter(*positions) if len(positions) > 1 else _single(positions[0])
-            self._writers = tuple(record.writers)
+            writers = _with_defaults(definition["fields"], record.writers)
+            if writers is not None:
+                # A field the event does not carry reads position 0 and writes its default.
+                positions = [
+                    p or 0 for p in avro_positions(f["name"] for f in definition["fields"])
+                ]
+                self._values = (
+                    itemgetter(*positions) if len(positions) > 1 else _single(positions[0])
+                )
+                self._writers = tuple(writers)
 
     @property
     def header(self) -> bytes | None:
         """Magic byte and schema id, once the first record resolved them."""
         return self._header
+
+    @property
+    def schema_id(self) -> int | None:
+        """The registered id written in every record, once the first record resolved it."""
+        return int.from_bytes(self._header[1:5], "big") if self._header else None
 
     def __call__(self, event: FlashSaleEvent) -> bytes:
         header = self._header

@@ -17,9 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from producer.errors import InvalidOption
 from producer.events import EventType, FlashSaleEvent
 
-__all__ = ["Ledger", "Tally", "minute_of"]
+__all__ = ["Ledger", "Tally", "minute_of", "read_ledger"]
 
 _ZERO = Decimal("0.00")
 
@@ -186,6 +187,17 @@ class Ledger:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def read_ledger(path: Path) -> dict[str, Any]:
+    """A ledger file as written by :meth:`Ledger.write` (the JSON object, as is)."""
+    try:
+        ledger = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidOption("ledger", f"cannot read: {exc}", path) from exc
+    if not isinstance(ledger, dict):
+        raise InvalidOption("ledger", "not a ledger: the file holds no JSON object", path)
+    return ledger
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

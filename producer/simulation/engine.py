@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import accumulate
 
-from producer.events import Device, EventType, FlashSaleEvent
-from producer.scenario import Scenario, ScenarioError
+from producer.errors import InvalidOption
+from producer.events import Device, EventType, FlashSaleEvent, fields_of
+from producer.simulation.scenario import Scenario
 
 __all__ = ["Product", "Simulation"]
 
@@ -81,10 +82,10 @@ class Simulation:
 
     def __post_init__(self) -> None:
         if self.workers < 1:
-            raise ScenarioError(f"--workers: must be at least 1, got {self.workers}")
+            raise InvalidOption("workers", f"must be at least 1, got {self.workers}")
         if not 0 <= self.worker < self.workers:
-            raise ScenarioError(
-                f"--worker: must be between 0 and {self.workers - 1}, got {self.worker}"
+            raise InvalidOption(
+                "worker", f"must be between 0 and {self.workers - 1}, got {self.worker}"
             )
         rng = random.Random(f"{self.seed}:catalog")
         self.products = self._build_catalog(rng)
@@ -160,8 +161,9 @@ class Simulation:
         sold_out = self.sold_out
         sold_out_ids = self.sold_out_ids
         workers, worker = self.workers, self.worker
-        v2 = scenario.schema_version >= 2
-        v3 = scenario.schema_version >= 3
+        carried = fields_of(scenario.schema_version)
+        v2 = "session_id" in carried
+        v3 = "stock_remaining" in carried
         sale = scenario.sale
         sale_start = sale.starts_at if sale else 0.0
         sale_end = sale.ends_at if sale else 0.0

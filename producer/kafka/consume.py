@@ -18,15 +18,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
 from producer.config import ClientConfig
-from producer.errors import FlashsaleError
-from producer.registry import Registry
-from producer.schemas import parse_schema_text
-from producer.stream import BrokerUnavailable, TopicMissing, librdkafka_log
+from producer.contract.catalog import parse_schema_text
+from producer.errors import BrokerUnavailable, InvalidOption
+from producer.kafka.admin import cluster_metadata, librdkafka_log, require_topic
+from producer.registry.client import Registry
 
 __all__ = ["ConsumeOptions", "ConsumedRecord", "consume", "json_value"]
 
@@ -77,8 +77,8 @@ def consume(
         try:
             reader_text = options.reader_schema.read_text(encoding="utf-8")
         except OSError as exc:
-            raise FlashsaleError(
-                f"--reader-schema {options.reader_schema}: cannot read: {exc.strerror}"
+            raise InvalidOption(
+                "reader_schema", f"cannot read: {exc.strerror}", options.reader_schema
             ) from exc
         parse_schema_text(reader_text, options.reader_schema)  # one-line error if invalid
     registry = Registry(config, timeout=options.connect_timeout)
@@ -96,17 +96,9 @@ def consume(
         }
     )
     try:
-        try:
-            metadata = consumer.list_topics(timeout=options.connect_timeout)
-        except KafkaException as exc:
-            raise BrokerUnavailable(
-                f"cannot reach Kafka at {config.bootstrap_servers} within "
-                f"{options.connect_timeout:g}s ({exc.args[0].name()})"
-            ) from exc
-        if options.topic not in metadata.topics:
-            raise TopicMissing(
-                f"topic {options.topic} does not exist on {config.bootstrap_servers}"
-            )
+        servers = config.bootstrap_servers
+        metadata = cluster_metadata(consumer, servers, options.connect_timeout)
+        require_topic(metadata, options.topic, servers)
         consumer.subscribe([options.topic])
         count = 0
         last_record = time.monotonic()

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from producer.errors import FlashsaleError, UsageError
-from producer.ledger import Ledger
-from producer.scenario import Scenario
-from producer.schemas import SchemaCatalog
-from producer.simulator import Simulation
-from producer.sinks import open_sink
+from producer.contract.catalog import SchemaCatalog
+from producer.errors import Interrupted, InvalidOption
+from producer.simulation.engine import Simulation
+from producer.simulation.ledger import Ledger
+from producer.simulation.scenario import Scenario
+from producer.simulation.sinks import open_sink
 
 __all__ = ["Interrupted", "SimulateResult", "run_simulation"]
-
-
-class Interrupted(FlashsaleError):
-    """The run was stopped by the user; what was written is accounted for."""
-
-    exit_code = 130
 
 
 @dataclass(frozen=True)
@@ -44,14 +39,20 @@ def run_simulation(
     workers: int = 1,
     worker: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> SimulateResult:
-    """Write the run's events to ``out`` (.avro or .jsonl) and its ledger to ``ledger_path``."""
+    """Write the run's events to ``out`` (.avro or .jsonl) and its ledger to ``ledger_path``.
+
+    Setting ``stop`` ends the run early: what was written is closed and in the ledger
+    (marked incomplete), and :class:`~producer.errors.Interrupted` says so.
+    """
     if max_events is None and duration is None and scenario.total_seconds is None:
-        raise UsageError(
-            f"scenario {scenario.name} runs forever: give --events N or --duration 600s"
+        raise InvalidOption(
+            "",
+            f"scenario {scenario.name} runs forever: give {{max_events}} N or {{duration}} 600s",
         )
     if max_events is not None and max_events < 0:
-        raise UsageError(f"--events: must not be negative, got {max_events}")
+        raise InvalidOption("max_events", f"must not be negative, got {max_events}")
     schema = catalog.get(scenario.schema_version)
     simulation = Simulation(scenario, seed, workers=workers, worker=worker)
     ledger = Ledger(
@@ -67,21 +68,23 @@ def run_simulation(
         run_id = f"{scenario.name}:{seed}:v{schema.version}:{worker}/{workers}"
         sink = open_sink(out, schema, run_id)
     except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
+        raise InvalidOption("out", f"cannot write: {exc.strerror or exc}", out) from exc
     sold_out_ids = simulation.sold_out_ids
     started = time.monotonic()
     written = 0
     complete = False
+    stopped = stop.is_set if stop is not None else lambda: False
     try:
         for event in simulation.events(max_events=max_events, max_seconds=duration):
             sink.write(event)
             ledger.record(event, event.event_id in sold_out_ids)
             written += 1
+            if written & 0xFF == 0 and stopped():
+                break
             if on_progress is not None and written % 50_000 == 0:
                 on_progress(written, simulation.seconds_done)
-        complete = True
-    except KeyboardInterrupt:
-        pass
+        else:
+            complete = True
     finally:
         sink.close()
         if ledger_path is not None:

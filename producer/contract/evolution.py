@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from producer.compat import (
+from producer.contract.catalog import SchemaCatalog, SchemaFile
+from producer.contract.compat import (
     CompatibilityLevel,
     CompatibilityReport,
     Incompatibility,
@@ -14,7 +15,6 @@ from producer.compat import (
     check_compatibility,
     check_reader_writer,
 )
-from producer.schemas import SchemaCatalog, SchemaFile
 
 __all__ = [
     "FieldChange",

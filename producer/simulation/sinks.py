@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from fastavro.write import Writer
 
-from producer.errors import UsageError
+from producer.contract.catalog import SchemaFile
+from producer.errors import InvalidOption
 from producer.events import FlashSaleEvent
-from producer.schemas import SchemaFile
 
 __all__ = ["AvroFileSink", "EventSink", "JsonLinesSink", "event_json", "open_sink"]
 
@@ -26,15 +27,14 @@ class EventSink(Protocol):
 def event_json(event: FlashSaleEvent, version: int) -> dict[str, Any]:
     """The event as JSON-ready values: decimals as exact strings, time as ISO-8601 UTC."""
     datum = event.to_avro(version)
-    datum["price"] = str(event.price)
-    datum["revenue"] = str(event.revenue)
+    for name, value in datum.items():
+        if isinstance(value, Decimal):
+            datum[name] = str(value)
     datum["timestamp"] = (
         datetime.fromtimestamp(event.timestamp_ms / 1000, tz=UTC)
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )
-    if version >= 2 and event.list_price is not None:
-        datum["list_price"] = str(event.list_price)
     return datum
 
 
@@ -81,4 +81,4 @@ def open_sink(path: Path, schema: SchemaFile, run_id: str = "") -> EventSink:
         return AvroFileSink(path, schema, sync_marker=marker)
     if path.suffix == ".jsonl":
         return JsonLinesSink(path, schema.version)
-    raise UsageError(f"--out {path}: the file must end in .avro or .jsonl")
+    raise InvalidOption("out", "the file must end in .avro or .jsonl", path)

@@ -22,7 +22,7 @@ import avro.schema
 import fastavro
 import fastavro.schema
 
-from producer.errors import SchemaFileError, SchemaNotFoundError
+from producer.errors import InvalidOption, SchemaFileError, SchemaNotFoundError
 
 __all__ = [
     "EVENT_FAMILY",
@@ -45,11 +45,11 @@ _FILE_NAME = re.compile(r"^(?P<family>[A-Za-z0-9_.]+)-v(?P<version>[1-9][0-9]*)\
 
 def bundled_schemas_dir() -> Path:
     """The contract that ships with flashsale: inside the wheel, or the checkout's ``schemas/``."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "_schemas"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "_schemas"
     if packaged.is_dir():
         return packaged
-    return here.parent / "schemas"
+    return package.parent / "schemas"
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,14 @@ class SchemaCatalog:
                 f"{self.directory}: {family} has no version {version} (it has {known})"
             )
         return found[version]
+
+    def require(self, version: int, option: str, family: str = EVENT_FAMILY) -> SchemaFile:
+        """The schema of ``version`` that the input ``option`` asks for, or an
+        :class:`~producer.errors.InvalidOption` listing the versions there are."""
+        versions = [s.version for s in self.versions(family)]
+        if version not in versions:
+            raise InvalidOption(option, f"must be one of {versions}, got {version}")
+        return self.get(version, family)
 
     def latest(self, family: str = EVENT_FAMILY) -> SchemaFile:
         return self.versions(family)[-1]

@@ -1,0 +1,107 @@
+"""``flashsale contract verify``: every consumer's reader schema against every writer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from producer.cli.options import Connection, connection_options, topic_option
+from producer.cli.output import contract_table
+from producer.cli.root import FlashsaleGroup, Settings, pass_settings
+
+__all__ = ["contract"]
+
+
+@click.group(cls=FlashsaleGroup)
+def contract() -> None:
+    """Consumer contracts: prove every reader schema reads every writer version.
+
+    \b
+    Example:
+      flashsale contract verify
+    """
+
+
+def _default_readers() -> list[Path]:
+    folder = Path(__file__).resolve().parents[2] / "consumers" / "contracts"
+    return sorted(folder.glob("*.avsc")) if folder.is_dir() else []
+
+
+@contract.command("verify")
+@click.option(
+    "--reader",
+    "readers",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A reader schema (repeatable) [default: consumers/contracts/*.avsc].",
+)
+@click.option(
+    "--against",
+    type=click.Choice(["local", "registry"]),
+    default="local",
+    show_default=True,
+    help="Writers: the local schema files, or the registered versions.",
+)
+@topic_option()
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "junit"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report here instead of stdout.",
+)
+@connection_options
+@pass_settings
+def contract_verify(
+    settings: Settings,
+    readers: tuple[Path, ...],
+    against: str,
+    topic: str,
+    output_format: str,
+    out: Path | None,
+    connection: Connection,
+) -> None:
+    """Check every (writer version x reader) pair with Avro resolution and with data.
+
+    Exits 1 on any failure, naming the pair, the field and the reason.
+
+    \b
+    Example:
+      flashsale contract verify
+      flashsale contract verify --reader my-job.avsc --against registry --format junit --out c.xml
+    """
+    from producer.contract.catalog import load_catalog
+    from producer.contract.readers import load_reader, local_writers, verify_contracts
+
+    paths = list(readers) or _default_readers()
+    if not paths:
+        raise click.UsageError(
+            "no reader schemas: give --reader FILE (consumers/contracts is absent)"
+        )
+    reader_list = [load_reader(p) for p in paths]
+    if against == "local":
+        writers = local_writers(load_catalog(settings.schemas_dir))
+    else:
+        from producer.registry.client import Registry
+        from producer.registry.workflows import registered_writers
+
+        writers = registered_writers(Registry(connection.config()), f"{topic}-value")
+    report = verify_contracts(writers, reader_list)
+    if output_format == "json":
+        text = json.dumps(report.to_json(), indent=2) + "\n"
+    else:
+        text = report.to_junit() + "\n" if output_format == "junit" else contract_table(report)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"{'ok' if report.ok else 'FAILED'}: report written to {out}")
+    else:
+        click.echo(text, nl=False)
+    if not report.ok:
+        raise SystemExit(1)

@@ -1,0 +1,124 @@
+"""What commands print: tables, the produce summary and live line, the KPI tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import click
+
+__all__ = [
+    "cell",
+    "contract_table",
+    "kpi_tables",
+    "live_line",
+    "produce_summary",
+    "stack_status",
+    "table",
+]
+
+
+def table(rows: Sequence[Sequence[str]]) -> None:
+    """Rows as left-aligned columns; the first row is the header."""
+    click.echo("\n".join(_aligned(rows)))
+
+
+def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
+def cell(value: Any) -> str:
+    """A value as a table shows it: times to the second, floats to four places."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def stack_status(statuses: Sequence[Any]) -> None:
+    rows = [("service", "address", "state", "pid", "storage")]
+    for s in statuses:
+        rows.append((s.name, s.address, s.state, str(s.pid or "-"), s.note))
+    table(rows)
+
+
+def contract_table(report: Any) -> str:
+    """The writer x reader matrix, each failure on its own line, and the verdict."""
+    rows = [("writer \\ reader", *report.readers)]
+    for w in report.writers:
+        rows.append((w, *(report.verdict(w, r).status for r in report.readers)))
+    lines = _aligned(rows)
+    for v in report.verdicts:
+        for problem in v.problems:
+            lines.append(f"FAIL writer {v.writer} x reader {v.reader}: {problem}")
+    verdict = "all pairs pass" if report.ok else "contract verification FAILED"
+    lines.append(f"{verdict} ({len(report.verdicts)} pairs)")
+    return "\n".join(lines) + "\n"
+
+
+def live_line(p: Any) -> None:
+    """The produce progress line, rewritten in place on stderr."""
+    target = "max" if p.target_rate == float("inf") else f"{p.target_rate:,.0f}/s"
+    latency = f"p50 {p.p50_ms:.1f} ms p99 {p.p99_ms:.1f} ms" if p.p50_ms is not None else "-"
+    click.echo(
+        f"\r{p.phase:<10} target {target:>9} achieved {p.achieved_rate:>9,.0f}/s  "
+        f"sent {p.sent:,} acked {p.acked:,} failed {p.failed:,} in-flight "
+        f"{p.in_flight:,}  {latency}   ",
+        err=True,
+        nl=False,
+    )
+
+
+def produce_summary(result: Any, topic: str) -> None:
+    """The table after a produce run, and one error line if anything was lost."""
+    rate = result.acked / result.elapsed if result.elapsed > 0 else 0.0
+    p50, p99 = result.percentile(0.5), result.percentile(0.99)
+    switched = f", then {result.switched_schema_id}" if result.switched_schema_id else ""
+    failed = f" {dict(result.errors)}" if result.errors else ""
+    rows = [
+        ("topic", topic),
+        ("schema id", f"{result.schema_id}{switched}"),
+        ("sent", f"{result.sent}"),
+        ("acknowledged", f"{result.acked}"),
+        ("failed", f"{result.failed}{failed}"),
+        ("unconfirmed", f"{result.unconfirmed}"),
+        ("elapsed", f"{result.elapsed:.1f}s ({rate:,.0f} acked/s)"),
+        ("delivery latency", "-" if p50 is None else f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"),
+    ]
+    if result.ledger_path is not None:
+        rows.append(("ledger", str(result.ledger_path)))
+    if result.interrupted:
+        rows.append(("interrupted", "yes: generation stopped, outstanding records flushed"))
+    table(rows)
+    if not result.ok:
+        click.echo(f"Error: {result.lost} of {result.sent} records were not acknowledged", err=True)
+
+
+def _kpi(title: str, rows: list[dict[str, Any]]) -> None:
+    click.echo(f"\n{title}")
+    if not rows:
+        click.echo("  (none)")
+        return
+    columns = list(rows[0])
+    table([tuple(columns)] + [tuple(cell(r[c]) for c in columns) for r in rows])
+
+
+def kpi_tables(kpis: dict[str, Any], top: int) -> None:
+    """The Gold tables, the spikes among the minutes, and a bar chart of events per minute."""
+    per_minute = kpis["revenue_per_minute"].to_pylist()
+    _kpi("revenue per minute", per_minute)
+    _kpi("funnel per category", kpis["funnel_per_category"].to_pylist())
+    _kpi(f"top {top} products", kpis["product_sales"].to_pylist()[:top])
+    _kpi("sold-out moments", kpis["sold_out"].to_pylist())
+    spikes = [r for r in kpis["spikes"].to_pylist() if r["is_spike"] == 1]
+    _kpi("spikes (z-score >= 3 against the previous 10 minutes)", spikes)
+    click.echo("\nevents per minute")
+    peak = max((r["events"] for r in per_minute), default=0)
+    for r in per_minute:
+        bar = "#" * (round(40 * r["events"] / peak) if peak else 0)
+        click.echo(f"  {r['minute']:%H:%M} {bar:<40} {r['events']:,}")

@@ -1,0 +1,211 @@
+"""``flashsale pipeline run`` (Kafka -> Bronze -> Silver -> Gold), ``flashsale kpis``
+(print and reconcile Gold) and ``flashsale demo`` (the whole flow on this machine)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from producer.cli.options import (
+    Connection,
+    connection_options,
+    data_dir_option,
+    duration,
+    engine_option,
+    port_options,
+    topic_option,
+    warehouse_option,
+)
+from producer.cli.output import kpi_tables, produce_summary
+from producer.cli.produce import stream_until_signalled
+from producer.cli.root import FlashsaleCommand, FlashsaleGroup, Settings, pass_settings
+from producer.cli.signals import stop_on_signals
+
+__all__ = ["demo", "kpis", "pipeline"]
+
+
+@click.group(cls=FlashsaleGroup)
+def pipeline() -> None:
+    """The reference Bronze -> Silver -> Gold pipeline (Delta Lake, no JVM).
+
+    \b
+    Example:
+      flashsale pipeline run --until-idle --warehouse warehouse/
+    """
+
+
+@pipeline.command("run")
+@click.option(
+    "--until-idle", is_flag=True, help="Stop once the topic is drained [default: follow]."
+)
+@click.option(
+    "--interval",
+    callback=duration,
+    default="5s",
+    show_default=True,
+    help="When following: pause between rounds.",
+)
+@warehouse_option("Where the Delta tables live.")
+@topic_option()
+@click.option(
+    "--reader-schema",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Silver's reader schema [default: consumers/contracts/silver.avsc].",
+)
+@engine_option("Embedded engine for the Gold SQL.")
+@connection_options
+def pipeline_run(
+    until_idle: bool,
+    interval: float,
+    warehouse: Path,
+    topic: str,
+    reader_schema: Path | None,
+    engine: str,
+    connection: Connection,
+) -> None:
+    """Ingest the topic into Bronze, decode into Silver, compute the Gold KPI tables.
+
+    Ctrl-C (or SIGTERM) ends the round at the next Bronze commit, finishes Silver and
+    Gold for what was ingested, and stops; a second Ctrl-C stops at once.
+
+    \b
+    Example:
+      flashsale pipeline run --until-idle
+      flashsale pipeline run --warehouse /data/flash --interval 10s
+    """
+    from consumers.pipeline import run_pipeline
+    from consumers.silver import CONTRACT
+
+    config = connection.config()
+
+    def stopping() -> None:
+        click.echo("stopping after this round (Ctrl-C again to stop now)", err=True)
+
+    with stop_on_signals(on_first=stopping) as stop:
+        while not stop.is_set():
+            result = run_pipeline(
+                config.kafka(),
+                config.registry(),
+                topic,
+                warehouse,
+                reader_schema=reader_schema or CONTRACT,
+                engine=engine,
+                on_step=click.echo,
+                stop=stop,
+            )
+            click.echo(f"pipeline: {result.bronze.records} records in {result.elapsed:.1f}s")
+            if until_idle:
+                return
+            stop.wait(interval)
+
+
+def verify(kpis: dict[str, Any], ledger_path: Path) -> None:
+    """Reconcile every KPI with the ledger: one line per difference, exit 1 on any."""
+    from consumers.reconcile import reconcile
+    from producer.simulation.ledger import read_ledger
+
+    ledger = read_ledger(ledger_path)
+    problems = reconcile(ledger, kpis)
+    if problems:
+        for problem in problems:
+            click.echo(f"DIFFERENCE {problem}", err=True)
+        click.echo(f"Error: {len(problems)} KPI differences from the ledger", err=True)
+        raise SystemExit(1)
+    click.echo(
+        f"reconciled: every KPI equals the ledger ({ledger['total_events']} events, "
+        f"revenue {ledger['total_revenue']})"
+    )
+
+
+@click.command("kpis", cls=FlashsaleCommand)
+@warehouse_option()
+@click.option(
+    "--verify-ledger",
+    "ledger",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Reconcile every KPI with this ledger; exit 1 on any difference.",
+)
+@engine_option()
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Rows of the top-products table.",
+)
+def kpis(warehouse: Path, ledger: Path | None, engine: str, top: int) -> None:
+    """Print the Gold KPI tables; with a ledger, reconcile them exactly.
+
+    \b
+    Example:
+      flashsale kpis
+      flashsale kpis --verify-ledger ledger.json
+    """
+    from consumers.gold import compute_kpis
+
+    tables = compute_kpis(warehouse, engine)
+    kpi_tables(tables, top)
+    if ledger is not None:
+        verify(tables, ledger)
+
+
+@click.command("demo", cls=FlashsaleCommand)
+@data_dir_option("The local stack's data dir; the demo's warehouse and ledger go under it.")
+@port_options
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Simulated seconds per wall second.",
+)
+@click.option(
+    "--duration",
+    callback=duration,
+    default="6m",
+    show_default=True,
+    help="Simulated length of the sale.",
+)
+@click.option("--seed", type=int, default=2026, show_default=True)
+@pass_settings
+def demo(settings: Settings, /, data_dir: Path, duration: float, speed: float, **kw: Any) -> None:
+    """The whole flow on this machine: stack, schemas, a flash sale, pipeline, KPIs.
+
+    Starts the local stack, registers the schemas, produces the flash-sale scenario
+    (schema v1 first, switching to the newest halfway, as a rolling upgrade would),
+    runs the pipeline until the topic is drained, prints the KPIs with a chart of
+    events per minute, and reconciles every KPI with the producer's ledger.
+
+    \b
+    Example:
+      flashsale demo
+      flashsale demo --data-dir /tmp/demo --broker-port 19092 --registry-port 18081
+    """
+    from producer.contract.catalog import load_catalog
+    from producer.demo import Demo
+
+    catalog = load_catalog(settings.schemas_dir)
+    run = Demo(data_dir=data_dir, catalog=catalog, speed=speed, duration=duration, **kw)
+    click.echo(f"1/5 local stack in {data_dir}")
+    run.start_stack(on_progress=lambda line: click.echo(f"    {line}"))
+    click.echo(f"2/5 schemas registered under {run.topic}-key and {run.topic}-value")
+    run.register()
+    click.echo(
+        f"3/5 producing {duration / 60:g} simulated minutes of the flash-sale scenario at "
+        f"{speed:g}x, schema v1 switching to v{run.newest} at {duration / 120:g} min"
+    )
+    result = stream_until_signalled(run.stream(), live=sys.stderr.isatty())
+    produce_summary(result, run.topic)
+    if not result.ok:
+        raise SystemExit(1)
+    click.echo(f"4/5 pipeline into {run.warehouse}")
+    outcome = run.pipeline(on_step=click.echo)
+    click.echo("5/5 KPIs")
+    kpi_tables(outcome.kpis, 10)
+    verify(outcome.kpis, run.ledger)
+    click.echo(
+        f"\nthe stack keeps running; stop it with: flashsale local down --data-dir {data_dir}"
+    )

@@ -1,0 +1,65 @@
+"""The broker, before any record: is it there, does the topic exist, create it if asked.
+
+Each check fails in one line that names the bootstrap servers and why, telling
+refused credentials apart from a broker that cannot be reached.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from producer.errors import BrokerUnavailable, TopicMissing
+
+__all__ = ["cluster_metadata", "create_topic", "librdkafka_log", "require_topic"]
+
+log = logging.getLogger(__name__)
+# librdkafka's own log lines; the CLI shows them with -v only.
+librdkafka_log = logging.getLogger("flashsale.librdkafka")
+
+_REFUSED = (
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+)
+
+
+def cluster_metadata(client: Any, servers: str, timeout: float) -> Any:
+    """The cluster's metadata through ``client`` (an AdminClient, Producer or Consumer),
+    or a one-line :class:`BrokerUnavailable` saying why there is none."""
+    try:
+        return client.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        error: KafkaError = exc.args[0]
+        if error.code() in _REFUSED:
+            raise BrokerUnavailable(
+                f"Kafka at {servers} refused the credentials: {error.str()}"
+            ) from exc
+        raise BrokerUnavailable(
+            f"cannot reach Kafka at {servers} within {timeout:g}s ({error.name()})"
+        ) from exc
+
+
+def require_topic(metadata: Any, topic: str, servers: str) -> None:
+    """:class:`TopicMissing` unless ``topic`` is in the cluster's metadata."""
+    if topic not in metadata.topics:
+        raise TopicMissing(f"topic {topic} does not exist on {servers}", topic)
+
+
+def create_topic(conf: dict[str, Any], topic: str, partitions: int, timeout: float) -> None:
+    """Create ``topic`` (replication factor 1); one that exists already is fine."""
+    admin = AdminClient(conf)  # kept alive until the future resolves
+    futures = admin.create_topics([NewTopic(topic, partitions, 1)])
+    try:
+        futures[topic].result(timeout=timeout)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            servers = conf.get("bootstrap.servers", "?")
+            raise BrokerUnavailable(
+                f"cannot create topic {topic} on {servers}: {exc.args[0].str()}"
+            ) from exc
+    log.info("created topic %s with %d partitions", topic, partitions)

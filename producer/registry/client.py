@@ -1,0 +1,184 @@
+"""The Schema Registry client: the calls flashsale makes, each error mapped to one line.
+
+The official ``SchemaRegistryClient`` does the registry calls; compatibility tests go
+through plain HTTP with ``?verbose=true`` because the official client drops the
+registry's reasons. Subjects follow TopicNameStrategy: ``<topic>-value``, ``<topic>-key``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from producer.config import ClientConfig
+from producer.contract.compat import CompatibilityLevel
+from producer.errors import IncompatibleSchemaError, RegistryError, RegistryUnavailable
+
+__all__ = [
+    "DEFAULT_TOPIC",
+    "Registry",
+    "key_subject",
+    "number",
+    "value_subject",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOPIC = "flash_sale_events"
+
+
+def value_subject(topic: str) -> str:
+    return f"{topic}-value"
+
+
+def key_subject(topic: str) -> str:
+    return f"{topic}-key"
+
+
+def number(value: int | None) -> int:
+    if value is None:
+        raise RegistryError("the Schema Registry answered without an id or version")
+    return int(value)
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0].startswith("httpx")
+
+
+class Registry:
+    """A Schema Registry reached with the client configuration; errors are typed, one line."""
+
+    def __init__(self, config: ClientConfig, timeout: float = 10.0) -> None:
+        self.url = config.registry_url
+        self.timeout = timeout
+        conf: dict[str, Any] = {**config.registry(), "timeout": timeout, "max.retries": 1}
+        self.client = SchemaRegistryClient(conf)
+        self._http = requests.Session()
+        auth = config.registry_auth()
+        if auth is not None:
+            self._http.auth = auth
+
+    @contextmanager
+    def errors(self, what: str) -> Iterator[None]:
+        """Registry failures inside the block, as typed one-line errors naming ``what``."""
+        try:
+            yield
+        except SchemaRegistryError as exc:
+            raise RegistryError(
+                f"Schema Registry at {self.url}: {what}: {exc.error_message} "
+                f"(HTTP {exc.http_status_code}, error {exc.error_code})",
+                exc.http_status_code,
+                exc.error_code,
+            ) from exc
+        except requests.RequestException as exc:
+            raise RegistryUnavailable(
+                f"cannot reach the Schema Registry at {self.url}: {type(exc).__name__}"
+            ) from exc
+        except Exception as exc:
+            if _is_transport_error(exc):
+                raise RegistryUnavailable(
+                    f"cannot reach the Schema Registry at {self.url}: {type(exc).__name__}"
+                ) from exc
+            raise
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self._http.post(
+            self.url + path,
+            json=body,
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+            timeout=self.timeout,
+        )
+        payload: dict[str, Any] = response.json() if response.content else {}
+        if response.status_code >= 400:
+            raise SchemaRegistryError(
+                response.status_code, payload.get("error_code", -1), payload.get("message", "")
+            )
+        return payload
+
+    # ------------------------------------------------------------------ questions
+
+    def versions(self, subject: str) -> list[int]:
+        """The subject's versions; empty when the subject does not exist."""
+        with self.errors(f"listing versions of {subject}"):
+            try:
+                return list(self.client.get_versions(subject))
+            except SchemaRegistryError as exc:
+                if exc.error_code == 40401:
+                    return []
+                raise
+
+    def lookup(self, subject: str, text: str) -> tuple[int, int] | None:
+        """(schema id, version) of ``text`` under ``subject``, or None if not registered."""
+        with self.errors(f"looking up a schema under {subject}"):
+            try:
+                found = self.client.lookup_schema(subject, Schema(text, "AVRO"))
+            except SchemaRegistryError as exc:
+                if exc.error_code in (40401, 40403):
+                    return None
+                raise
+        return number(found.schema_id), number(found.version)
+
+    def global_level(self) -> CompatibilityLevel:
+        with self.errors("reading the global compatibility"):
+            return CompatibilityLevel(self.client.get_compatibility())
+
+    def ping(self) -> None:
+        """Fail in one line unless the registry answers."""
+        with self.errors("listing subjects"):
+            self.client.get_subjects()
+
+    def level(self, subject: str) -> CompatibilityLevel:
+        """The subject's compatibility level, or the global one when it has none."""
+        with self.errors(f"reading the compatibility of {subject}"):
+            try:
+                return CompatibilityLevel(self.client.get_compatibility(subject))
+            except SchemaRegistryError as exc:
+                if exc.error_code not in (40401, 40408):
+                    raise
+            return CompatibilityLevel(self.client.get_compatibility())
+
+    def set_level(self, subject: str | None, level: CompatibilityLevel) -> None:
+        with self.errors(f"setting compatibility {level.value}"):
+            self.client.set_compatibility(subject, level.value)
+
+    def incompatibilities(self, subject: str, text: str) -> list[str]:
+        """The registry's reasons to refuse ``text`` under ``subject`` (empty: compatible)."""
+        with self.errors(f"testing compatibility under {subject}"):
+            try:
+                answer = self._post(
+                    f"/compatibility/subjects/{subject}/versions?verbose=true",
+                    {"schema": text, "schemaType": "AVRO"},
+                )
+            except SchemaRegistryError as exc:
+                if exc.error_code == 40401:
+                    return []
+                raise
+        if answer.get("is_compatible", False):
+            return []
+        return [str(m) for m in answer.get("messages") or ["incompatible (no reason given)"]]
+
+    def register(self, subject: str, text: str) -> tuple[int, int]:
+        """Register ``text`` under ``subject``: (schema id, version)."""
+        with self.errors(f"registering under {subject}"):
+            try:
+                registered = self.client.register_schema_full_response(
+                    subject, Schema(text, "AVRO")
+                )
+            except SchemaRegistryError as exc:
+                if exc.http_status_code == 409:
+                    raise IncompatibleSchemaError(
+                        f"{subject}: the registry refused the schema as incompatible",
+                        [exc.error_message],
+                    ) from exc
+                raise
+        version = registered.version
+        if version is None:  # older registries answer only the id
+            found = self.lookup(subject, text)
+            version = found[1] if found else -1
+        return number(registered.schema_id), int(version)
