@@ -27,11 +27,11 @@ from pathlib import Path
 import requests
 
 from producer.errors import BrokerBinaryNotFound, PortBusy, StackError
+from producer.events import DEFAULT_TOPIC
 
 __all__ = [
     "DEFAULT_DATA_DIR",
     "DEFAULT_PARTITIONS",
-    "DEFAULT_TOPIC",
     "LocalStack",
     "ServiceStatus",
     "StackConfig",
@@ -41,7 +41,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_DATA_DIR = Path(".flashsale")
-DEFAULT_TOPIC = "flash_sale_events"
 DEFAULT_PARTITIONS = 6
 BROKER_STORAGE = "memory://tansu/"
 BROKER_NOTE = "memory storage: topics and records are lost when the broker stops"

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 __all__ = [
+    "DEFAULT_TOPIC",
     "FIELDS_ADDED",
     "LATEST_VERSION",
     "Device",
@@ -26,6 +27,9 @@ __all__ = [
     "avro_positions",
     "fields_of",
 ]
+
+# The topic of the contract; its subjects are <topic>-value and <topic>-key.
+DEFAULT_TOPIC = "flash_sale_events"
 
 # The one table of schema versions: the Avro fields each version added that the event
 # carries and the simulator fills. A run of an older version leaves the later fields

@@ -23,6 +23,13 @@ def schema_definition(version: int) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def changed_definition(version: int, change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """The released ``version``'s definition after ``change`` (which edits it in place)."""
+    definition = schema_definition(version)
+    change(definition)
+    return definition
+
+
 def field_of(definition: dict[str, Any], name: str) -> dict[str, Any]:
     return next(f for f in definition["fields"] if f["name"] == name)
 

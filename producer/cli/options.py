@@ -11,15 +11,16 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from producer.config import ClientConfig
-from producer.contract.catalog import SchemaCatalog
-from producer.contract.compat import CompatibilityLevel
-from producer.registry.client import DEFAULT_TOPIC
-from producer.simulation.scenario import Scenario
+from producer.events import DEFAULT_TOPIC
+
+if TYPE_CHECKING:  # the CLI starts fast: the library is imported by the commands that run
+    from producer.config import ClientConfig
+    from producer.contract.catalog import SchemaCatalog
+    from producer.simulation.scenario import Scenario
 
 __all__ = [
     "Connection",
@@ -77,6 +78,8 @@ def key_values(
 
 
 def _level(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from producer.contract.compat import CompatibilityLevel
+
     if value is None:
         return None
     try:
@@ -97,7 +100,7 @@ def level_option(help: str) -> Decorator:
     """``--level``: a compatibility level, parsed (``FULL_TRANSITIVE`` by default)."""
     return click.option(
         "--level",
-        default=CompatibilityLevel.FULL_TRANSITIVE.value,
+        default="FULL_TRANSITIVE",
         show_default=True,
         callback=_level,
         help=help,

@@ -4,6 +4,7 @@ registry (register, check --against-registry, status, pull, compat)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,8 +17,11 @@ from producer.cli.options import (
 )
 from producer.cli.output import table
 from producer.cli.root import FlashsaleGroup, Settings, pass_settings
-from producer.contract.compat import CompatibilityLevel
 from producer.errors import RegistryError
+
+if TYPE_CHECKING:
+    from producer.contract.catalog import SchemaCatalog
+    from producer.contract.compat import CompatibilityLevel
 
 __all__ = ["schemas"]
 
@@ -133,12 +137,12 @@ def schemas_check(
         raise SystemExit(1)
 
 
-def _check_against_registry(catalog: object, subject: str, connection: Connection) -> None:
+def _check_against_registry(catalog: SchemaCatalog, subject: str, connection: Connection) -> None:
     from producer.registry.client import Registry
     from producer.registry.workflows import check_against_registry
 
     try:
-        result = check_against_registry(Registry(connection.config()), catalog, subject)  # type: ignore[arg-type]
+        result = check_against_registry(Registry(connection.config()), catalog, subject)
     except RegistryError as exc:
         error = RegistryError(f"could not check: {exc}", exc.http_status, exc.error_code)
         error.exit_code = 2  # 1 means incompatible

@@ -25,6 +25,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext, Se
 from producer.config import ClientConfig
 from producer.contract.catalog import parse_schema_text
 from producer.errors import BrokerUnavailable, InvalidOption
+from producer.events import DEFAULT_TOPIC
 from producer.kafka.admin import cluster_metadata, librdkafka_log, require_topic
 from producer.registry.client import Registry
 
@@ -33,7 +34,7 @@ __all__ = ["ConsumeOptions", "ConsumedRecord", "consume", "json_value"]
 
 @dataclass(frozen=True)
 class ConsumeOptions:
-    topic: str = "flash_sale_events"
+    topic: str = DEFAULT_TOPIC
     group: str | None = None
     from_beginning: bool = False
     max_records: int | None = None

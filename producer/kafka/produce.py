@@ -38,7 +38,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from producer.config import ClientConfig
 from producer.contract.catalog import KEY_FAMILY, SchemaCatalog, SchemaFile
 from producer.errors import ConfigError, SchemaNotRegistered, UsageError
-from producer.events import FlashSaleEvent
+from producer.events import DEFAULT_TOPIC, FlashSaleEvent
 from producer.kafka.admin import cluster_metadata, create_topic, librdkafka_log, require_topic
 from producer.kafka.encoding import FramedAvroEncoder, FramedKeyEncoder
 from producer.registry.client import Registry, key_subject, value_subject
@@ -112,7 +112,7 @@ def producer_config(config: ClientConfig) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ProduceOptions:
-    topic: str = "flash_sale_events"
+    topic: str = DEFAULT_TOPIC
     max_events: int | None = None
     duration: float | None = None
     speed: float | None = 1.0  # None: as fast as the broker takes them

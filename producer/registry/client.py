@@ -19,6 +19,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from producer.config import ClientConfig
 from producer.contract.compat import CompatibilityLevel
 from producer.errors import IncompatibleSchemaError, RegistryError, RegistryUnavailable
+from producer.events import DEFAULT_TOPIC
 
 __all__ = [
     "DEFAULT_TOPIC",
@@ -29,8 +30,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TOPIC = "flash_sale_events"
 
 
 def value_subject(topic: str) -> str:

@@ -21,7 +21,8 @@ from producer.contract.catalog import (
 from producer.contract.compat import CompatibilityLevel
 from producer.contract.readers import Writer, writer_from_text
 from producer.errors import IncompatibleSchemaError, RegistryError, UsageError
-from producer.registry.client import DEFAULT_TOPIC, Registry, key_subject, number, value_subject
+from producer.events import DEFAULT_TOPIC
+from producer.registry.client import Registry, key_subject, number, value_subject
 
 __all__ = [
     "RegisteredText",

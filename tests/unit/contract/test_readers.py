@@ -17,7 +17,7 @@ from producer.contract.catalog import SchemaCatalog
 from producer.contract.readers import load_reader, verify_contracts, writer_from_text
 from tests.conftest import field_of, schema_definition
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def reader_file(tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None]) -> Path:

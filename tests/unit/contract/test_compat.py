@@ -9,44 +9,28 @@ from typing import Any
 import avro.schema
 import pytest
 
-from producer.contract.catalog import SchemaCatalog, load_catalog
 from producer.contract.compat import (
     CompatibilityLevel,
     LabelledSchema,
     check_compatibility,
     check_reader_writer,
 )
-from producer.contract.evolution import check_latest, diff_versions
-from tests.conftest import field_of, schema_definition
+from tests.conftest import changed_definition, field_of, schema_definition
 
 
 def labelled(label: str, definition: dict[str, Any]) -> LabelledSchema:
     return LabelledSchema(label, avro.schema.parse(json.dumps(definition)))
 
 
-def v2_with(change: Any) -> dict[str, Any]:
-    d = copy.deepcopy(schema_definition(2))
-    change(d)
-    return d
-
-
 V1 = labelled("v1", schema_definition(1))
 V2 = labelled("v2", schema_definition(2))
-
-
-def test_the_newest_is_full_transitive_compatible_with_every_earlier(
-    catalog: SchemaCatalog,
-) -> None:
-    report = check_latest(catalog, "flash_sale_event", CompatibilityLevel.FULL_TRANSITIVE)
-    assert report.compatible
-    assert report.checked_against == ("v1", "v2")
 
 
 def test_a_changed_type_is_reported_with_field_and_direction() -> None:
     def change(d: dict[str, Any]) -> None:
         field_of(d, "quantity")["type"] = "string"
 
-    v3 = labelled("v3", v2_with(change))
+    v3 = labelled("v3", changed_definition(2, change))
     assert [str(p) for p in check_reader_writer(reader=v3, writer=V2)] == [
         "v3 (reader) cannot read v2 (writer) data: field 'quantity': TYPE_MISMATCH: "
         "reader type: string not compatible with writer type: int"
@@ -58,7 +42,9 @@ def test_a_changed_type_is_reported_with_field_and_direction() -> None:
 
 
 def test_a_removed_field_without_default_breaks_old_readers() -> None:
-    v3 = labelled("v3", v2_with(lambda d: d["fields"].remove(field_of(d, "quantity"))))
+    v3 = labelled(
+        "v3", changed_definition(2, lambda d: d["fields"].remove(field_of(d, "quantity")))
+    )
     problems = check_reader_writer(reader=V2, writer=v3)
     assert [(p.field, p.kind) for p in problems] == [
         ("quantity", "READER_FIELD_MISSING_DEFAULT_VALUE")
@@ -76,7 +62,7 @@ def test_a_removed_enum_symbol_without_default_breaks_new_readers() -> None:
         enum["symbols"] = ["unknown", "view", "purchase"]
         del enum["default"]
 
-    v3 = labelled("v3", v2_with(change))
+    v3 = labelled("v3", changed_definition(2, change))
     problems = check_reader_writer(reader=v3, writer=V2)
     assert [(p.field, p.kind, p.message) for p in problems] == [
         (
@@ -91,13 +77,13 @@ def test_an_enum_default_keeps_a_new_symbol_compatible() -> None:
     def change(d: dict[str, Any]) -> None:
         field_of(d, "event_type")["type"]["symbols"].append("wishlist")
 
-    v3 = labelled("v3", v2_with(change))
+    v3 = labelled("v3", changed_definition(2, change))
     report = check_compatibility(v3, [V1, V2], CompatibilityLevel.FULL_TRANSITIVE)
     assert report.compatible
 
 
 def test_a_renamed_record_is_a_name_mismatch() -> None:
-    v3 = labelled("v3", v2_with(lambda d: d.update(name="SaleEvent")))
+    v3 = labelled("v3", changed_definition(2, lambda d: d.update(name="SaleEvent")))
     problems = check_reader_writer(reader=v3, writer=V2)
     assert [(p.kind, p.location) for p in problems] == [("NAME_MISMATCH", "/name")]
     assert "io.flashsale.events.FlashSaleEvent" in problems[0].message
@@ -146,28 +132,3 @@ def test_level_names_parse_case_insensitively() -> None:
     assert CompatibilityLevel.parse("full_transitive") is CompatibilityLevel.FULL_TRANSITIVE
     with pytest.raises(ValueError, match="unknown compatibility level 'SIDEWAYS'"):
         CompatibilityLevel.parse("SIDEWAYS")
-
-
-def test_diff_v1_v2_lists_added_fields_and_both_verdicts(catalog: SchemaCatalog) -> None:
-    diff = diff_versions(catalog.get(1), catalog.get(2))
-    assert [(c.name, c.change) for c in diff.changes] == [
-        ("session_id", "added"),
-        ("sale_id", "added"),
-        ("list_price", "added"),
-        ("discount_pct", "added"),
-        ("currency", "added"),
-        ("device", "added"),
-    ]
-    assert diff.full and not diff.backward and not diff.forward
-
-
-def test_diff_reports_a_changed_field(schema_variant_dir: Any) -> None:
-    def change(d: dict[str, Any]) -> None:
-        field_of(d, "currency")["default"] = "EUR"
-
-    folder = schema_variant_dir({"flash_sale_event-v3.avsc": v2_with(change)})
-    catalog = load_catalog(folder)
-    diff = diff_versions(catalog.get(2), catalog.get(3))
-    assert [(c.name, c.change, c.detail) for c in diff.changes] == [
-        ("currency", "changed", '"string", default "USD" -> "string", default "EUR"')
-    ]
