@@ -199,6 +199,7 @@ class StreamProducer:
         )
         if (options.switch_at is None) != (self.switch_schema is None):
             raise UsageError("a schema switch needs both a time and a version")
+        self.producer_conf = producer_config(config)  # contradictions refused before anything
         self.registry = Registry(config, timeout=options.connect_timeout)
         # Events carry every field the run will write, whichever version writes them.
         newest = max(scenario.schema_version, options.switch_version or 0)
@@ -248,7 +249,7 @@ class StreamProducer:
         create_topic(self._admin_conf(), topic, self.options.partitions, timeout)
 
     def _admin_conf(self) -> dict[str, Any]:
-        return {k: v for k, v in producer_config(self.config).items() if k not in PRODUCER_DEFAULTS}
+        return {k: v for k, v in self.producer_conf.items() if k not in PRODUCER_DEFAULTS}
 
     def _admin(self) -> AdminClient:
         return AdminClient(self._admin_conf())
@@ -328,7 +329,7 @@ class StreamProducer:
         if options.switch_at is not None and self.switch_schema is not None:
             switch_ms = self.scenario.start_ms + int(options.switch_at * 1000)
             switched = self._value_encoder(self.switch_schema)
-        producer = Producer(producer_config(self.config))
+        producer = Producer(self.producer_conf)
         result = ProduceResult(ledger_path=options.ledger_path)
         ledger = Ledger(
             meta={

@@ -25,7 +25,7 @@ from producer.registry.workflows import register_contract
 from producer.simulation.engine import Simulation
 from producer.simulation.scenario import load_scenario
 from tests.integration.conftest import Endpoints, cli, config_for
-from tests.unit.test_ledger import recount
+from tests.unit.simulation.test_ledger import recount
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from producer.cli import main
 from producer.config import Secret, describe, load_client_config, parse_properties
-from producer.errors import ConfigError, FlashsaleError
+from producer.errors import ConfigError
 from producer.kafka.produce import producer_config
 
 CCLOUD = """\
@@ -170,9 +170,22 @@ def test_unknown_flag_key_and_contradiction_with_idempotence() -> None:
     with pytest.raises(ConfigError, match="flag: unknown configuration key 'lingerms'"):
         load_client_config({"lingerms": "5"}, environ={})
     config = load_client_config({"acks": "1"}, environ={})
-    with pytest.raises(FlashsaleError) as err:
+    with pytest.raises(ConfigError) as err:
         producer_config(config)
     assert str(err.value) == "acks=1 contradicts enable.idempotence=true (which needs acks=all)"
+
+
+def test_a_contradictory_producer_configuration_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Refused before any host is contacted: the addresses below answer nothing.
+    monkeypatch.chdir(tmp_path)
+    args = ["--bootstrap-servers", "127.0.0.1:9", "--schema-registry-url", "http://127.0.0.1:9"]
+    result = CliRunner().invoke(main, ["produce", "--events", "5", "-X", "acks=1", *args])
+    assert result.exit_code == 2
+    assert result.output == (
+        "Error: acks=1 contradicts enable.idempotence=true (which needs acks=all)\n"
+    )
 
 
 def test_properties_format_details() -> None:

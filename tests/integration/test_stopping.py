@@ -1,0 +1,97 @@
+"""Long-running commands stop the same way: the first SIGINT/SIGTERM finishes the step
+in hand and exits cleanly, with nothing read left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+from tests.integration.conftest import Endpoints, cli
+from tests.integration.test_pipeline import produce
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def start(stack: Endpoints, *args: str, cwd: Path) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "FLASHSALE_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
+        "FLASHSALE_SCHEMA_REGISTRY_URL": stack.registry_url,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "producer.cli", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert condition(), "timed out"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_following_pipeline_stops_after_its_round(
+    stack: Endpoints, topic: str, tmp_path: Path, signum: int
+) -> None:
+    produce(stack, topic, tmp_path / "ledger.json", 60, switch=False)
+    warehouse = tmp_path / "warehouse"
+    process = start(stack, "pipeline", "run", "--warehouse", str(warehouse), "--topic", topic,
+                    "--interval", "1h", cwd=tmp_path)  # fmt: skip
+    gold = warehouse / "gold" / "revenue_per_minute"
+    wait_for(lambda: DeltaTable.is_deltatable(str(gold)))  # one round done: now it waits 1h
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stderr == "stopping after this round (Ctrl-C again to stop now)\n"
+    assert stdout.splitlines()[-1].startswith("pipeline: ")
+
+
+def test_consume_stops_on_sigterm(stack: Endpoints, topic: str, tmp_path: Path) -> None:
+    produce(stack, topic, tmp_path / "ledger.json", 5, switch=False)
+    process = start(stack, "consume", "--topic", topic, "--from-beginning", cwd=tmp_path)
+    first = process.stdout.readline() if process.stdout else ""
+    assert first.startswith("{"), first
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stderr == ""
+
+
+def test_a_stopped_pipeline_round_keeps_what_it_read(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    # Stopped as it starts, the round still commits what Bronze read and builds Silver
+    # and Gold from it; the next run picks up exactly where it ended.
+    ledger = tmp_path / "ledger.json"
+    produce(stack, topic, ledger, 60, switch=False)
+    total = json.loads(ledger.read_text())["total_events"]
+    warehouse = tmp_path / "warehouse"
+    process = start(stack, "pipeline", "run", "--until-idle", "--warehouse", str(warehouse),
+                    "--topic", topic, cwd=tmp_path)  # fmt: skip
+    bronze = warehouse / "bronze" / "events"
+    wait_for(lambda: DeltaTable.is_deltatable(str(bronze)))
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    after_stop = DeltaTable(str(bronze)).to_pyarrow_table(columns=["offset"]).num_rows
+    rest = cli(stack, "pipeline", "run", "--until-idle", "--warehouse", str(warehouse),
+               "--topic", topic)  # fmt: skip
+    assert rest.returncode == 0, rest.stderr
+    rows = DeltaTable(str(bronze)).to_pyarrow_table(columns=["partition", "offset"]).to_pylist()
+    assert after_stop > 0
+    assert len({(r["partition"], r["offset"]) for r in rows}) == len(rows) == total
