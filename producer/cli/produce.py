@@ -137,7 +137,7 @@ def produce(
     )
     stream = StreamProducer(config, catalog, scenario, run.seed, produce_options)
     if dry_run:
-        _dry_run(stream, scenario.schema_version)
+        _dry_run(stream)
         return
     stream.preflight()
     result = stream_until_signalled(stream, live=not quiet and sys.stderr.isatty())
@@ -146,12 +146,12 @@ def produce(
         raise SystemExit(1)
 
 
-def _dry_run(stream: Any, version: int) -> None:
+def _dry_run(stream: Any) -> None:
     from producer.simulation.sinks import event_json
 
     stream.preflight(need_broker=False)
     for event, key, value in stream.sample():
-        click.echo(json.dumps(event_json(event, version)))
+        click.echo(json.dumps(event_json(event, stream.schema)))
         click.echo(f"  key {key.hex()}  value {len(value)} bytes: {value[:24].hex()}...")
     click.echo("dry run: serialized with the registered schema, sent nothing")
 

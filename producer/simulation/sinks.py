@@ -24,9 +24,15 @@ class EventSink(Protocol):
     def close(self) -> None: ...
 
 
-def event_json(event: FlashSaleEvent, version: int) -> dict[str, Any]:
-    """The event as JSON-ready values: decimals as exact strings, time as ISO-8601 UTC."""
-    datum = event.to_avro(version)
+def event_json(event: FlashSaleEvent, schema: SchemaFile) -> dict[str, Any]:
+    """The event as a record of ``schema`` in JSON-ready values: decimals as exact
+    strings, time as ISO-8601 UTC, a field the event does not carry at its default."""
+    return _json_datum(event, schema.version, _defaults(schema))
+
+
+def _json_datum(event: FlashSaleEvent, version: int, defaults: dict[str, Any]) -> dict[str, Any]:
+    carried = event.to_avro(version)
+    datum = {name: carried.get(name, default) for name, default in defaults.items()}
     for name, value in datum.items():
         if isinstance(value, Decimal):
             datum[name] = str(value)
@@ -38,13 +44,21 @@ def event_json(event: FlashSaleEvent, version: int) -> dict[str, Any]:
     return datum
 
 
+def _defaults(schema: SchemaFile) -> dict[str, Any]:
+    """Every field of ``schema`` in order, with its default (None where it has none)."""
+    fields = schema.definition["fields"] if isinstance(schema.definition, dict) else []
+    return {f["name"]: f.get("default") for f in fields}
+
+
 class JsonLinesSink:
-    def __init__(self, path: Path, version: int) -> None:
+    def __init__(self, path: Path, schema: SchemaFile) -> None:
         self._out: IO[str] = path.open("w", encoding="utf-8")
-        self._version = version
+        self._version = schema.version
+        self._defaults = _defaults(schema)
 
     def write(self, event: FlashSaleEvent) -> None:
-        self._out.write(json.dumps(event_json(event, self._version), separators=(",", ":")))
+        datum = _json_datum(event, self._version, self._defaults)
+        self._out.write(json.dumps(datum, separators=(",", ":")))
         self._out.write("\n")
 
     def close(self) -> None:
@@ -80,5 +94,5 @@ def open_sink(path: Path, schema: SchemaFile, run_id: str = "") -> EventSink:
         marker = hashlib.sha256(f"flashsale:{run_id}".encode()).digest()[:16]
         return AvroFileSink(path, schema, sync_marker=marker)
     if path.suffix == ".jsonl":
-        return JsonLinesSink(path, schema.version)
+        return JsonLinesSink(path, schema)
     raise InvalidOption("out", "the file must end in .avro or .jsonl", path)

@@ -21,12 +21,14 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.contract.catalog import SchemaCatalog
+from producer.contract.catalog import SchemaCatalog, load_catalog
 from producer.events import FlashSaleEvent
 from producer.kafka import encoding
 from producer.kafka.encoding import FramedAvroEncoder, FramedKeyEncoder, RecordWriter
+from producer.kafka.produce import SERIALIZER_CONF
 from producer.simulation.engine import Simulation
 from producer.simulation.scenario import load_scenario
+from tests.conftest import ARRAY_FIELD, V4_FIELDS, v4_definition
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -52,6 +54,36 @@ def test_bytes_equal_avro_serializer(catalog: SchemaCatalog, version: int) -> No
     assert len(events) > 10_000
     assert [encoder(e) for e in events] == [serializer(e, ctx) for e in events]
     assert encoder.header is not None and encoder.header[0] == 0
+
+
+@pytest.mark.parametrize("extra", [V4_FIELDS, [*V4_FIELDS, ARRAY_FIELD]], ids=["fast", "fastavro"])
+def test_a_version_the_event_does_not_know_writes_its_new_fields_defaults(
+    schema_variant_dir: Any, extra: list[dict[str, Any]]
+) -> None:
+    # A v4 past the events table: fields the event lacks are written with their schema
+    # defaults, byte for byte as AvroSerializer (fastavro) writes the event's datum.
+    files = {"flash_sale_event-v4.avsc": v4_definition(extra)}
+    schema = load_catalog(schema_variant_dir(files)).get(4)
+    registry = SchemaRegistryClient.new_client({"url": "mock://encoding-v4"})
+    serializer = AvroSerializer(
+        registry,
+        schema.text,
+        lambda event, ctx: event.to_avro(4),
+        conf={**SERIALIZER_CONF, "auto.register.schemas": True},
+    )
+    ctx = SerializationContext("t4", MessageField.VALUE)
+    encoder = FramedAvroEncoder(schema.parsed, schema.definition, 4, lambda e: serializer(e, ctx))
+    events = list(Simulation(load_scenario("flash-sale"), 3).events(max_seconds=60))
+    encoded = [encoder(e) for e in events]
+    assert encoded == [serializer(e, ctx) for e in events]
+    decoded = fastavro.schemaless_reader(io.BytesIO(encoded[-1][5:]), schema.parsed)
+    assert decoded is not None and not isinstance(decoded, list)
+    assert {f["name"]: decoded[f["name"]] for f in extra} == {
+        "coupon_code": None,
+        "channel": "app",
+        "items_in_cart": 7,
+        **({"tags": []} if ARRAY_FIELD in extra else {}),
+    }
 
 
 def fastavro_bytes(definition: Any, datum: Any) -> bytes:
