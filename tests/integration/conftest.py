@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from devstack.stack import LocalStack, StackConfig, free_port
 from producer.config import ClientConfig, load_client_config
@@ -79,6 +82,32 @@ def cli(stack: Endpoints, *args: str, **kwargs: Any) -> subprocess.CompletedProc
         check=False,
         **kwargs,
     )
+
+
+@contextmanager
+def own_registry(
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A registry of the test's own (memory storage), to stop or break at will: its URL
+    once it answers, and its process."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.registry", "--port", str(port)],
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url + "/", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def config_for(stack: Endpoints) -> ClientConfig:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from producer.config import load_client_config
 from producer.contract.catalog import bundled_schemas_dir, load_catalog
 from producer.events import FlashSaleEvent
 from producer.kafka.produce import ProduceOptions, StreamProducer
@@ -24,7 +25,7 @@ from producer.registry.client import Registry
 from producer.registry.workflows import register_contract
 from producer.simulation.engine import Simulation
 from producer.simulation.scenario import load_scenario
-from tests.integration.conftest import Endpoints, cli, config_for
+from tests.integration.conftest import Endpoints, cli, config_for, own_registry
 from tests.unit.simulation.test_ledger import recount
 
 pytestmark = pytest.mark.integration
@@ -321,3 +322,40 @@ def test_consume_with_an_unreachable_registry_is_one_line(stack: Endpoints, topi
     )
     assert result.returncode == 2
     assert result.stderr == f"Error: cannot reach the Schema Registry at {url}: ConnectError\n"
+
+
+def test_a_registry_outage_after_the_first_record_does_not_fail_an_acknowledged_run(
+    stack: Endpoints, topic: str
+) -> None:
+    # The records carry the ids the encoders resolved: once the first record of each
+    # version is written, the run needs the registry no more, not even for its summary.
+    with own_registry() as (url, registry_process):
+        config = load_client_config(
+            {"bootstrap.servers": stack.bootstrap_servers, "schema.registry.url": url},
+            environ={},
+        )
+        catalog = load_catalog(bundled_schemas_dir())
+        steps = register_contract(Registry(config), catalog, topic=topic)
+        ids = {s.version: s.schema_id for s in steps if s.family == "flash_sale_event"}
+        options = ProduceOptions(
+            topic=topic,
+            duration=240,
+            speed=None,
+            create_topic=True,
+            switch_at=0.001,  # v1 writes the first record, v3 the rest
+            switch_version=3,
+        )
+        scenario = load_scenario("flash-sale").with_overrides(schema_version=1)
+        stream = StreamProducer(config, catalog, scenario, 3, options)
+        stream.preflight()
+
+        def stop_the_registry(progress: Any) -> None:
+            if registry_process.poll() is None:  # 256 records in: both versions written
+                registry_process.kill()
+                registry_process.wait()
+                stream.registry.client.clear_caches()  # its answers are gone with it
+
+        result = stream.run(on_progress=stop_the_registry, progress_every=0.0)
+        assert registry_process.returncode is not None
+    assert result.ok and result.acked == result.sent > 1000
+    assert (result.schema_id, result.switched_schema_id) == (ids[1], ids[3])

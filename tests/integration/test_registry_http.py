@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.conftest import field_of, schema_definition
-from tests.integration.conftest import Endpoints
+from tests.integration.conftest import Endpoints, own_registry
 
 pytestmark = pytest.mark.integration
 
@@ -308,29 +308,9 @@ def test_normalize_compares_schemas_in_normalized_form(stack: Endpoints, subject
 
 @pytest.mark.slow
 def test_basic_auth_guards_everything_but_health(tmp_path: Any) -> None:
-    import os
-    import subprocess
-    import sys
-    import time
-
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    from devstack.stack import free_port
-
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.registry", "--port", str(port)],
-        env={**os.environ, "FLASHSALE_REGISTRY_BASIC_AUTH": "sr-user:sr-pass"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url + "/", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+    with own_registry({"FLASHSALE_REGISTRY_BASIC_AUTH": "sr-user:sr-pass"}) as (url, _):
         denied = requests.get(url + "/subjects", timeout=5)
         assert denied.status_code == 401
         assert denied.json() == {"error_code": 40101, "message": "Unauthorized"}
@@ -339,6 +319,3 @@ def test_basic_auth_guards_everything_but_health(tmp_path: Any) -> None:
         assert requests.get(url + "/subjects", auth=("sr-user", "sr-pass"), timeout=5).json() == []
         client = SchemaRegistryClient({"url": url, "basic.auth.user.info": "sr-user:sr-pass"})
         assert client.get_subjects() == []
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
