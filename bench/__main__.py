@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from bench.baseline import generate_event
 from producer.simulation.engine import Simulation
-from producer.simulation.scenario import load_scenario
+from producer.simulation.scenario_file import load_scenario
 
 
 def best_rate(run: Callable[[int], int], events: int, repeats: int) -> float:

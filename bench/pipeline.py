@@ -15,7 +15,7 @@ from consumers.pipeline import run_pipeline
 from producer.config import ClientConfig
 from producer.contract.catalog import bundled_schemas_dir, load_catalog
 from producer.kafka.produce import ProduceOptions, StreamProducer
-from producer.simulation.scenario import load_scenario
+from producer.simulation.scenario_file import load_scenario
 
 
 def run(seconds: float) -> None:

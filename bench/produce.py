@@ -42,7 +42,7 @@ from producer.kafka.produce import (
 )
 from producer.registry.client import Registry
 from producer.simulation.engine import Simulation
-from producer.simulation.scenario import load_scenario
+from producer.simulation.scenario_file import load_scenario
 
 SCENARIO = "default"
 

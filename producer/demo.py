@@ -19,7 +19,7 @@ from producer.contract.catalog import EVENT_FAMILY, SchemaCatalog
 from producer.kafka.produce import ProduceOptions, StreamProducer
 from producer.registry.client import Registry
 from producer.registry.workflows import register_contract
-from producer.simulation.scenario import load_scenario
+from producer.simulation.scenario_file import load_scenario
 
 __all__ = ["Demo"]
 

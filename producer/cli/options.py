@@ -244,7 +244,7 @@ class RunSpec:
 
     def scenario(self, catalog: SchemaCatalog) -> Scenario:
         """The scenario with the overrides; a version the schema folder lacks is refused."""
-        from producer.simulation.scenario import load_scenario
+        from producer.simulation.scenario_file import load_scenario
 
         if self.schema_version is not None:
             catalog.require(self.schema_version, "schema_version")

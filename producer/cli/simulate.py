@@ -35,7 +35,7 @@ def scenarios_list() -> None:
     Example:
       flashsale scenarios list
     """
-    from producer.simulation.scenario import builtin_scenarios, parse_scenario
+    from producer.simulation.scenario_file import builtin_scenarios, parse_scenario
 
     rows = [("name", "description")]
     for name, text in builtin_scenarios().items():
@@ -53,7 +53,7 @@ def scenarios_show(name: str) -> None:
       flashsale scenarios show default
     """
     from producer.errors import ScenarioError
-    from producer.simulation.scenario import builtin_scenarios
+    from producer.simulation.scenario_file import builtin_scenarios
 
     found = builtin_scenarios()
     if name not in found:

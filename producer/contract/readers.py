@@ -33,7 +33,7 @@ from producer.contract.compat import LabelledSchema, check_reader_writer
 from producer.errors import FlashsaleError, SchemaFileError
 from producer.events import LATEST_VERSION, FlashSaleEvent
 from producer.simulation.engine import Simulation
-from producer.simulation.scenario import load_scenario
+from producer.simulation.scenario_file import load_scenario
 
 __all__ = [
     "REQUIRES",

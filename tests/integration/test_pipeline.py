@@ -24,7 +24,7 @@ from producer.contract.catalog import bundled_schemas_dir, load_catalog
 from producer.kafka.produce import ProduceOptions, StreamProducer
 from producer.registry.client import Registry
 from producer.registry.workflows import register_contract
-from producer.simulation.scenario import load_scenario
+from producer.simulation.scenario_file import load_scenario
 from tests.integration.conftest import Endpoints, config_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

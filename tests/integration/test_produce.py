@@ -24,7 +24,7 @@ from producer.kafka.produce import ProduceOptions, StreamProducer
 from producer.registry.client import Registry
 from producer.registry.workflows import register_contract
 from producer.simulation.engine import Simulation
-from producer.simulation.scenario import load_scenario
+from producer.simulation.scenario_file import load_scenario
 from tests.integration.conftest import Endpoints, cli, config_for, own_registry
 from tests.unit.simulation.test_ledger import recount
 

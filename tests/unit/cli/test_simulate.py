@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from producer.cli import main
-from producer.simulation.scenario import parse_scenario
+from producer.simulation.scenario_file import parse_scenario
 
 
 def run(*args: str) -> tuple[int, str]:

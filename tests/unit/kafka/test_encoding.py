@@ -27,7 +27,7 @@ from producer.kafka import encoding
 from producer.kafka.encoding import FramedAvroEncoder, FramedKeyEncoder, RecordWriter
 from producer.kafka.produce import SERIALIZER_CONF
 from producer.simulation.engine import Simulation
-from producer.simulation.scenario import load_scenario
+from producer.simulation.scenario_file import load_scenario
 from tests.conftest import ARRAY_FIELD, V4_FIELDS, v4_definition
 
 

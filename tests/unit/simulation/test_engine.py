@@ -13,7 +13,7 @@ import pytest
 from producer.contract.catalog import SchemaCatalog
 from producer.events import EventType, FlashSaleEvent
 from producer.simulation.engine import Simulation
-from producer.simulation.scenario import load_scenario
+from producer.simulation.scenario_file import load_scenario
 
 SEED = 20261127  # fixed: every statistical check below is reproducible
 

@@ -15,7 +15,7 @@ from producer.contract.catalog import SchemaCatalog
 from producer.simulation.engine import Simulation
 from producer.simulation.ledger import Ledger, minute_of
 from producer.simulation.run import run_simulation
-from producer.simulation.scenario import load_scenario
+from producer.simulation.scenario_file import load_scenario
 
 
 def recount(records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import yaml
 
 from producer.simulation.engine import Simulation
 from producer.simulation.pacing import Pacer, paced
-from producer.simulation.scenario import builtin_scenarios, load_scenario
+from producer.simulation.scenario_file import builtin_scenarios, load_scenario
 
 
 class FakeClock:

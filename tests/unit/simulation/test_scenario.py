@@ -8,12 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from producer.simulation.scenario import (
-    ScenarioError,
-    builtin_scenarios,
-    load_scenario,
-    parse_duration,
-)
+from producer.errors import ScenarioError
+from producer.simulation.scenario import parse_duration
+from producer.simulation.scenario_file import builtin_scenarios, load_scenario
 
 MINIMAL = """
 name: tiny
