@@ -30,10 +30,12 @@ __all__ = [
     "duration",
     "engine_option",
     "key_values",
+    "ledger_option",
     "level_argument",
     "level_option",
     "port_options",
     "run_options",
+    "speed_option",
     "topic_option",
     "warehouse_option",
 ]
@@ -131,6 +133,23 @@ def port_options(f: Any) -> Any:
         click.option(
             "--registry-port", type=click.IntRange(1, 65535), default=8081, show_default=True
         ),
+    )
+
+
+def speed_option(default: float) -> Decorator:
+    return click.option(
+        "--speed",
+        type=click.FloatRange(min=0, min_open=True),
+        default=default,
+        show_default=True,
+        help="Simulated seconds per wall second.",
+    )
+
+
+def ledger_option(help: str) -> Decorator:
+    """``--ledger FILE``, reaching the command as ``ledger_path``."""
+    return click.option(
+        "--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path), help=help
     )
 
 

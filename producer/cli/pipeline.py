@@ -16,6 +16,7 @@ from producer.cli.options import (
     duration,
     engine_option,
     port_options,
+    speed_option,
     topic_option,
     warehouse_option,
 )
@@ -155,13 +156,7 @@ def kpis(warehouse: Path, ledger: Path | None, engine: str, top: int) -> None:
 @click.command("demo", cls=FlashsaleCommand)
 @data_dir_option("The local stack's data dir; the demo's warehouse and ledger go under it.")
 @port_options
-@click.option(
-    "--speed",
-    type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Simulated seconds per wall second.",
-)
+@speed_option(30.0)
 @click.option(
     "--duration",
     callback=duration,

@@ -15,7 +15,9 @@ from producer.cli.options import (
     connection_options,
     duration,
     key_values,
+    ledger_option,
     run_options,
+    speed_option,
     topic_option,
 )
 from producer.cli.output import live_line, produce_summary
@@ -37,13 +39,7 @@ def stream_until_signalled(stream: Any, live: bool) -> Any:
 
 @click.command("produce", cls=FlashsaleCommand)
 @run_options
-@click.option(
-    "--speed",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Simulated seconds per wall second.",
-)
+@speed_option(1.0)
 @click.option(
     "--max-rate", is_flag=True, help="Ignore the clock: as fast as the broker takes them."
 )
@@ -56,12 +52,7 @@ def stream_until_signalled(stream: Any, live: bool) -> Any:
     show_default=True,
     help="Partitions for --create-topic.",
 )
-@click.option(
-    "--ledger",
-    "ledger_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the ledger of acknowledged events (JSON) here.",
-)
+@ledger_option("Write the ledger of acknowledged events (JSON) here.")
 @click.option(
     "--switch-to-version",
     "switch_version",

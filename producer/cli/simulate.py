@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from producer.cli.options import RunSpec, run_options
+from producer.cli.options import RunSpec, ledger_option, run_options
 from producer.cli.output import table
 from producer.cli.root import FlashsaleCommand, FlashsaleGroup, Settings, pass_settings
 from producer.cli.signals import stop_on_signals
@@ -69,12 +69,7 @@ def scenarios_show(name: str) -> None:
     required=True,
     help="Output file: .avro (Avro container) or .jsonl (JSON lines).",
 )
-@click.option(
-    "--ledger",
-    "ledger_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the ground-truth ledger (JSON) here.",
-)
+@ledger_option("Write the ground-truth ledger (JSON) here.")
 @pass_settings
 def simulate(settings: Settings, run: RunSpec, out: Path, ledger_path: Path | None) -> None:
     """Run a scenario without Kafka, as fast as the machine goes, into a file.

@@ -66,18 +66,22 @@ def subject(topic: str) -> str:
     return f"{topic}-value"
 
 
-def cli(stack: Endpoints, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """Run `flashsale ARGS` as a user would, pointed at the stack through the environment."""
-    env = {
+def stack_env(stack: Endpoints) -> dict[str, str]:
+    """This process's environment, pointed at the stack."""
+    return {
         **os.environ,
         "FLASHSALE_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
         "FLASHSALE_SCHEMA_REGISTRY_URL": stack.registry_url,
     }
+
+
+def cli(stack: Endpoints, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run `flashsale ARGS` as a user would, pointed at the stack through the environment."""
     return subprocess.run(
         [sys.executable, "-m", "producer.cli", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=stack_env(stack),
         timeout=180,
         check=False,
         **kwargs,

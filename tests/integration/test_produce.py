@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import signal
 import struct
 import subprocess
@@ -25,7 +24,7 @@ from producer.registry.client import Registry
 from producer.registry.workflows import register_contract
 from producer.simulation.engine import Simulation
 from producer.simulation.scenario_file import load_scenario
-from tests.integration.conftest import Endpoints, cli, config_for, own_registry
+from tests.integration.conftest import Endpoints, cli, config_for, own_registry, stack_env
 from tests.unit.simulation.test_ledger import recount
 
 pytestmark = pytest.mark.integration
@@ -130,11 +129,7 @@ def test_sigterm_mid_run_flushes_and_the_ledger_matches_the_topic(
 ) -> None:
     registered(stack, topic)
     ledger_path = tmp_path / "ledger.json"
-    env = {
-        **os.environ,
-        "FLASHSALE_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
-        "FLASHSALE_SCHEMA_REGISTRY_URL": stack.registry_url,
-    }
+    env = stack_env(stack)
     process = subprocess.Popen(
         [
             sys.executable,

@@ -4,7 +4,6 @@ in hand and exits cleanly, with nothing read left behind."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,21 +14,16 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from tests.integration.conftest import Endpoints, cli
+from tests.integration.conftest import Endpoints, cli, stack_env
 from tests.integration.test_pipeline import produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def start(stack: Endpoints, *args: str, cwd: Path) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "FLASHSALE_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
-        "FLASHSALE_SCHEMA_REGISTRY_URL": stack.registry_url,
-    }
     return subprocess.Popen(
         [sys.executable, "-m", "producer.cli", *args],
-        env=env,
+        env=stack_env(stack),
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
