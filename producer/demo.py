@@ -101,6 +101,7 @@ class Demo:
                 ledger_path=self.ledger,
                 switch_at=self.duration / 2,
                 switch_version=self.newest,
+                run_id=self.run_id,
             ),
         )
         stream.preflight()

@@ -260,11 +260,16 @@ class RunSpec:
     duration: float | None
     workers: int
     worker: int
+    run_id: str | None
 
     def scenario(self, catalog: SchemaCatalog) -> Scenario:
         """The scenario with the overrides; a version the schema folder lacks is refused."""
         from producer.simulation.scenario_file import load_scenario
 
+        if self.workers > 1 and self.run_id is None:
+            raise click.UsageError(
+                "--workers: give every worker the same --run-id, so that together they are one run"
+            )
         if self.schema_version is not None:
             catalog.require(self.schema_version, "schema_version")
         return load_scenario(self.scenario_name).with_overrides(
@@ -285,6 +290,7 @@ def run_options(f: Any) -> Any:
         "duration",
         "workers",
         "worker",
+        "run_id",
     ]
 
     @functools.wraps(f)
@@ -325,5 +331,10 @@ def run_options(f: Any) -> Any:
             default=0,
             show_default=True,
             help="...and emit the events of share I (0-based).",
+        ),
+        click.option(
+            "--run-id",
+            help="The run's id [default: a random one, printed]; event ids derive from it, "
+            "and the same id again replays the run (true duplicates).",
         ),
     )

@@ -81,6 +81,7 @@ def produce_summary(result: Any, topic: str) -> None:
     switched = f", then {result.switched_schema_id}" if result.switched_schema_id else ""
     failed = f" {dict(result.errors)}" if result.errors else ""
     rows = [
+        ("run id", result.run_id),
         ("topic", topic),
         ("schema id", f"{result.schema_id}{switched}"),
         ("sent", f"{result.sent}"),

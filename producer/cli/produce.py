@@ -124,6 +124,7 @@ def produce(
         speed=None if max_rate else speed,
         workers=run.workers,
         worker=run.worker,
+        run_id=run.run_id,
         **options,
     )
     stream = StreamProducer(config, catalog, scenario, run.seed, produce_options)

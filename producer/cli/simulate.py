@@ -107,13 +107,14 @@ def simulate(settings: Settings, run: RunSpec, out: Path, ledger_path: Path | No
             worker=run.worker,
             on_progress=progress if live else None,
             stop=stop,
+            run_id=run.run_id,
         )
     if live:
         click.echo("", err=True)
     rate = result.events / result.elapsed if result.elapsed > 0 else 0.0
     click.echo(
         f"{result.events} events ({result.seconds} simulated seconds of {scenario.name}, "
-        f"seed {run.seed}, schema v{scenario.schema_version}) -> {result.out} "
+        f"seed {run.seed}, schema v{scenario.schema_version}, run {result.run_id}) -> {result.out} "
         f"in {result.elapsed:.1f}s ({rate:,.0f} events/s)"
     )
     if result.ledger:

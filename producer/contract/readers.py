@@ -181,7 +181,9 @@ def _sample_datum(event: FlashSaleEvent, writer: Writer) -> dict[str, Any]:
 
 def _samples(count: int) -> list[FlashSaleEvent]:
     """Events spread over a flash sale: every event type, sale fields, sold-out stock."""
-    events = list(Simulation(load_scenario("flash-sale"), SAMPLE_SEED).events(max_seconds=900))
+    scenario = load_scenario("flash-sale")
+    simulation = Simulation(scenario, SAMPLE_SEED, run_id="contract-sample")
+    events = list(simulation.events(max_seconds=900))
     return events[:: max(1, len(events) // count)][:count]
 
 

@@ -42,7 +42,7 @@ from producer.events import DEFAULT_TOPIC, FlashSaleEvent
 from producer.kafka.admin import cluster_metadata, create_topic, librdkafka_log, require_topic
 from producer.kafka.encoding import FramedAvroEncoder, FramedKeyEncoder
 from producer.registry.client import Registry, key_subject, value_subject
-from producer.simulation.engine import Simulation
+from producer.simulation.engine import Simulation, new_run_id
 from producer.simulation.ledger import Ledger
 from producer.simulation.pacing import Pacer
 from producer.simulation.scenario import Scenario
@@ -127,6 +127,9 @@ class ProduceOptions:
     # are written with ``switch_version`` (a rolling producer upgrade, as it happens).
     switch_at: float | None = None
     switch_version: int | None = None
+    # The run's id (random when None): event ids derive from it; the same id again is a
+    # replay whose records are true duplicates of the first run's.
+    run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ class Progress:
 
 @dataclass
 class ProduceResult:
+    run_id: str = ""
     sent: int = 0
     acked: int = 0
     failed: int = 0
@@ -208,7 +212,9 @@ class StreamProducer:
             seed,
             workers=options.workers,
             worker=options.worker,
+            run_id=options.run_id or new_run_id(),
         )
+        self.run_id = self.simulation.run_id
         self._registered: dict[int, int] = {}  # version -> id, as preflight found them
 
     # ------------------------------------------------------------------ checks
@@ -330,9 +336,10 @@ class StreamProducer:
             switch_ms = self.scenario.start_ms + int(options.switch_at * 1000)
             switched = self._value_encoder(self.switch_schema)
         producer = Producer(self.producer_conf)
-        result = ProduceResult(ledger_path=options.ledger_path)
+        result = ProduceResult(run_id=self.run_id, ledger_path=options.ledger_path)
         ledger = Ledger(
             meta={
+                "run_id": self.simulation.run_id,
                 "scenario": self.scenario.name,
                 "seed": self.seed,
                 "schema_version": self.schema.version,

@@ -14,19 +14,30 @@ the last unit sells is recorded (``sold_out``, ``sold_out_ids``), and the next s
 is filled by another session, so the event rate is unaffected. From schema v3 on,
 every event carries the product's stock left after it (``stock_remaining``).
 
-Same scenario + seed + schema version gives the same events, byte for byte: all
-randomness comes from ``random.Random`` streams seeded from the seed, event ids are
-derived from the seed and a sequence number, and timestamps come from the simulated
-clock. ``workers``/``worker`` select the events of one share of the users; every
-worker simulates the whole population (stock is shared, so that is the only way to
-be exact) and emits only its share, so N workers together emit exactly the events of
-one process, while the costly part, serializing and producing, is split N ways.
+Identity: the catalog (products, categories, brands, prices, stock, popularity) is
+the shop's, drawn from the scenario's catalog seed, so every run of a scenario sells
+the same products whatever its seed; the run's seed drives the shoppers. Every run
+has a run id (random unless given); event and session ids are derived from it and a
+sequence number, so they are unique across runs, and a run given the id of an
+earlier one is a replay of it: the same ids, true duplicates.
+
+Same scenario + seed + schema version + run id gives the same events, byte for byte:
+all randomness comes from ``random.Random`` streams seeded from the catalog seed and
+the seed, and timestamps come from the simulated clock.
+
+``workers``/``worker`` select the events of one share of the users (give every
+worker the same run id); every worker simulates the whole population (stock is
+shared, so that is the only way to be exact) and emits only its share, so N workers
+together emit exactly the events of one process, while the costly part, serializing
+and producing, is split N ways.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
+import uuid
 from bisect import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,11 +48,29 @@ from producer.errors import InvalidOption
 from producer.events import Device, EventType, FlashSaleEvent, fields_of
 from producer.simulation.scenario import Scenario
 
-__all__ = ["Product", "Simulation"]
+__all__ = ["Product", "Simulation", "check_run_id", "new_run_id"]
 
 _CENT = Decimal("0.01")
 _ZERO = Decimal("0.00")
 _VIEW, _CART, _PURCHASE = EventType.VIEW, EventType.CART, EventType.PURCHASE
+
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+def new_run_id() -> str:
+    """A fresh run id: 12 random hex digits."""
+    return uuid.uuid4().hex[:12]
+
+
+def check_run_id(run_id: str) -> None:
+    """A run id is 1 to 64 letters, digits and ``._:-``, starting with a letter or digit."""
+    if not _RUN_ID.match(run_id):
+        raise InvalidOption(
+            "run_id",
+            "must be 1-64 letters, digits or ._:- (starting with one of the first)",
+            run_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -71,6 +100,7 @@ class Simulation:
     seed: int
     workers: int = 1
     worker: int = 0
+    run_id: str = field(default_factory=lambda: new_run_id())
     products: list[Product] = field(init=False)
     stock: list[int] | None = field(init=False)
     sold_out: dict[str, int] = field(init=False, default_factory=dict)
@@ -87,7 +117,8 @@ class Simulation:
             raise InvalidOption(
                 "worker", f"must be between 0 and {self.workers - 1}, got {self.worker}"
             )
-        rng = random.Random(f"{self.seed}:catalog")
+        check_run_id(self.run_id)
+        rng = random.Random(f"{self.scenario.catalog.seed}:catalog")
         self.products = self._build_catalog(rng)
         stock = self.scenario.catalog.stock
         self.stock = (
@@ -105,7 +136,7 @@ class Simulation:
         quantity = self.scenario.funnel.quantity
         self._quantities = [units for units, _ in quantity]
         self._quantity_cum = list(accumulate(w for _, w in quantity))
-        digest = hashlib.sha256(f"{self.scenario.name}:{self.seed}".encode()).hexdigest()
+        digest = hashlib.sha256(f"flashsale-run:{self.run_id}".encode()).hexdigest()
         # UUID-shaped ids (version 4 layout): 20 hex digits fixed by the run, 12 counting.
         self._id_prefix = f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-"
         self._session_prefix = f"s-{digest[:8]}-"

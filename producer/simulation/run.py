@@ -10,7 +10,7 @@ from pathlib import Path
 
 from producer.contract.catalog import SchemaCatalog
 from producer.errors import Interrupted, InvalidOption
-from producer.simulation.engine import Simulation
+from producer.simulation.engine import Simulation, new_run_id
 from producer.simulation.ledger import Ledger
 from producer.simulation.scenario import Scenario
 from producer.simulation.sinks import open_sink
@@ -20,6 +20,7 @@ __all__ = ["Interrupted", "SimulateResult", "run_simulation"]
 
 @dataclass(frozen=True)
 class SimulateResult:
+    run_id: str
     events: int
     seconds: int
     out: Path
@@ -40,11 +41,14 @@ def run_simulation(
     worker: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
     stop: threading.Event | None = None,
+    run_id: str | None = None,
 ) -> SimulateResult:
     """Write the run's events to ``out`` (.avro or .jsonl) and its ledger to ``ledger_path``.
 
-    Setting ``stop`` ends the run early: what was written is closed and in the ledger
-    (marked incomplete), and :class:`~producer.errors.Interrupted` says so.
+    ``run_id`` names the run (random when not given): the same scenario, seed, schema
+    version and run id write the same bytes. Setting ``stop`` ends the run early: what
+    was written is closed and in the ledger (marked incomplete), and
+    :class:`~producer.errors.Interrupted` says so.
     """
     if max_events is None and duration is None and scenario.total_seconds is None:
         raise InvalidOption(
@@ -54,9 +58,12 @@ def run_simulation(
     if max_events is not None and max_events < 0:
         raise InvalidOption("max_events", f"must not be negative, got {max_events}")
     schema = catalog.get(scenario.schema_version)
-    simulation = Simulation(scenario, seed, workers=workers, worker=worker)
+    simulation = Simulation(
+        scenario, seed, workers=workers, worker=worker, run_id=run_id or new_run_id()
+    )
     ledger = Ledger(
         meta={
+            "run_id": simulation.run_id,
             "scenario": scenario.name,
             "seed": seed,
             "schema_version": scenario.schema_version,
@@ -65,8 +72,8 @@ def run_simulation(
         }
     )
     try:
-        run_id = f"{scenario.name}:{seed}:v{schema.version}:{worker}/{workers}"
-        sink = open_sink(out, schema, run_id)
+        name = f"{simulation.run_id}:{scenario.name}:{seed}:v{schema.version}:{worker}/{workers}"
+        sink = open_sink(out, schema, name)
     except OSError as exc:
         raise InvalidOption("out", f"cannot write: {exc.strerror or exc}", out) from exc
     sold_out_ids = simulation.sold_out_ids
@@ -93,6 +100,7 @@ def run_simulation(
         where = f"; ledger in {ledger_path}" if ledger_path else ""
         raise Interrupted(f"interrupted after {written} events, all in {out}{where}")
     return SimulateResult(
+        run_id=simulation.run_id,
         events=written,
         seconds=simulation.seconds_done,
         out=out,

@@ -65,11 +65,14 @@ class CategorySpec:
 
 @dataclass(frozen=True)
 class Catalog:
+    """The shop's products: the same in every run of the scenario, whatever its seed."""
+
     products: int
     first_product_id: int
     popularity_skew: float
     stock: tuple[int, int] | None  # None: unlimited
     categories: tuple[CategorySpec, ...]
+    seed: str = ""  # draws the products, prices, brands, stock and popularity
 
 
 @dataclass(frozen=True)

@@ -185,15 +185,16 @@ class _Reader:
                 )
         timeline = self.timeline(top["timeline"])
         sale = self.sale(top["sale"]) if top.get("sale") is not None else None
+        name = self.text(top["name"], "name")
         return Scenario(
-            name=self.text(top["name"], "name"),
+            name=name,
             description=str(top.get("description", "")),
             start=self.start(top.get("start", "2026-11-27T08:00:00Z")),
             schema_version=version,
             rate_multiplier=self.number(
                 top.get("rate_multiplier", 1.0), "rate_multiplier", low_open=True
             ),
-            catalog=self.catalog(top["catalog"]),
+            catalog=self.catalog(top["catalog"], name),
             population=int(
                 self.number(users["population"], "users.population", integer=True, low=1)
             ),
@@ -221,11 +222,18 @@ class _Reader:
             raise self.fail("start", f"needs a timezone (add Z for UTC), got {value!r}")
         return parsed.astimezone(UTC)
 
-    def catalog(self, value: Any) -> Catalog:
+    def catalog(self, value: Any, name: str) -> Catalog:
         c = self.mapping(
             value,
             "catalog",
-            allowed={"products", "first_product_id", "popularity_skew", "stock", "categories"},
+            allowed={
+                "products",
+                "first_product_id",
+                "popularity_skew",
+                "stock",
+                "categories",
+                "seed",
+            },
             required={"products", "categories"},
         )
         categories_raw = c["categories"]
@@ -260,7 +268,13 @@ class _Reader:
             popularity_skew=self.number(c.get("popularity_skew", 1.0), "catalog.popularity_skew"),
             stock=None if stock is None else self.stock(stock),
             categories=tuple(categories),
+            seed=self.catalog_seed(c.get("seed", name)),
         )
+
+    def catalog_seed(self, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
+            raise self.fail("catalog.seed", f"expected a number or a name, got {_kind(value)}")
+        return str(value)
 
     def stock(self, value: Any) -> tuple[int, int]:
         low, high = self.pair(value, "catalog.stock", integer=True)

@@ -102,7 +102,10 @@ def test_produce_then_consume_everything_back(stack: Endpoints, topic: str, tmp_
         assert (magic, wire_id) == (0, schema_id[0])
 
     decoded = [FlashSaleEvent.from_avro(d) for d in decode_all(stack, messages)]
-    expected = list(Simulation(load_scenario("flash-sale"), 3).events(max_events=5000))
+    run_id = json.loads(ledger_path.read_text())["run_id"]
+    assert f"run id            {run_id}" in result.stdout
+    simulation = Simulation(load_scenario("flash-sale"), 3, run_id=run_id)
+    expected = list(simulation.events(max_events=5000))
     assert len({e.event_id for e in decoded}) == 5000
     assert sorted(decoded) == sorted(expected)
 

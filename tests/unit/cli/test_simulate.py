@@ -93,6 +93,8 @@ def test_the_same_run_writes_the_same_file(tmp_path: Path) -> None:
                 "8",
                 "--events",
                 "3000",
+                "--run-id",
+                "same-run",
                 "--out",
                 str(out),
             )[0]
@@ -121,8 +123,29 @@ def test_the_same_run_writes_the_same_file(tmp_path: Path) -> None:
             "Error: --schema-version: must be one of [1, 2, 3], got 7\n",
         ),
         (
-            ("--events", "5", "--workers", "2", "--worker", "2", "--out", "x.jsonl"),
+            (
+                "--events",
+                "5",
+                "--workers",
+                "2",
+                "--worker",
+                "2",
+                "--run-id",
+                "r",
+                "--out",
+                "x.jsonl",
+            ),
             "Error: --worker: must be between 0 and 1, got 2\n",
+        ),
+        (
+            ("--events", "5", "--workers", "2", "--out", "x.jsonl"),
+            "Error: --workers: give every worker the same --run-id, so that together they are "
+            "one run (see 'main simulate --help')\n",
+        ),
+        (
+            ("--events", "5", "--run-id", "no spaces", "--out", "x.jsonl"),
+            "Error: --run-id no spaces: must be 1-64 letters, digits or ._:- (starting with one "
+            "of the first)\n",
         ),
         (
             ("--duration", "soon", "--out", "x.jsonl"),
@@ -154,6 +177,8 @@ def test_four_worker_processes_emit_exactly_the_single_process_events(tmp_path: 
                 "21",
                 "--events",
                 "40000",
+                "--run-id",
+                "split",
                 "--out",
                 str(out),
                 *extra,
@@ -175,3 +200,19 @@ def test_four_worker_processes_emit_exactly_the_single_process_events(tmp_path: 
     combined = [r for p in parts for r in records(p)]
     assert len(single) == 40000
     assert sorted(combined) == sorted(single)
+
+
+def test_every_run_has_a_run_id_printed_and_kept_in_the_ledger(tmp_path: Path) -> None:
+    ids = []
+    for name, extra in (("a", ()), ("b", ()), ("c", ("--run-id", "sale-7"))):
+        ledger = tmp_path / f"{name}.json"
+        code, out = run("simulate", "--events", "10", "--out", str(tmp_path / f"{name}.jsonl"),
+                        "--ledger", str(ledger), *extra)  # fmt: skip
+        assert code == 0, out
+        run_id = json.loads(ledger.read_text())["run_id"]
+        assert f", run {run_id}) -> " in out
+        ids.append(run_id)
+    assert ids[0] != ids[1] and ids[2] == "sale-7"
+    first_ids = {json.loads(line)["event_id"] for line in (tmp_path / "a.jsonl").open()}
+    second_ids = {json.loads(line)["event_id"] for line in (tmp_path / "b.jsonl").open()}
+    assert len(first_ids) == 10 and not first_ids & second_ids

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter, defaultdict
+from dataclasses import replace
 from decimal import Decimal
 from itertools import islice
 
@@ -11,6 +12,7 @@ import fastavro
 import pytest
 
 from producer.contract.catalog import SchemaCatalog
+from producer.errors import InvalidOption
 from producer.events import EventType, FlashSaleEvent
 from producer.simulation.engine import Simulation
 from producer.simulation.scenario_file import load_scenario
@@ -193,21 +195,57 @@ def avro_bytes(events: list[FlashSaleEvent], schema: object, version: int) -> li
 
 
 @pytest.mark.parametrize("version", [1, 2])
-def test_same_seed_same_bytes(catalog: SchemaCatalog, version: int) -> None:
+def test_same_seed_and_run_id_same_bytes(catalog: SchemaCatalog, version: int) -> None:
     scenario = load_scenario("flash-sale").with_overrides(schema_version=version)
-    first = list(Simulation(scenario, 99).events(max_events=20_000))
-    second = list(Simulation(scenario, 99).events(max_events=20_000))
+    first = list(Simulation(scenario, 99, run_id="r1").events(max_events=20_000))
+    second = list(Simulation(scenario, 99, run_id="r1").events(max_events=20_000))
     schema = catalog.get(version).parsed
     assert avro_bytes(first, schema, version) == avro_bytes(second, schema, version)
-    other = list(Simulation(scenario, 100).events(max_events=100))
+    other = list(Simulation(scenario, 100, run_id="r2").events(max_events=100))
     assert [e.event_id for e in other] != [e.event_id for e in first[:100]]
+
+
+def test_event_ids_are_unique_across_runs_and_a_run_id_replays() -> None:
+    scenario = load_scenario("flash-sale")
+    runs = [
+        list(Simulation(scenario, seed, run_id=run_id).events(max_events=5000))
+        for seed, run_id in ((1, "a"), (1, "b"), (2, "c"), (1, "a"))
+    ]
+    first, same_seed, other_seed, replay = ({e.event_id for e in r} for r in runs)
+    assert len(first) == 5000
+    assert not first & same_seed and not first & other_seed and not same_seed & other_seed
+    assert replay == first and runs[3] == runs[0]  # the same run id: true duplicates
+    sessions = [{e.session_id for e in r} for r in runs[:3]]
+    assert not sessions[0] & sessions[1] and not sessions[0] & sessions[2]
+    # Without a run id each run draws a fresh one.
+    assert Simulation(scenario, 1).run_id != Simulation(scenario, 1).run_id
+
+
+def test_the_catalog_is_the_shops_whatever_the_seed() -> None:
+    scenario = load_scenario("flash-sale")
+    one, two = Simulation(scenario, 1), Simulation(scenario, 2)
+    assert one.products == two.products and one.stock == two.stock
+    # The run's seed drives the shoppers, not the shop.
+    first = list(one.events(max_events=500))
+    assert [e.user_id for e in first] != [e.user_id for e in two.events(max_events=500)]
+    for event in first:  # an event's product is the catalog's product
+        product = next(p for p in one.products if p.product_id == event.product_id)
+        assert (event.category, event.brand) == (product.category, product.brand)
+    # A scenario may name its own catalog seed: another shop, another catalog.
+    other_shop = replace(scenario, catalog=replace(scenario.catalog, seed="another-shop"))
+    assert Simulation(other_shop, 1).products != one.products
+
+
+def test_a_malformed_run_id_is_refused_by_name() -> None:
+    with pytest.raises(InvalidOption, match=r"^run_id a b: must be 1-64 letters"):
+        Simulation(load_scenario("default"), 1, run_id="a b")
 
 
 def test_workers_split_users_into_the_same_multiset() -> None:
     scenario = load_scenario("flash-sale")
-    whole = list(Simulation(scenario, 5).events(max_events=30_000))
+    whole = list(Simulation(scenario, 5, run_id="w").events(max_events=30_000))
     parts = [
-        list(Simulation(scenario, 5, workers=4, worker=i).events(max_events=30_000))
+        list(Simulation(scenario, 5, workers=4, worker=i, run_id="w").events(max_events=30_000))
         for i in range(4)
     ]
     assert sorted(e for part in parts for e in part) == sorted(whole)
