@@ -38,21 +38,39 @@ def _silver(warehouse: Path) -> DeltaTable:
 
 
 def compute_kpis(warehouse: Path, engine: str = "datafusion") -> dict[str, pa.Table]:
-    """Every KPI table, computed by ``engine`` over the Silver table."""
+    """Every KPI table, computed by ``engine`` over the Silver table.
+
+    Whatever the engine, a table has the same Arrow schema: the SQL casts its sums, and
+    what the engines still spell differently (string views, the name of UTC, which
+    columns may be null) is made one here."""
     silver = _silver(warehouse)
     if engine == "datafusion":
         builder = QueryBuilder().register("silver_events", silver)
-        return {name: pa.table(builder.execute(sql).read_all()) for name, sql in KPI_SQL.items()}
-    if engine == "duckdb":
+        tables = {name: pa.table(builder.execute(sql).read_all()) for name, sql in KPI_SQL.items()}
+    elif engine == "duckdb":
         import duckdb
 
         connection = duckdb.connect()
         try:
             connection.register("silver_events", silver.to_pyarrow_table())
-            return {name: connection.sql(sql).to_arrow_table() for name, sql in KPI_SQL.items()}
+            tables = {name: connection.sql(sql).to_arrow_table() for name, sql in KPI_SQL.items()}
         finally:
             connection.close()
-    raise PipelineError(f"unknown engine '{engine}' (known: {', '.join(ENGINES)})")
+    else:
+        raise PipelineError(f"unknown engine '{engine}' (known: {', '.join(ENGINES)})")
+    return {name: _conform(table) for name, table in tables.items()}
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    fields = []
+    for f in table.schema:
+        kind = f.type
+        if pa.types.is_string_view(kind) or pa.types.is_large_string(kind):
+            kind = pa.string()
+        elif pa.types.is_timestamp(kind):
+            kind = pa.timestamp("us", tz="UTC")
+        fields.append(pa.field(f.name, kind, nullable=True))
+    return table.cast(pa.schema(fields))
 
 
 def write_gold(warehouse: Path, kpis: dict[str, pa.Table]) -> None:

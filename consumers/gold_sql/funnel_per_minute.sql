@@ -9,9 +9,9 @@ SELECT
 FROM (
     SELECT
         date_trunc('minute', event_time) AS minute,
-        SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS views,
-        SUM(CASE WHEN event_type = 'cart' THEN 1 ELSE 0 END) AS carts,
-        SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases
+        CAST(SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS BIGINT) AS views,
+        CAST(SUM(CASE WHEN event_type = 'cart' THEN 1 ELSE 0 END) AS BIGINT) AS carts,
+        CAST(SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS BIGINT) AS purchases
     FROM silver_events
     GROUP BY date_trunc('minute', event_time)
 ) AS per_minute

@@ -10,12 +10,14 @@ SELECT
         / GREATEST(COALESCE(deviation, 0.0), 0.1 * baseline, 1.0),
         3
     ) AS z_score,
-    CASE
-        WHEN baseline IS NOT NULL
-            AND (CAST(events AS DOUBLE) - baseline)
-                / GREATEST(COALESCE(deviation, 0.0), 0.1 * baseline, 1.0) >= 3.0
-        THEN 1 ELSE 0
-    END AS is_spike
+    CAST(
+        CASE
+            WHEN baseline IS NOT NULL
+                AND (CAST(events AS DOUBLE) - baseline)
+                    / GREATEST(COALESCE(deviation, 0.0), 0.1 * baseline, 1.0) >= 3.0
+            THEN 1 ELSE 0
+        END AS INTEGER
+    ) AS is_spike
 FROM (
     SELECT
         minute,
@@ -27,7 +29,7 @@ FROM (
             ORDER BY minute ROWS BETWEEN 10 PRECEDING AND 1 PRECEDING
         ) AS deviation
     FROM (
-        SELECT date_trunc('minute', event_time) AS minute, COUNT(*) AS events
+        SELECT date_trunc('minute', event_time) AS minute, CAST(COUNT(*) AS BIGINT) AS events
         FROM silver_events
         GROUP BY date_trunc('minute', event_time)
     ) AS per_minute

@@ -140,6 +140,7 @@ def test_gold_sql_gives_identical_results_on_both_engines(
         }
     )
     for name in datafusion:
+        assert datafusion[name].schema == duckdb[name].schema, name
         left, right = datafusion[name].to_pylist(), duckdb[name].to_pylist()
         assert len(left) == len(right) > 0, name
         assert left == right, name

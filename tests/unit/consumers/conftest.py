@@ -1,0 +1,43 @@
+"""A Silver table made from simulated events, with their ledger: Gold and reconciliation
+run on real Delta tables and real engines, without a broker."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from consumers.arrow_types import RENAMED, reader_arrow_schema
+from consumers.silver import CONTRACT, COORDINATES
+from producer.simulation.engine import Simulation
+from producer.simulation.ledger import Ledger
+from producer.simulation.scenario_file import load_scenario
+
+
+def silver_warehouse(path: Path, seconds: float = 900, run_id: str = "gold") -> dict[str, Any]:
+    """A warehouse whose Silver holds a flash sale's first ``seconds``; its ledger."""
+    simulation = Simulation(load_scenario("flash-sale"), 1, run_id=run_id)
+    events = list(simulation.events(max_seconds=seconds))
+    ledger = Ledger(meta={"run_id": run_id})
+    ledger.record_many(events, simulation.sold_out_ids)
+    rows = []
+    for offset, event in enumerate(events):
+        datum = event.to_avro(3)
+        datum["timestamp"] = datetime.fromtimestamp(event.timestamp_ms / 1000, tz=UTC)
+        row = {RENAMED.get(k, k): v for k, v in datum.items()}
+        row.update(kafka_topic="t", kafka_partition=0, kafka_offset=offset, writer_schema_id=1)
+        rows.append(row)
+    schema = reader_arrow_schema(json.loads(CONTRACT.read_text()), COORDINATES)
+    write_deltalake(str(path / "silver" / "events"), pa.Table.from_pylist(rows, schema=schema))
+    return dict(json.loads(json.dumps(ledger.to_json())))
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    path = tmp_path_factory.mktemp("warehouse")
+    return path, silver_warehouse(path)

@@ -1,0 +1,40 @@
+"""Gold is the same on every engine: the same tables, schemas and values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from consumers.gold import compute_kpis
+
+TIME = pa.timestamp("us", tz="UTC")
+
+
+def test_both_engines_give_the_same_schemas_and_values(
+    warehouse: tuple[Path, dict[str, Any]],
+) -> None:
+    path, _ = warehouse
+    datafusion, duckdb = compute_kpis(path, "datafusion"), compute_kpis(path, "duckdb")
+    assert set(datafusion) == set(duckdb)
+    for name in datafusion:
+        assert datafusion[name].schema == duckdb[name].schema, name
+        assert datafusion[name].to_pylist() == duckdb[name].to_pylist(), name
+        assert datafusion[name].num_rows > 0, name
+    # The types are the contract's, not an engine's.
+    assert datafusion["revenue_per_minute"].schema == pa.schema(
+        [
+            ("minute", TIME),
+            ("events", pa.int64()),
+            ("views", pa.int64()),
+            ("carts", pa.int64()),
+            ("purchases", pa.int64()),
+            ("units", pa.int64()),
+            ("revenue", pa.decimal128(18, 2)),
+        ]
+    )
+    assert datafusion["spikes"].schema.field("is_spike").type == pa.int32()
+    assert datafusion["sold_out"].schema == pa.schema(
+        [("product_id", pa.string()), ("category", pa.string()), ("sold_out_at", TIME)]
+    )
