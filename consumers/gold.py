@@ -12,14 +12,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
-from deltalake import DeltaTable, QueryBuilder, write_deltalake
+from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalake
 
 from consumers.errors import PipelineError
 
-__all__ = ["ENGINES", "KPI_SQL", "compute_kpis", "kpi_sql", "write_gold"]
+__all__ = [
+    "ENGINES",
+    "KPI_SQL",
+    "SILVER_VERSION",
+    "compute_kpis",
+    "kpi_sql",
+    "read_gold",
+    "silver_version",
+    "write_gold",
+]
 
 SQL_DIR = Path(__file__).resolve().parent / "gold_sql"
 ENGINES = ("datafusion", "duckdb")
+# Each Gold table's commit says which Silver version it was computed from.
+SILVER_VERSION = "flashsale.silver_version"
 
 
 def kpi_sql() -> dict[str, str]:
@@ -30,20 +41,28 @@ def kpi_sql() -> dict[str, str]:
 KPI_SQL = kpi_sql()
 
 
-def _silver(warehouse: Path) -> DeltaTable:
+def _silver(warehouse: Path, version: int | None = None) -> DeltaTable:
     path = warehouse / "silver" / "events"
     if not DeltaTable.is_deltatable(str(path)):
         raise PipelineError(f"no Silver table in {warehouse}; run: flashsale pipeline run")
-    return DeltaTable(str(path))
+    return DeltaTable(str(path), version=version)
 
 
-def compute_kpis(warehouse: Path, engine: str = "datafusion") -> dict[str, pa.Table]:
-    """Every KPI table, computed by ``engine`` over the Silver table.
+def silver_version(warehouse: Path) -> int:
+    """The Silver table's current version."""
+    return _silver(warehouse).version()
+
+
+def compute_kpis(
+    warehouse: Path, engine: str = "datafusion", version: int | None = None
+) -> dict[str, pa.Table]:
+    """Every KPI table, computed by ``engine`` over the Silver table (at ``version``, or
+    the current one).
 
     Whatever the engine, a table has the same Arrow schema: the SQL casts its sums, and
     what the engines still spell differently (string views, the name of UTC, which
     columns may be null) is made one here."""
-    silver = _silver(warehouse)
+    silver = _silver(warehouse, version)
     if engine == "datafusion":
         builder = QueryBuilder().register("silver_events", silver)
         tables = {name: pa.table(builder.execute(sql).read_all()) for name, sql in KPI_SQL.items()}
@@ -73,9 +92,39 @@ def _conform(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
-def write_gold(warehouse: Path, kpis: dict[str, pa.Table]) -> None:
-    """Each KPI table as a Delta table under ``gold/``, replaced on every run."""
+def write_gold(warehouse: Path, kpis: dict[str, pa.Table], version: int) -> None:
+    """Each KPI table as a Delta table under ``gold/``, replaced on every run; each
+    commit records the Silver ``version`` the tables were computed from.
+
+    Delta commits one table at a time, so a crash between two tables leaves Gold
+    built from two Silver versions: :func:`read_gold` refuses such a mix."""
+    commit = CommitProperties(custom_metadata={SILVER_VERSION: str(version)})
     for name, table in kpis.items():
         write_deltalake(
-            str(warehouse / "gold" / name), table, mode="overwrite", schema_mode="overwrite"
+            str(warehouse / "gold" / name),
+            table,
+            mode="overwrite",
+            schema_mode="overwrite",
+            commit_properties=commit,
         )
+
+
+def read_gold(warehouse: Path) -> tuple[dict[str, pa.Table], int]:
+    """The Gold tables as they stand, and the Silver version they were all built from."""
+    tables: dict[str, pa.Table] = {}
+    versions: dict[str, str | None] = {}
+    for name in KPI_SQL:
+        path = warehouse / "gold" / name
+        if not DeltaTable.is_deltatable(str(path)):
+            raise PipelineError(f"no Gold table {name} in {warehouse}; run: flashsale pipeline run")
+        table = DeltaTable(str(path))
+        tables[name] = table.to_pyarrow_table()
+        versions[name] = table.history(1)[0].get(SILVER_VERSION)
+    built_from = set(versions.values())
+    if len(built_from) != 1 or None in built_from:
+        seen = ", ".join(f"{n} from {v or 'unknown'}" for n, v in sorted(versions.items()))
+        raise PipelineError(
+            f"Gold in {warehouse} is not one snapshot of Silver ({seen}); "
+            f"run: flashsale pipeline run"
+        )
+    return tables, int(built_from.pop() or 0)

@@ -14,7 +14,7 @@ from deltalake.exceptions import DeltaError
 
 from consumers.bronze import BronzeIngest, BronzeStats
 from consumers.errors import PipelineError
-from consumers.gold import compute_kpis, write_gold
+from consumers.gold import compute_kpis, silver_version, write_gold
 from consumers.silver import CONTRACT, SilverJob, SilverStats
 
 __all__ = ["PipelineResult", "run_pipeline"]
@@ -78,7 +78,8 @@ def _run(
         f"silver: {silver.read} read, {silver.inserted} inserted, {silver.duplicates} "
         f"duplicates dropped, {silver.quarantined} quarantined"
     )
-    kpis = compute_kpis(warehouse, engine)
-    write_gold(warehouse, kpis)
+    version = silver_version(warehouse)
+    kpis = compute_kpis(warehouse, engine, version)
+    write_gold(warehouse, kpis, version)
     on_step(f"gold: {len(kpis)} KPI tables ({engine})")
     return PipelineResult(bronze, silver, kpis, time.monotonic() - started)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,21 +104,29 @@ def pipeline_run(
             stop.wait(interval)
 
 
-def verify(kpis: dict[str, Any], ledger_path: Path) -> None:
-    """Reconcile every KPI with the ledger: one line per difference, exit 1 on any."""
-    from consumers.reconcile import reconcile
+def verify(warehouse: Path, ledger_paths: Sequence[Path]) -> None:
+    """Reconcile the Gold tables as they stand with the ledgers: the data-quality tally,
+    one line per difference, exit 1 on any."""
+    from consumers.gold import read_gold
+    from consumers.quality import data_quality
+    from consumers.reconcile import merge_ledgers, reconcile
     from producer.simulation.ledger import read_ledger
 
-    ledger = read_ledger(ledger_path)
-    problems = reconcile(ledger, kpis)
+    ledger = merge_ledgers([read_ledger(path) for path in ledger_paths])
+    gold, version = read_gold(warehouse)
+    for line in data_quality(warehouse).lines():
+        click.echo(line)
+    problems = reconcile(ledger, gold)
     if problems:
         for problem in problems:
             click.echo(f"DIFFERENCE {problem}", err=True)
         click.echo(f"Error: {len(problems)} KPI differences from the ledger", err=True)
         raise SystemExit(1)
+    runs = len(ledger["runs"])
     click.echo(
-        f"reconciled: every KPI equals the ledger ({ledger['total_events']} events, "
-        f"revenue {ledger['total_revenue']})"
+        f"reconciled: every Gold table equals the ledger{'s' if runs > 1 else ''} "
+        f"({ledger['total_events']} events from {runs} run{'s' if runs > 1 else ''}, "
+        f"revenue {ledger['total_revenue']}; Gold of Silver version {version})"
     )
 
 
@@ -126,10 +135,17 @@ def verify(kpis: dict[str, Any], ledger_path: Path) -> None:
 @click.option(
     "--verify-ledger",
     "ledger",
+    multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Reconcile every KPI with this ledger; exit 1 on any difference.",
+    help="Reconcile the Gold tables with this ledger (repeat for every run into the "
+    "topic); exit 1 on any difference.",
 )
-@engine_option()
+@click.option(
+    "--engine",
+    type=click.Choice(["datafusion", "duckdb"]),
+    hidden=True,
+    help="Ignored: Gold is read as `pipeline run --engine` wrote it.",
+)
 @click.option(
     "--top",
     type=click.IntRange(min=1),
@@ -137,20 +153,25 @@ def verify(kpis: dict[str, Any], ledger_path: Path) -> None:
     show_default=True,
     help="Rows of the top-products table.",
 )
-def kpis(warehouse: Path, ledger: Path | None, engine: str, top: int) -> None:
-    """Print the Gold KPI tables; with a ledger, reconcile them exactly.
+def kpis(warehouse: Path, ledger: tuple[Path, ...], engine: str | None, top: int) -> None:
+    """Print the Gold tables as they stand; with ledgers, reconcile them exactly.
+
+    Every table, row and column the ledgers determine is compared (ledgers of several
+    runs add up; a replayed run counts once), and so is every Gold row no ledger
+    explains. Gold must be one snapshot of Silver, or it is refused.
 
     \b
     Example:
       flashsale kpis
       flashsale kpis --verify-ledger ledger.json
+      flashsale kpis --verify-ledger run-a.json --verify-ledger run-b.json
     """
-    from consumers.gold import compute_kpis
+    from consumers.gold import read_gold
 
-    tables = compute_kpis(warehouse, engine)
+    tables, _ = read_gold(warehouse)
     kpi_tables(tables, top)
-    if ledger is not None:
-        verify(tables, ledger)
+    if ledger:
+        verify(warehouse, ledger)
 
 
 @click.command("demo", cls=FlashsaleCommand)
@@ -200,7 +221,7 @@ def demo(settings: Settings, /, data_dir: Path, duration: float, speed: float, *
     outcome = run.pipeline(on_step=click.echo)
     click.echo("5/5 KPIs")
     kpi_tables(outcome.kpis, 10)
-    verify(outcome.kpis, run.ledger)
+    verify(run.warehouse, [run.ledger])
     click.echo(
         f"\nthe stack keeps running; stop it with: flashsale local down --data-dir {data_dir}"
     )

@@ -166,6 +166,7 @@ class Ledger:
             "by_minute": {k: v.to_json() for k, v in sorted(self.by_minute.items())},
             "by_category": {k: v.to_json() for k, v in sorted(self.by_category.items())},
             "by_product": {k: v.to_json() for k, v in sorted(self.by_product.items())},
+            "product_categories": dict(sorted({key[1]: key[2] for key in self._cells}.items())),
             "funnel": funnel,
             "sold_out": {
                 product: datetime.fromtimestamp(ms / 1000, tz=UTC)

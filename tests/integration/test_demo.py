@@ -59,6 +59,6 @@ def test_demo_runs_the_whole_flow_and_reconciles(tmp_path: Path) -> None:
     bars = {line.split()[0]: line.count("#") for line in chart if line.startswith("  ")}
     assert bars["09:00"] == max(bars.values()) == 40  # the surge is the tallest bar
     assert bars["08:58"] < 5
-    assert "reconciled: every KPI equals the ledger" in out
+    assert "reconciled: every Gold table equals the ledger (" in out
     ledgers = list((data / "demo").glob("*/ledger.json"))
     assert len(ledgers) == 1

@@ -16,16 +16,16 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from deltalake import DeltaTable
 
 from consumers.bronze import BronzeIngest
-from consumers.gold import compute_kpis
+from consumers.gold import compute_kpis, read_gold
 from consumers.pipeline import run_pipeline
-from consumers.reconcile import reconcile
+from consumers.reconcile import merge_ledgers, reconcile
 from consumers.silver import SilverJob
 from producer.contract.catalog import bundled_schemas_dir, load_catalog
 from producer.kafka.produce import ProduceOptions, StreamProducer
 from producer.registry.client import Registry
 from producer.registry.workflows import register_contract
 from producer.simulation.scenario_file import load_scenario
-from tests.integration.conftest import Endpoints, config_for
+from tests.integration.conftest import Endpoints, cli, config_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -76,6 +76,11 @@ def resend(stack: Endpoints, topic: str, count: int) -> int:
     return len(messages)
 
 
+def gold_differences(warehouse: Path, *ledgers: dict[str, Any]) -> list[str]:
+    """What the Gold tables, as they stand, say differently from the ledgers."""
+    return reconcile(merge_ledgers(ledgers), read_gold(warehouse)[0])
+
+
 def silver_rows(warehouse: Path) -> list[dict[str, Any]]:
     return DeltaTable(str(warehouse / "silver" / "events")).to_pyarrow_table().to_pylist()
 
@@ -93,7 +98,7 @@ def test_gold_equals_the_ledger_with_evolution_and_duplicates(
     assert result.bronze.records == ledger["total_events"] + duplicates
     assert result.silver.duplicates == duplicates
     assert result.silver.quarantined == 0
-    assert reconcile(ledger, result.kpis) == []
+    assert gold_differences(warehouse, ledger) == []
 
     rows = silver_rows(warehouse)
     assert len(rows) == ledger["total_events"] == len({r["event_id"] for r in rows})
@@ -114,7 +119,7 @@ def test_gold_equals_the_ledger_with_evolution_and_duplicates(
     # A second run finds nothing new and changes nothing.
     again = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
     assert (again.bronze.records, again.silver.read) == (0, 0)
-    assert reconcile(ledger, again.kpis) == []
+    assert gold_differences(warehouse, ledger) == []
 
 
 def test_gold_sql_gives_identical_results_on_both_engines(
@@ -172,7 +177,7 @@ def test_corrupt_records_go_to_quarantine_and_the_pipeline_goes_on(
     config = config_for(stack)
     result = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
     assert result.silver.quarantined == 4
-    assert reconcile(json.loads(ledger_path.read_text()), result.kpis) == []
+    assert gold_differences(warehouse, json.loads(ledger_path.read_text())) == []
     quarantine = DeltaTable(str(warehouse / "silver" / "quarantine")).to_pyarrow_table()
     reasons = sorted(quarantine["reason"].to_pylist())
     assert reasons[:2] == [
@@ -251,7 +256,6 @@ def test_a_killed_bronze_consumer_resumes_without_loss_or_duplicates(
 
 
 def test_a_damaged_warehouse_is_one_line(stack: Endpoints, topic: str, tmp_path: Path) -> None:
-    from tests.integration.conftest import cli
 
     produce(stack, topic, tmp_path / "ledger.json", 30, switch=False)
     warehouse = tmp_path / "warehouse"
@@ -302,3 +306,13 @@ def test_many_runs_into_one_topic_keep_their_identity(
     assert result.silver.duplicates == replay["total_events"]
     rows = silver_rows(tmp_path / "warehouse")
     assert len({r["event_id"] for r in rows}) == len(rows) == runs
+    # Gold, as it stands, equals the runs' ledgers added up; the replay counts once.
+    ledgers = [tmp_path / f"{name}.json" for name in ("a", "b", "replay", "c")]
+    flags = [arg for path in ledgers for arg in ("--verify-ledger", str(path))]
+    verified = cli(stack, "kpis", "--warehouse", str(tmp_path / "warehouse"), *flags)
+    assert verified.returncode == 0, verified.stderr
+    assert f"({runs} events from 3 runs, " in verified.stdout
+    quality = f"{runs + replay['total_events']} records in Bronze, {runs} events in Silver, "
+    assert (
+        quality + f"{replay['total_events']} duplicates dropped, 0 quarantined" in verified.stdout
+    )
