@@ -293,19 +293,28 @@ class SilverJob:
         if not DeltaTable.is_deltatable(str(self.events)):
             write_deltalake(str(self.events), batch, mode="append", commit_properties=commit)
             return len(rows)
-        metrics = (
-            DeltaTable(str(self.events))
-            .merge(
-                batch,
-                "t.event_id = s.event_id",
-                source_alias="s",
-                target_alias="t",
-                commit_properties=commit,
+        if rows:
+            metrics = (
+                DeltaTable(str(self.events))
+                .merge(
+                    batch,
+                    "t.event_id = s.event_id",
+                    source_alias="s",
+                    target_alias="t",
+                    commit_properties=commit,
+                )
+                .when_not_matched_insert_all()
+                .execute()
             )
-            .when_not_matched_insert_all()
-            .execute()
+            inserted = int(str(metrics.get("num_target_rows_inserted", 0)))
+            if inserted:
+                return inserted
+        # A MERGE that inserts nothing commits nothing, progress included: an empty
+        # append carries the offsets, so the next run does not read these rows again.
+        write_deltalake(
+            str(self.events), self.schema.empty_table(), mode="append", commit_properties=commit
         )
-        return int(str(metrics.get("num_target_rows_inserted", 0)))
+        return 0
 
 
 class _Rejected(Exception):

@@ -316,3 +316,19 @@ def test_many_runs_into_one_topic_keep_their_identity(
     assert (
         quality + f"{replay['total_events']} duplicates dropped, 0 quarantined" in verified.stdout
     )
+
+
+def test_silver_saves_its_progress_when_a_run_inserts_nothing(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    ledger_path, warehouse = tmp_path / "ledger.json", tmp_path / "warehouse"
+    produce(stack, topic, ledger_path, 30, switch=False)
+    config = config_for(stack)
+    run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    resent = resend(stack, topic, 100)  # nothing but duplicates
+    only_duplicates = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    assert (only_duplicates.silver.read, only_duplicates.silver.inserted) == (resent, 0)
+    assert only_duplicates.silver.duplicates == resent
+    again = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    assert (again.bronze.records, again.silver.read, again.silver.duplicates) == (0, 0, 0)
+    assert gold_differences(warehouse, json.loads(ledger_path.read_text())) == []
