@@ -49,11 +49,15 @@ CONTRACT = Path(__file__).resolve().parent / "contracts" / "silver.avsc"
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_AHEAD = timedelta(days=30)
 
+# Where each row came from, and when: the Kafka timestamp and Bronze's ingest time
+# measure lateness (null in rows written before Silver kept them).
 COORDINATES = [
     pa.field("kafka_topic", pa.string()),
     pa.field("kafka_partition", pa.int32()),
     pa.field("kafka_offset", pa.int64()),
     pa.field("writer_schema_id", pa.int32()),
+    pa.field("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
+    pa.field("ingest_time", pa.timestamp("us", tz="UTC")),
 ]
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -128,6 +132,8 @@ class SilverJob:
                 "kafka_partition": row["partition"],
                 "kafka_offset": row["offset"],
                 "writer_schema_id": row["schema_id"],
+                "kafka_timestamp": row["kafka_timestamp"],
+                "ingest_time": row["ingest_time"],
             }
             try:
                 record = self._decode(row["value"])
@@ -164,7 +170,15 @@ class SilverJob:
     def _unprocessed(self) -> pa.Table:
         bronze = DeltaTable(str(self.bronze))
         table = bronze.to_pyarrow_table(
-            columns=["topic", "partition", "offset", "value", "schema_id", "ingest_time"]
+            columns=[
+                "topic",
+                "partition",
+                "offset",
+                "value",
+                "schema_id",
+                "kafka_timestamp",
+                "ingest_time",
+            ]
         )
         table = table.filter(pc.equal(table["topic"], self.topic))
         partitions = sorted(set(table["partition"].to_pylist()))
@@ -233,20 +247,12 @@ class SilverJob:
     # ------------------------------------------------------------------ tables
 
     def _evolve(self) -> None:
-        """Add the reader's new columns to an existing table, filled with their defaults."""
-        if not DeltaTable.is_deltatable(str(self.events)):
-            return
-        table = DeltaTable(str(self.events))
-        present = set(table.schema().to_arrow().names)
-        missing = [f for f in self.schema if f.name not in present]
+        """Add the reader's new columns to an existing table, filled with their defaults
+        (and Silver's own new columns to both tables, null in older rows)."""
+        _add_missing_columns(self.quarantine, QUARANTINE_SCHEMA)
+        missing = _add_missing_columns(self.events, self.schema)
         if not missing:
             return
-        write_deltalake(
-            str(self.events),
-            self.schema.empty_table(),
-            mode="append",
-            schema_mode="merge",
-        )
         table = DeltaTable(str(self.events))
         values = {
             f.name: self.defaults[f.name] for f in missing if self.defaults.get(f.name) is not None
@@ -315,6 +321,17 @@ class SilverJob:
             str(self.events), self.schema.empty_table(), mode="append", commit_properties=commit
         )
         return 0
+
+
+def _add_missing_columns(path: Path, schema: pa.Schema) -> list[pa.Field]:
+    """Add to the table at ``path`` the columns of ``schema`` it lacks; those columns."""
+    if not DeltaTable.is_deltatable(str(path)):
+        return []
+    present = set(DeltaTable(str(path)).schema().to_arrow().names)
+    missing = [f for f in schema if f.name not in present]
+    if missing:
+        write_deltalake(str(path), schema.empty_table(), mode="append", schema_mode="merge")
+    return missing
 
 
 class _Rejected(Exception):

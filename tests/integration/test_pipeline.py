@@ -102,6 +102,8 @@ def test_gold_equals_the_ledger_with_evolution_and_duplicates(
 
     rows = silver_rows(warehouse)
     assert len(rows) == ledger["total_events"] == len({r["event_id"] for r in rows})
+    # Silver keeps when Kafka got each record and when Bronze took it in: lateness.
+    assert all(r["kafka_timestamp"] <= r["ingest_time"] for r in rows)
     by_writer: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
         by_writer.setdefault(r["writer_schema_id"], []).append(r)

@@ -38,3 +38,22 @@ def test_both_engines_give_the_same_schemas_and_values(
     assert datafusion["sold_out"].schema == pa.schema(
         [("product_id", pa.string()), ("category", pa.string()), ("sold_out_at", TIME)]
     )
+
+
+def test_silver_gains_its_new_columns_null_in_older_rows(tmp_path: Path) -> None:
+    from deltalake import DeltaTable, write_deltalake
+
+    from consumers.silver import COORDINATES, _add_missing_columns
+
+    old = pa.schema([COORDINATES[0], COORDINATES[2]])  # a Silver of before
+    path = tmp_path / "events"
+    write_deltalake(
+        str(path), pa.Table.from_pylist([{"kafka_topic": "t", "kafka_offset": 1}], schema=old)
+    )
+    added = _add_missing_columns(path, pa.schema(COORDINATES))
+    assert [f.name for f in added] == [f.name for f in COORDINATES if f not in old]
+    (row,) = DeltaTable(str(path)).to_pyarrow_table().to_pylist()
+    assert (
+        row["kafka_timestamp"] is None and row["ingest_time"] is None and row["kafka_offset"] == 1
+    )
+    assert _add_missing_columns(path, pa.schema(COORDINATES)) == []
