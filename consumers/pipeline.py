@@ -37,49 +37,35 @@ def run_pipeline(
     until_idle: bool = True,
     reader_schema: Path = CONTRACT,
     engine: str = "datafusion",
+    currencies: tuple[str, ...] = ("USD",),
     on_step: Callable[[str], None] = lambda _: None,
     stop: threading.Event | None = None,
 ) -> PipelineResult:
     """Ingest what the topic holds, decode and check it, and compute Gold.
 
+    ``currencies`` are those the shop prices in: Silver quarantines money in any other.
     Setting ``stop`` ends Bronze's ingest at its next commit; Silver and Gold then
     take in what was ingested. A storage failure (a damaged table, a full disk) ends
     the run as a PipelineError naming the warehouse; what was committed before stays
     committed.
     """
+    started = time.monotonic()
     try:
-        return _run(
-            kafka, registry, topic, warehouse, until_idle, reader_schema, engine, on_step, stop
+        ingest = BronzeIngest(kafka, topic, warehouse / "bronze" / "events")
+        bronze = ingest.run(until_idle=until_idle, stop=stop)
+        on_step(f"bronze: {bronze.records} records in {bronze.commits} commits")
+        silver = SilverJob(warehouse, registry, topic, reader_schema, currencies).run()
+        on_step(
+            f"silver: {silver.read} read, {silver.inserted} inserted, {silver.duplicates} "
+            f"duplicates dropped, {silver.quarantined} quarantined"
         )
+        version = silver_version(warehouse)
+        kpis = compute_kpis(warehouse, engine, version)
+        write_gold(warehouse, kpis, version)
     except (DeltaError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0]  # delta-rs appends a backtrace
         raise PipelineError(
             f"pipeline: warehouse {warehouse}: {type(exc).__name__}: {first}"
         ) from exc
-
-
-def _run(
-    kafka: dict[str, Any],
-    registry: dict[str, Any],
-    topic: str,
-    warehouse: Path,
-    until_idle: bool,
-    reader_schema: Path,
-    engine: str,
-    on_step: Callable[[str], None],
-    stop: threading.Event | None,
-) -> PipelineResult:
-    started = time.monotonic()
-    ingest = BronzeIngest(kafka, topic, warehouse / "bronze" / "events")
-    bronze = ingest.run(until_idle=until_idle, stop=stop)
-    on_step(f"bronze: {bronze.records} records in {bronze.commits} commits")
-    silver = SilverJob(warehouse, registry, topic, reader_schema).run()
-    on_step(
-        f"silver: {silver.read} read, {silver.inserted} inserted, {silver.duplicates} "
-        f"duplicates dropped, {silver.quarantined} quarantined"
-    )
-    version = silver_version(warehouse)
-    kpis = compute_kpis(warehouse, engine, version)
-    write_gold(warehouse, kpis, version)
     on_step(f"gold: {len(kpis)} KPI tables ({engine})")
     return PipelineResult(bronze, silver, kpis, time.monotonic() - started)

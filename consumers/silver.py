@@ -6,7 +6,9 @@
   defaults and newer writers' extra fields are dropped.
 * Quality rules: the revenue identity (quantity x price for a purchase, 0 otherwise),
   a known product (an id and a category, and the category it was first seen with),
-  and an event time in range (after 2000 and at most 30 days after ingestion).
+  a currency the shop prices in (``currencies``; money in another currency is never
+  added to the shop's), and an event time in range (after 2000 and at most 30 days
+  after ingestion).
   Rejects, and records that cannot be decoded at all (bad magic byte, unknown schema
   id, truncated body), go to a quarantine table with the raw bytes, the coordinates
   and the reason; the pipeline goes on.
@@ -88,7 +90,9 @@ class SilverJob:
         registry: dict[str, Any],
         topic: str,
         reader_schema: Path = CONTRACT,
+        currencies: tuple[str, ...] = ("USD",),
     ) -> None:
+        self.currencies = currencies
         self.bronze = warehouse / "bronze" / "events"
         self.events = warehouse / "silver" / "events"
         self.quarantine = warehouse / "silver" / "quarantine"
@@ -237,6 +241,11 @@ class SilverJob:
         known = self._categories.setdefault(product, category)
         if known != category:
             raise _Rejected(f"unknown product: {product} has category {known}, not {category}")
+        currency = record.get("currency", "USD")
+        if currency not in self.currencies:
+            raise _Rejected(
+                f"foreign currency: {currency} (the shop prices in {', '.join(self.currencies)})"
+            )
         when: datetime = record["timestamp"]
         if not EARLIEST <= when <= ingested + MAX_AHEAD:
             raise _Rejected(f"time out of range: {when.isoformat()}")

@@ -58,6 +58,14 @@ def pipeline() -> None:
     help="Silver's reader schema [default: consumers/contracts/silver.avsc].",
 )
 @engine_option("Embedded engine for the Gold SQL.")
+@click.option(
+    "--currency",
+    "currencies",
+    multiple=True,
+    default=["USD"],
+    show_default=True,
+    help="A currency the shop prices in (repeatable); Silver quarantines money in others.",
+)
 @connection_options
 def pipeline_run(
     until_idle: bool,
@@ -66,6 +74,7 @@ def pipeline_run(
     topic: str,
     reader_schema: Path | None,
     engine: str,
+    currencies: tuple[str, ...],
     connection: Connection,
 ) -> None:
     """Ingest the topic into Bronze, decode into Silver, compute the Gold KPI tables.
@@ -95,6 +104,7 @@ def pipeline_run(
                 warehouse,
                 reader_schema=reader_schema or CONTRACT,
                 engine=engine,
+                currencies=currencies,
                 on_step=click.echo,
                 stop=stop,
             )

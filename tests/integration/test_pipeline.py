@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from deltalake import DeltaTable
@@ -333,4 +335,43 @@ def test_silver_saves_its_progress_when_a_run_inserts_nothing(
     assert only_duplicates.silver.duplicates == resent
     again = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
     assert (again.bronze.records, again.silver.read, again.silver.duplicates) == (0, 0, 0)
+    assert gold_differences(warehouse, json.loads(ledger_path.read_text())) == []
+
+
+def test_money_in_a_currency_the_shop_does_not_price_in_is_quarantined(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    ledger_path, warehouse = tmp_path / "ledger.json", tmp_path / "warehouse"
+    produce(stack, topic, ledger_path, 150, switch_at=1)  # v3 from the second second on
+    newest = load_catalog(bundled_schemas_dir()).latest()
+    found = Registry(config_for(stack)).lookup(f"{topic}-value", newest.text)
+    assert found is not None
+    v3_header = b"\x00" + found[0].to_bytes(4, "big")
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "eur"})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(6)])
+    schema = newest.parsed
+    purchase = None
+    while purchase is None:
+        for m in consumer.consume(1000, 10):
+            if m.error() is not None or not m.value().startswith(v3_header):
+                continue
+            datum = fastavro.schemaless_reader(io.BytesIO(m.value()[5:]), schema)
+            if isinstance(datum, dict) and datum["event_type"] == "purchase":
+                purchase = (m.value()[:5], datum)
+                break
+    consumer.close()
+    header, datum = purchase
+    body = io.BytesIO()
+    euros = {**datum, "event_id": "eur-purchase-1", "currency": "EUR"}
+    fastavro.schemaless_writer(body, schema, euros)
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer.produce(topic, header + body.getvalue(), b"k")
+    assert producer.flush(10) == 0
+
+    config = config_for(stack)
+    result = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    assert result.silver.quarantined == 1
+    (row,) = DeltaTable(str(warehouse / "silver" / "quarantine")).to_pyarrow_table().to_pylist()
+    assert row["reason"] == "foreign currency: EUR (the shop prices in USD)"
+    assert "eur-purchase-1" not in {r["event_id"] for r in silver_rows(warehouse)}
     assert gold_differences(warehouse, json.loads(ledger_path.read_text())) == []
