@@ -12,7 +12,11 @@
   Rejects, and records that cannot be decoded at all (bad magic byte, unknown schema
   id, truncated body), go to a quarantine table with the raw bytes, the coordinates
   and the reason; the pipeline goes on.
-* Deduplication: a MERGE on ``event_id`` inserts only events not yet in Silver.
+* Identity (:mod:`consumers.identity`): copies of one event with the same content are
+  duplicates, and Silver keeps the copy at the lowest coordinates; copies with
+  different contents are a conflict, quarantined all, withdrawn from Silver. Each
+  decision depends only on the set of records, so a rebuild and any sequence of
+  incremental runs give the same tables.
 * Evolution: when the reader schema gains fields, the table gains the columns, and
   rows written before get the fields' defaults, as a fresh decode would give them.
 * Progress: the last Bronze offset processed per partition is committed in the same
@@ -41,6 +45,14 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from consumers.arrow_types import RENAMED, reader_arrow_schema
 from consumers.bronze import app_id, committed_offsets
 from consumers.errors import PipelineError
+from consumers.identity import (
+    COPIES_SCHEMA,
+    Coordinates,
+    Copy,
+    Decision,
+    Identity,
+    fingerprint,
+)
 from consumers.wire import WireFormatError, split
 
 __all__ = ["QUARANTINE_SCHEMA", "SilverJob", "SilverStats"]
@@ -80,6 +92,44 @@ class SilverStats:
     reasons: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
 
+    def count(self, reason: str) -> None:
+        kind = reason.split(":")[0]
+        self.reasons[kind] = self.reasons.get(kind, 0) + 1
+
+
+_COORDINATE_NAMES = [f.name for f in COORDINATES]
+_BRONZE_COLUMNS = [
+    "topic",
+    "partition",
+    "offset",
+    "value",
+    "schema_id",
+    "kafka_timestamp",
+    "ingest_time",
+]
+
+
+def _coordinates(bronze_row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kafka_topic": bronze_row["topic"],
+        "kafka_partition": bronze_row["partition"],
+        "kafka_offset": bronze_row["offset"],
+        "writer_schema_id": bronze_row["schema_id"],
+        "kafka_timestamp": bronze_row["kafka_timestamp"],
+        "ingest_time": bronze_row["ingest_time"],
+    }
+
+
+def _quarantined(coordinates: dict[str, Any], raw: bytes | None, reason: str) -> dict[str, Any]:
+    return {**coordinates, "raw_value": raw, "reason": reason, "quarantined_at": datetime.now(UTC)}
+
+
+def _last_offsets(rows: pa.Table) -> dict[int, int]:
+    last: dict[int, int] = {}
+    for row in rows.select(["partition", "offset"]).to_pylist():
+        last[row["partition"]] = max(last.get(row["partition"], -1), row["offset"])
+    return last
+
 
 class SilverJob:
     """Bronze -> Silver (events) and Silver (quarantine), incrementally."""
@@ -109,81 +159,143 @@ class SilverJob:
             for f in self.definition["fields"]
             if "default" in f
         }
+        self.copies = Identity(warehouse / "silver" / "copies")
         self._writers: dict[int, Any] = {}
         self._categories: dict[str, str] = {}
 
     # ------------------------------------------------------------------ the run
 
-    def run(self) -> SilverStats:
+    def run(self, max_rows: int | None = None) -> SilverStats:
+        """Decode, check and deduplicate what Bronze added since the last run (at most
+        ``max_rows`` records of it, in partition and offset order, when given)."""
         stats = SilverStats()
         started = time.monotonic()
         if not DeltaTable.is_deltatable(str(self.bronze)):
             return stats
         rows = self._unprocessed()
+        if max_rows is not None:
+            rows = rows.slice(0, max_rows)
         stats.read = rows.num_rows
         if rows.num_rows == 0:
             stats.elapsed = time.monotonic() - started
             return stats
         self._evolve()
         self._load_categories()
-        good: list[dict[str, Any]] = []
+        self._backfill_copies()
+        candidates: dict[Coordinates, dict[str, Any]] = {}
+        copies: list[Copy] = []
         bad: list[dict[str, Any]] = []
-        now = datetime.now(UTC)
-        seen: set[str] = set()
         for row in rows.to_pylist():
-            coordinates = {
-                "kafka_topic": row["topic"],
-                "kafka_partition": row["partition"],
-                "kafka_offset": row["offset"],
-                "writer_schema_id": row["schema_id"],
-                "kafka_timestamp": row["kafka_timestamp"],
-                "ingest_time": row["ingest_time"],
-            }
+            coordinates = _coordinates(row)
             try:
                 record = self._decode(row["value"])
                 self._check(record, row["ingest_time"])
             except _Rejected as exc:
-                reason = str(exc)
-                stats.reasons[reason.split(":")[0]] = stats.reasons.get(reason.split(":")[0], 0) + 1
-                bad.append(
-                    {
-                        **coordinates,
-                        "raw_value": row["value"],
-                        "reason": reason,
-                        "quarantined_at": now,
-                    }
-                )
+                stats.count(str(exc))
+                bad.append(_quarantined(coordinates, row["value"], str(exc)))
                 continue
-            if record["event_id"] in seen:
-                stats.duplicates += 1
-                continue
-            seen.add(record["event_id"])
-            good.append({**self._row(record), **coordinates})
-        last: dict[int, int] = {}
-        for row in rows.select(["partition", "offset"]).to_pylist():
-            last[row["partition"]] = max(last.get(row["partition"], -1), row["offset"])
-        if bad:
-            self._quarantine(bad)
-            stats.quarantined = len(bad)
-        inserted = self._merge(good, last)
-        stats.inserted = inserted
-        stats.duplicates += len(good) - inserted
+            where = (row["topic"], row["partition"], row["offset"])
+            candidates[where] = {**self._row(record), **coordinates, "_raw": row["value"]}
+            copies.append(Copy(record["event_id"], fingerprint(row["value"]), where))
+        self.copies.add(copies)
+        decision = self.copies.decide({c.event_id for c in copies})
+        conflicts = self._conflicts(decision, candidates)
+        for _ in conflicts:
+            stats.count("conflict")
+        if bad or conflicts:
+            self._quarantine(bad + conflicts)
+            stats.quarantined = len(bad) + len(conflicts)
+        self._withdraw(decision.conflicting)
+        kept = self._kept(decision)
+        winners = [
+            {k: v for k, v in candidates[where].items() if k != "_raw"}
+            for event_id, where in sorted(decision.keep.items())
+            if where in candidates and kept.get(event_id) != where
+        ]
+        stats.inserted = sum(1 for r in winners if r["event_id"] not in kept)
+        self._merge(winners, _last_offsets(rows))
+        in_batch_conflicts = sum(1 for c in copies if c.event_id in decision.conflicting)
+        stats.duplicates = len(copies) - stats.inserted - in_batch_conflicts
         stats.elapsed = time.monotonic() - started
         return stats
 
+    def _conflicts(
+        self, decision: Decision, candidates: dict[Coordinates, dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Every copy of every conflicting id, as quarantine rows (raw bytes from this
+        batch, or from Bronze for copies of earlier runs)."""
+        wanted = [c for i in sorted(decision.conflicting) for c in decision.copies[i]]
+        older = {c.where for c in wanted if c.where not in candidates}
+        bronze = self._bronze_rows(older) if older else {}
+        out = []
+        for c in wanted:
+            reason = f"conflict: event {c.event_id} has copies with other content"
+            if c.where in candidates:
+                row = candidates[c.where]
+                coordinates = {k: row[k] for k in _COORDINATE_NAMES}
+                out.append(_quarantined(coordinates, row["_raw"], reason))
+            elif c.where in bronze:
+                found = bronze[c.where]
+                out.append(_quarantined(_coordinates(found), found["value"], reason))
+        return out
+
+    def _bronze_rows(self, wanted: set[Coordinates]) -> dict[Coordinates, dict[str, Any]]:
+        table = DeltaTable(str(self.bronze)).to_pyarrow_table(columns=_BRONZE_COLUMNS)
+        partitions = pa.array(sorted({w[1] for w in wanted}), pa.int32())
+        table = table.filter(pc.is_in(table["partition"], value_set=partitions))
+        found = {}
+        for row in table.to_pylist():
+            where = (row["topic"], row["partition"], row["offset"])
+            if where in wanted:
+                found[where] = row
+        return found
+
+    def _kept(self, decision: Decision) -> dict[str, Coordinates]:
+        """Where the Silver rows of the ids decided on came from."""
+        if not DeltaTable.is_deltatable(str(self.events)):
+            return {}
+        table = DeltaTable(str(self.events)).to_pyarrow_table(
+            columns=["event_id", "kafka_topic", "kafka_partition", "kafka_offset"]
+        )
+        ids = pa.array(sorted(decision.copies))
+        table = table.filter(pc.is_in(table["event_id"], value_set=ids))
+        return {
+            r["event_id"]: (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"])
+            for r in table.to_pylist()
+        }
+
+    def _withdraw(self, conflicting: frozenset[str]) -> None:
+        """Take conflicting ids out of Silver (their copies are quarantined)."""
+        if not conflicting or not DeltaTable.is_deltatable(str(self.events)):
+            return
+        quoted = ", ".join("'" + i.replace("'", "''") + "'" for i in sorted(conflicting))
+        DeltaTable(str(self.events)).delete(f"event_id IN ({quoted})")
+
+    def _backfill_copies(self) -> None:
+        """A Silver written before ``silver/copies`` existed: its rows become the first
+        copies (their content read back from Bronze)."""
+        if self.copies.exists() or not DeltaTable.is_deltatable(str(self.events)):
+            return
+        silver = DeltaTable(str(self.events)).to_pyarrow_table(
+            columns=["event_id", "kafka_topic", "kafka_partition", "kafka_offset"]
+        )
+        bronze = DeltaTable(str(self.bronze)).to_pyarrow_table(
+            columns=["topic", "partition", "offset", "value"]
+        )
+        values = {(r["topic"], r["partition"], r["offset"]): r["value"] for r in bronze.to_pylist()}
+        copies = []
+        for r in silver.to_pylist():
+            where = (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"])
+            if where in values:
+                copies.append(Copy(r["event_id"], fingerprint(values[where]), where))
+        if not copies:
+            write_deltalake(str(self.copies.path), COPIES_SCHEMA.empty_table(), mode="append")
+        self.copies.add(copies)
+        log.info("silver: recorded %d copies of the events already in Silver", len(copies))
+
     def _unprocessed(self) -> pa.Table:
         bronze = DeltaTable(str(self.bronze))
-        table = bronze.to_pyarrow_table(
-            columns=[
-                "topic",
-                "partition",
-                "offset",
-                "value",
-                "schema_id",
-                "kafka_timestamp",
-                "ingest_time",
-            ]
-        )
+        table = bronze.to_pyarrow_table(columns=_BRONZE_COLUMNS)
         table = table.filter(pc.equal(table["topic"], self.topic))
         partitions = sorted(set(table["partition"].to_pylist()))
         done = committed_offsets(self.events, "silver", self.topic, partitions)
@@ -297,7 +409,9 @@ class SilverJob:
             .execute()
         )
 
-    def _merge(self, rows: list[dict[str, Any]], last: dict[int, int]) -> int:
+    def _merge(self, rows: list[dict[str, Any]], last: dict[int, int]) -> None:
+        """Upsert the rows Silver keeps (a kept copy replaces the row of a copy at higher
+        coordinates), committing the Bronze offsets read in the same commit."""
         batch = pa.Table.from_pylist(rows, schema=self.schema)
         commit = CommitProperties(
             app_transactions=[
@@ -307,7 +421,7 @@ class SilverJob:
         )
         if not DeltaTable.is_deltatable(str(self.events)):
             write_deltalake(str(self.events), batch, mode="append", commit_properties=commit)
-            return len(rows)
+            return
         if rows:
             metrics = (
                 DeltaTable(str(self.events))
@@ -318,18 +432,21 @@ class SilverJob:
                     target_alias="t",
                     commit_properties=commit,
                 )
+                .when_matched_update_all()
                 .when_not_matched_insert_all()
                 .execute()
             )
-            inserted = int(str(metrics.get("num_target_rows_inserted", 0)))
-            if inserted:
-                return inserted
-        # A MERGE that inserts nothing commits nothing, progress included: an empty
+            changed = sum(
+                int(str(metrics.get(key, 0)))
+                for key in ("num_target_rows_inserted", "num_target_rows_updated")
+            )
+            if changed:
+                return
+        # A MERGE that changes nothing commits nothing, progress included: an empty
         # append carries the offsets, so the next run does not read these rows again.
         write_deltalake(
             str(self.events), self.schema.empty_table(), mode="append", commit_properties=commit
         )
-        return 0
 
 
 def _add_missing_columns(path: Path, schema: pa.Schema) -> list[pa.Field]:

@@ -1,0 +1,120 @@
+"""Which copy of an event Silver keeps: decided by the records, not the order they came in.
+
+Every record that decodes and passes the rules is a *copy* of the event its
+``event_id`` names. Its content is its bytes as written (the writer's schema id and
+the Avro body), fingerprinted. ``silver/copies`` keeps every copy's id, fingerprint
+and coordinates, so that each decision below depends only on the set of copies the
+topic holds, whatever batches they arrived in:
+
+* all copies of an id have one content: Silver keeps one row, the copy at the lowest
+  (partition, offset); the others are duplicates, dropped and counted;
+* copies of an id have different contents: a **conflict**. No copy is trusted: every
+  copy goes to quarantine with reason ``conflict``, a row already in Silver is
+  withdrawn, and any later copy of that id follows them.
+
+So a rebuild from the topic and any sequence of incremental runs give the same Silver
+rows, the same quarantine (but for the time each row was quarantined) and the same
+Gold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+
+__all__ = ["COPIES_SCHEMA", "Coordinates", "Copy", "Decision", "Identity", "fingerprint"]
+
+Coordinates = tuple[str, int, int]  # topic, partition, offset
+
+COPIES_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string()),
+        pa.field("fingerprint", pa.string()),
+        pa.field("kafka_topic", pa.string()),
+        pa.field("kafka_partition", pa.int32()),
+        pa.field("kafka_offset", pa.int64()),
+    ]
+)
+
+
+def fingerprint(value: bytes) -> str:
+    """The content of a record as written: its bytes, header (writer schema id) included."""
+    return hashlib.sha256(value).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Copy:
+    event_id: str
+    fingerprint: str
+    where: Coordinates
+
+
+@dataclass(frozen=True)
+class Decision:
+    conflicting: frozenset[str]  # ids whose copies disagree
+    keep: dict[str, Coordinates]  # id -> the copy Silver keeps
+    copies: dict[str, list[Copy]]  # every copy known of each id decided on
+
+
+class Identity:
+    """The ``silver/copies`` table of one warehouse."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def exists(self) -> bool:
+        return DeltaTable.is_deltatable(str(self.path))
+
+    def add(self, copies: list[Copy]) -> None:
+        """Record ``copies`` (a copy seen before, by coordinates, is not added twice)."""
+        if not copies:
+            return
+        batch = pa.Table.from_pylist(
+            [
+                {
+                    "event_id": c.event_id,
+                    "fingerprint": c.fingerprint,
+                    "kafka_topic": c.where[0],
+                    "kafka_partition": c.where[1],
+                    "kafka_offset": c.where[2],
+                }
+                for c in copies
+            ],
+            schema=COPIES_SCHEMA,
+        )
+        if not self.exists():
+            write_deltalake(str(self.path), batch, mode="append")
+            return
+        (
+            DeltaTable(str(self.path))
+            .merge(
+                batch,
+                "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
+                "AND t.kafka_offset = s.kafka_offset",
+                source_alias="s",
+                target_alias="t",
+            )
+            .when_not_matched_insert_all()
+            .execute()
+        )
+
+    def decide(self, ids: set[str]) -> Decision:
+        """For each id: conflicting, or the copy to keep (the lowest coordinates)."""
+        table = DeltaTable(str(self.path)).to_pyarrow_table()
+        table = table.filter(pc.is_in(table["event_id"], value_set=pa.array(sorted(ids))))
+        copies: dict[str, list[Copy]] = {}
+        for row in table.to_pylist():
+            where = (row["kafka_topic"], row["kafka_partition"], row["kafka_offset"])
+            copies.setdefault(row["event_id"], []).append(
+                Copy(row["event_id"], row["fingerprint"], where)
+            )
+        conflicting = frozenset(
+            i for i, cs in copies.items() if len({c.fingerprint for c in cs}) > 1
+        )
+        keep = {i: min(c.where for c in cs) for i, cs in copies.items() if i not in conflicting}
+        return Decision(conflicting, keep, copies)
