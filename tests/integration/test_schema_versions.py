@@ -46,7 +46,8 @@ def test_a_new_version_needs_only_its_avsc_file(
     for version in ("3", "4"):
         for suffix in ("avro", "jsonl"):
             run("simulate", "--scenario", "flash-sale", "--schema-version", version,
-                "--events", "500", "--seed", "5", "--out", f"v{version}.{suffix}")  # fmt: skip
+                "--events", "500", "--seed", "5", "--run-id", "v3-and-v4",
+                "--out", f"v{version}.{suffix}")  # fmt: skip
     v3, v4 = avro_records(tmp_path / "v3.avro"), avro_records(tmp_path / "v4.avro")
     assert len(v4) == 500
     assert v4 == [{**r, **V4_DEFAULTS} for r in v3]
