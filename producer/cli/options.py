@@ -261,9 +261,12 @@ class RunSpec:
     workers: int
     worker: int
     run_id: str | None
+    start: str | None
 
-    def scenario(self, catalog: SchemaCatalog) -> Scenario:
-        """The scenario with the overrides; a version the schema folder lacks is refused."""
+    def scenario(self, catalog: SchemaCatalog, paced: bool = False) -> Scenario:
+        """The scenario with the overrides and its clock set (a paced run starts now
+        unless --start says otherwise); a version the schema folder lacks is refused."""
+        from producer.simulation.scenario import starting
         from producer.simulation.scenario_file import load_scenario
 
         if self.workers > 1 and self.run_id is None:
@@ -272,9 +275,10 @@ class RunSpec:
             )
         if self.schema_version is not None:
             catalog.require(self.schema_version, "schema_version")
-        return load_scenario(self.scenario_name).with_overrides(
+        scenario = load_scenario(self.scenario_name).with_overrides(
             schema_version=self.schema_version, rate_multiplier=self.rate_multiplier
         )
+        return starting(scenario, self.start, paced=paced)
 
 
 def run_options(f: Any) -> Any:
@@ -291,6 +295,7 @@ def run_options(f: Any) -> Any:
         "workers",
         "worker",
         "run_id",
+        "start",
     ]
 
     @functools.wraps(f)
@@ -331,6 +336,11 @@ def run_options(f: Any) -> Any:
             default=0,
             show_default=True,
             help="...and emit the events of share I (0-based).",
+        ),
+        click.option(
+            "--start",
+            help="Event time of the run's first second: an ISO time, 'scenario' (the file's) "
+            "or 'now' [default: now when paced by --speed, else the scenario's].",
         ),
         click.option(
             "--run-id",

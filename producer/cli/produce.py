@@ -60,6 +60,13 @@ def stream_until_signalled(stream: Any, live: bool) -> Any:
     help="Switch the value schema to this version mid-run (a rolling upgrade)...",
 )
 @click.option("--switch-at", callback=duration, help="...at this simulated time (3m).")
+@click.option(
+    "--timestamp",
+    type=click.Choice(["produce", "event"]),
+    default="produce",
+    show_default=True,
+    help="Kafka record timestamp: when it was produced, or the event's time.",
+)
 @click.option("--dry-run", is_flag=True, help="Serialize for real, send nothing, print a sample.")
 @click.option("--quiet", is_flag=True, help="No live line, only the summary.")
 @click.option(
@@ -117,7 +124,7 @@ def produce(
         raise click.UsageError("--switch-to-version and --switch-at go together")
     config = connection.config(producer_overrides)
     catalog = load_catalog(settings.schemas_dir)
-    scenario = run.scenario(catalog)
+    scenario = run.scenario(catalog, paced=not max_rate)
     produce_options = ProduceOptions(
         max_events=run.max_events,
         duration=run.duration,

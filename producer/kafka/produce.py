@@ -130,6 +130,8 @@ class ProduceOptions:
     # The run's id (random when None): event ids derive from it; the same id again is a
     # replay whose records are true duplicates of the first run's.
     run_id: str | None = None
+    # The Kafka record timestamp: "produce" (the producer's clock) or "event".
+    timestamp: str = "produce"
 
 
 @dataclass(frozen=True)
@@ -341,6 +343,7 @@ class StreamProducer:
             meta={
                 "run_id": self.simulation.run_id,
                 "scenario": self.scenario.name,
+                "start": self.scenario.start.isoformat().replace("+00:00", "Z"),
                 "seed": self.seed,
                 "schema_version": self.schema.version,
                 "topic": options.topic,
@@ -376,6 +379,7 @@ class StreamProducer:
                 log.log(level, "delivery failed for %s: %s", event.event_id, err.str())
 
         pacer = Pacer(options.speed, sleep=stop.wait)
+        event_time = options.timestamp == "event"
         start_ms = self.scenario.start_ms
         topic = options.topic
         produce = producer.produce
@@ -407,7 +411,11 @@ class StreamProducer:
                 while True:
                     try:
                         # Positional (partition -1: the partitioner's choice): cheaper to parse.
-                        produce(topic, value, key, -1, partial(delivered, event))
+                        if event_time:  # the record's timestamp is the event's
+                            produce(topic, value, key, -1, partial(delivered, event),
+                                    timestamp=event.timestamp_ms)  # fmt: skip
+                        else:
+                            produce(topic, value, key, -1, partial(delivered, event))
                         break
                     except BufferError:
                         poll(0.05)  # the local queue is full: serve delivery reports first

@@ -65,6 +65,7 @@ def run_simulation(
         meta={
             "run_id": simulation.run_id,
             "scenario": scenario.name,
+            "start": scenario.start.isoformat().replace("+00:00", "Z"),
             "seed": seed,
             "schema_version": scenario.schema_version,
             "workers": workers,

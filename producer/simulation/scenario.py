@@ -16,7 +16,7 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from producer.errors import InvalidOption, ScenarioError
 
@@ -29,6 +29,8 @@ __all__ = [
     "Sale",
     "Scenario",
     "parse_duration",
+    "parse_instant",
+    "starting",
 ]
 
 
@@ -212,3 +214,36 @@ class Scenario:
         if any(p.duration is None for p in self.timeline):
             return None
         return sum(p.duration or 0.0 for p in self.timeline)
+
+
+def parse_instant(value: object) -> datetime:
+    """An ISO-8601 time with a timezone (``2026-11-27T08:00:00Z``), in UTC; ValueError
+    saying what is wrong otherwise."""
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"expected an ISO-8601 time like 2026-11-27T08:00:00Z, got {value!r}"
+            ) from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"needs a timezone (add Z for UTC), got {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def starting(scenario: Scenario, start: str | None, *, paced: bool) -> Scenario:
+    """The scenario with its clock set: ``start`` is an ISO time, ``scenario`` (the
+    file's own start) or ``now`` (the wall clock, to the second). Unset, a paced run
+    starts now, so that its event times are live; an unpaced one keeps the scenario's
+    start, so that it can be replayed byte for byte."""
+    choice = start or ("now" if paced else "scenario")
+    if choice == "scenario":
+        return scenario
+    if choice == "now":
+        return scenario.with_overrides(start=datetime.now(UTC).replace(microsecond=0))
+    try:
+        return scenario.with_overrides(start=parse_instant(choice))
+    except ValueError as exc:
+        raise InvalidOption("start", f"{exc} (or now, or scenario)") from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from producer.simulation.scenario import (
     Sale,
     Scenario,
     parse_duration,
+    parse_instant,
 )
 
 __all__ = ["builtin_scenarios", "load_scenario", "parse_scenario"]
@@ -209,18 +210,10 @@ class _Reader:
         )
 
     def start(self, value: Any) -> datetime:
-        if isinstance(value, datetime):
-            parsed = value
-        else:
-            try:
-                parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            except ValueError:
-                raise self.fail(
-                    "start", f"expected an ISO-8601 time like 2026-11-27T08:00:00Z, got {value!r}"
-                ) from None
-        if parsed.tzinfo is None:
-            raise self.fail("start", f"needs a timezone (add Z for UTC), got {value!r}")
-        return parsed.astimezone(UTC)
+        try:
+            return parse_instant(value)
+        except ValueError as exc:
+            raise self.fail("start", str(exc)) from None
 
     def catalog(self, value: Any, name: str) -> Catalog:
         c = self.mapping(

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -357,3 +358,31 @@ def test_a_registry_outage_after_the_first_record_does_not_fail_an_acknowledged_
         assert registry_process.returncode is not None
     assert result.ok and result.acked == result.sent > 1000
     assert (result.schema_id, result.switched_schema_id) == (ids[1], ids[3])
+
+
+def test_event_time_is_now_when_paced_and_the_record_timestamp_can_be_it(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    registered(stack, topic)
+    live = tmp_path / "live.json"
+    started = time.time()
+    result = cli(stack, "produce", "--speed", "30", "--duration", "3s", "--topic", topic,
+                 "--create-topic", "--ledger", str(live), "--quiet")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ledger = json.loads(live.read_text())
+    start = datetime.fromisoformat(ledger["start"].replace("Z", "+00:00")).timestamp()
+    assert started - 2 <= start <= time.time()  # the wall clock, not the scenario's date
+    fixed = tmp_path / "fixed.json"
+    result = cli(stack, "produce", "--max-rate", "--events", "300", "--start",
+                 "2030-01-01T00:00:00Z", "--timestamp", "event", "--topic", topic, "--ledger",
+                 str(fixed), "--quiet")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(fixed.read_text())["start"] == "2030-01-01T00:00:00Z"
+    messages = read_all(stack, topic, ledger["total_events"] + 300)
+    future = [
+        (m.timestamp()[1], FlashSaleEvent.from_avro(d).timestamp_ms)
+        for m, d in zip(messages, decode_all(stack, messages), strict=True)
+        if d["timestamp"].year == 2030
+    ]
+    assert len(future) == 300
+    assert all(kafka_ms == event_ms for kafka_ms, event_ms in future)

@@ -182,3 +182,26 @@ def test_the_rate_multiplier_scales_every_phase() -> None:
     half = sum(c for _, _, c in islice(scenario.seconds(3), 600))
     whole = sum(c for _, _, c in islice(full.seconds(3), 600))
     assert abs(half - whole / 2) <= 1
+
+
+def test_a_paced_run_starts_now_and_an_unpaced_one_at_the_scenarios_start() -> None:
+    from datetime import UTC, datetime
+
+    from producer.errors import InvalidOption
+    from producer.simulation.scenario import starting
+
+    scenario = load_scenario("flash-sale")
+    before = datetime.now(UTC).replace(microsecond=0)
+    live = starting(scenario, None, paced=True)
+    assert before <= live.start <= datetime.now(UTC)
+    assert starting(scenario, None, paced=False) == scenario  # replayable
+    assert starting(scenario, "scenario", paced=True) == scenario
+    fixed = starting(scenario, "2030-01-01T00:00:00Z", paced=True)
+    assert fixed.start == datetime(2030, 1, 1, tzinfo=UTC)
+    assert starting(scenario, "now", paced=False).start >= before
+    with pytest.raises(InvalidOption) as err:
+        starting(scenario, "soon", paced=True)
+    assert str(err.value) == (
+        "start: expected an ISO-8601 time like 2026-11-27T08:00:00Z, got 'soon' "
+        "(or now, or scenario)"
+    )
