@@ -7,6 +7,9 @@ what is not the producer's, so for clean runs every number Gold holds must match
 ledgers exactly: every table, row and column the ledgers determine, spikes included
 (recomputed from the ledgers' per-minute counts). Each difference is named: which
 table, which row, which column, both values; so is every Gold row no ledger explains.
+What a ledger does not determine is not compared: ``session_funnel`` (the ledger
+counts no sessions), ``sell_out_times`` beyond the sell-outs themselves, and
+``stock_tracking``.
 """
 
 from __future__ import annotations
@@ -96,6 +99,10 @@ def reconcile(ledger: dict[str, Any], gold: dict[str, pa.Table]) -> list[str]:
         "product_sales", ledger["by_product"], rows, ("view", "purchase", "units", "revenue")
     )
     problems += _categories("product_sales", categories, rows)
+    rows = _keyed(gold["product_funnel"], "product_id")
+    problems += _compare("product_funnel", ledger["by_product"], rows, _TALLY[1:])
+    problems += _rates("product_funnel", ledger["by_product"], rows)
+    problems += _categories("product_funnel", categories, rows)
     problems += _sold_out(ledger, gold)
     problems += _spikes(minutes, gold["spikes"])
     return problems

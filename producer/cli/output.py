@@ -116,6 +116,10 @@ def kpi_tables(kpis: dict[str, Any], top: int) -> None:
     _kpi("funnel per category", kpis["funnel_per_category"].to_pylist())
     _kpi(f"top {top} products", kpis["product_sales"].to_pylist()[:top])
     _kpi("sold-out moments", kpis["sold_out"].to_pylist())
+    if "sell_out_times" in kpis:
+        _kpi("time from the sale's start to each sell-out", kpis["sell_out_times"].to_pylist())
+    if "session_funnel" in kpis:
+        _kpi("session funnel", kpis["session_funnel"].to_pylist())
     spikes = [r for r in kpis["spikes"].to_pylist() if r["is_spike"] == 1]
     _kpi("spikes (z-score >= 3 against the previous 10 minutes)", spikes)
     click.echo("\nevents per minute")

@@ -144,8 +144,11 @@ def test_gold_sql_gives_identical_results_on_both_engines(
         == {
             "funnel_per_category",
             "funnel_per_minute",
+            "product_funnel",
             "product_sales",
             "revenue_per_minute",
+            "sell_out_times",
+            "session_funnel",
             "sold_out",
             "spikes",
             "stock_tracking",

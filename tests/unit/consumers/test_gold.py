@@ -35,6 +35,18 @@ def test_both_engines_give_the_same_schemas_and_values(
         ]
     )
     assert datafusion["spikes"].schema.field("is_spike").type == pa.int32()
+    # The new tables for people who analyse a sale: its sessions and its sell-outs.
+    (sessions,) = datafusion["session_funnel"].to_pylist()
+    assert 0 < sessions["sessions_with_purchase"] < sessions["sessions_with_cart"]
+    assert sessions["sessions_with_cart"] < sessions["sessions"]
+    times = datafusion["sell_out_times"].to_pylist()
+    sold_out = datafusion["sold_out"].to_pylist()
+    assert [t["product_id"] for t in times] == [s["product_id"] for s in sold_out]
+    for t in times:
+        assert t["seconds_into_sale"] == round(
+            (t["sold_out_at"] - t["sale_started_at"]).total_seconds(), 3
+        )
+        assert t["seconds_into_sale"] >= 0
     assert datafusion["sold_out"].schema == pa.schema(
         [("product_id", pa.string()), ("category", pa.string()), ("sold_out_at", TIME)]
     )
