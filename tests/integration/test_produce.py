@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
+import os
 import signal
 import struct
 import subprocess
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from devstack.stack import LocalStack, StackConfig, free_port
 from producer.config import load_client_config
 from producer.contract.catalog import bundled_schemas_dir, load_catalog
 from producer.events import FlashSaleEvent
@@ -386,3 +389,48 @@ def test_event_time_is_now_when_paced_and_the_record_timestamp_can_be_it(
     ]
     assert len(future) == 300
     assert all(kafka_ms == event_ms for kafka_ms, event_ms in future)
+
+
+@pytest.mark.slow
+def test_deliveries_that_fail_are_counted_and_kept_out_of_the_ledger(tmp_path: Path) -> None:
+    # A broker of the test's own dies mid-run: what it had acknowledged is in the
+    # ledger, what it never will be counts as failed (or unconfirmed), and the run is
+    # not ok. Nothing is counted twice or lost from the tally.
+    own = LocalStack(
+        StackConfig(data_dir=tmp_path / "stack", broker_port=free_port(), registry_port=free_port())
+    )
+    own.up()
+    try:
+        config = load_client_config(
+            {
+                "bootstrap.servers": own.config.bootstrap_servers,
+                "schema.registry.url": own.config.registry_url,
+                "message.timeout.ms": "1500",
+            },
+            environ={},
+        )
+        catalog = load_catalog(bundled_schemas_dir())
+        register_contract(Registry(config), catalog, topic="dies")
+        ledger_path = tmp_path / "ledger.json"
+        options = ProduceOptions(topic="dies", duration=40, speed=10.0, create_topic=True,
+                                 ledger_path=ledger_path, flush_timeout=10)  # fmt: skip
+        stream = StreamProducer(config, catalog, load_scenario("default"), 2, options)
+        stream.preflight()
+        (broker, _) = own.status()
+        assert broker.pid is not None
+
+        def kill_the_broker(progress: Any) -> None:
+            if progress.acked > 0 and broker.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(broker.pid, signal.SIGKILL)
+
+        result = stream.run(on_progress=kill_the_broker, progress_every=0.2)
+    finally:
+        own.down()
+    assert result.acked > 0 and result.failed > 0
+    assert not result.ok
+    assert result.acked + result.failed + result.unconfirmed == result.sent
+    assert sum(result.errors.values()) == result.failed
+    ledger = json.loads(ledger_path.read_text())
+    assert ledger["complete"] is False
+    assert ledger["total_events"] == result.acked
