@@ -27,7 +27,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
-__all__ = ["COPIES_SCHEMA", "Coordinates", "Copy", "Decision", "Identity", "fingerprint"]
+__all__ = [
+    "COPIES_SCHEMA",
+    "Coordinates",
+    "Copy",
+    "Decision",
+    "Identity",
+    "fingerprint",
+    "insert_new",
+]
 
 Coordinates = tuple[str, int, int]  # topic, partition, offset
 
@@ -40,6 +48,26 @@ COPIES_SCHEMA = pa.schema(
         pa.field("kafka_offset", pa.int64()),
     ]
 )
+
+
+def insert_new(path: Path, batch: pa.Table) -> None:
+    """Append the rows of ``batch`` whose Kafka coordinates the table at ``path`` lacks,
+    so that processing a batch again adds nothing."""
+    if not DeltaTable.is_deltatable(str(path)):
+        write_deltalake(str(path), batch, mode="append")
+        return
+    (
+        DeltaTable(str(path))
+        .merge(
+            batch,
+            "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
+            "AND t.kafka_offset = s.kafka_offset",
+            source_alias="s",
+            target_alias="t",
+        )
+        .when_not_matched_insert_all()
+        .execute()
+    )
 
 
 def fingerprint(value: bytes) -> str:
@@ -87,21 +115,7 @@ class Identity:
             ],
             schema=COPIES_SCHEMA,
         )
-        if not self.exists():
-            write_deltalake(str(self.path), batch, mode="append")
-            return
-        (
-            DeltaTable(str(self.path))
-            .merge(
-                batch,
-                "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
-                "AND t.kafka_offset = s.kafka_offset",
-                source_alias="s",
-                target_alias="t",
-            )
-            .when_not_matched_insert_all()
-            .execute()
-        )
+        insert_new(self.path, batch)
 
     def decide(self, ids: set[str]) -> Decision:
         """For each id: conflicting, or the copy to keep (the lowest coordinates)."""

@@ -137,14 +137,8 @@ def _compare(
     gold: dict[str, dict[str, Any]],
     columns: Iterable[str],
 ) -> list[str]:
-    problems = []
-    for key in sorted(set(ledger) | set(gold)):
-        if key not in gold:
-            problems.append(f"{table}: {key} is in the ledger but not in Gold")
-            continue
-        if key not in ledger:
-            problems.append(f"{table}: {key} is in Gold but no ledger explains it")
-            continue
+    problems = _unmatched(table, ledger, gold)
+    for key in sorted(set(ledger) & set(gold)):
         for column in columns:
             want, got = ledger[key][column], gold[key][_GOLD[column]]
             if column == "revenue":
@@ -152,6 +146,16 @@ def _compare(
             if want != got:
                 problems.append(f"{table}: {key} {_GOLD[column]}: ledger {want}, Gold {got}")
     return problems
+
+
+def _unmatched(table: str, ledger: dict[str, Any], gold: dict[str, Any]) -> list[str]:
+    """The rows one side has and the other lacks, in key order."""
+    return [
+        f"{table}: {key} is in the ledger but not in Gold"
+        if key not in gold
+        else f"{table}: {key} is in Gold but no ledger explains it"
+        for key in sorted(set(ledger) ^ set(gold))
+    ]
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -241,14 +245,8 @@ def _spikes(minutes: dict[str, dict[str, Any]], table: pa.Table) -> list[str]:
     keys = sorted(minutes)
     expected = dict(zip(keys, spikes_of([minutes[k]["events"] for k in keys]), strict=True))
     gold = _keyed(table, "minute")
-    problems = []
-    for key in sorted(set(expected) | set(gold)):
-        if key not in gold:
-            problems.append(f"spikes: {key} is in the ledger but not in Gold")
-            continue
-        if key not in expected:
-            problems.append(f"spikes: {key} is in Gold but no ledger explains it")
-            continue
+    problems = _unmatched("spikes", expected, gold)
+    for key in sorted(set(expected) & set(gold)):
         row, (baseline, z, flag) = gold[key], expected[key]
         if row["events"] != minutes[key]["events"]:
             problems.append(

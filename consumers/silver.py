@@ -52,6 +52,7 @@ from consumers.identity import (
     Decision,
     Identity,
     fingerprint,
+    insert_new,
 )
 from consumers.wire import WireFormatError, split
 
@@ -392,22 +393,7 @@ class SilverJob:
             self._categories.setdefault(product, category)
 
     def _quarantine(self, rows: list[dict[str, Any]]) -> None:
-        batch = pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)
-        if not DeltaTable.is_deltatable(str(self.quarantine)):
-            write_deltalake(str(self.quarantine), batch, mode="append")
-            return
-        (
-            DeltaTable(str(self.quarantine))
-            .merge(
-                batch,
-                "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
-                "AND t.kafka_offset = s.kafka_offset",
-                source_alias="s",
-                target_alias="t",
-            )
-            .when_not_matched_insert_all()
-            .execute()
-        )
+        insert_new(self.quarantine, pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
 
     def _merge(self, rows: list[dict[str, Any]], last: dict[int, int]) -> None:
         """Upsert the rows Silver keeps (a kept copy replaces the row of a copy at higher

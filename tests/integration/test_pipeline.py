@@ -349,24 +349,8 @@ def test_money_in_a_currency_the_shop_does_not_price_in_is_quarantined(
 ) -> None:
     ledger_path, warehouse = tmp_path / "ledger.json", tmp_path / "warehouse"
     produce(stack, topic, ledger_path, 150, switch_at=1)  # v3 from the second second on
-    newest = load_catalog(bundled_schemas_dir()).latest()
-    found = Registry(config_for(stack)).lookup(f"{topic}-value", newest.text)
-    assert found is not None
-    v3_header = b"\x00" + found[0].to_bytes(4, "big")
-    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "eur"})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(6)])
-    schema = newest.parsed
-    purchase = None
-    while purchase is None:
-        for m in consumer.consume(1000, 10):
-            if m.error() is not None or not m.value().startswith(v3_header):
-                continue
-            datum = fastavro.schemaless_reader(io.BytesIO(m.value()[5:]), schema)
-            if isinstance(datum, dict) and datum["event_type"] == "purchase":
-                purchase = (m.value()[:5], datum)
-                break
-    consumer.close()
-    header, datum = purchase
+    header, schema, written = newest_records(stack, topic)
+    datum = next(d for _, d in written if d["event_type"] == "purchase")
     body = io.BytesIO()
     euros = {**datum, "event_id": "eur-purchase-1", "currency": "EUR"}
     fastavro.schemaless_writer(body, schema, euros)
@@ -391,6 +375,26 @@ def table_rows(path: Path, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return sorted(keyed, key=lambda r: (r["kafka_partition"], r["kafka_offset"]))
 
 
+def newest_records(stack: Endpoints, topic: str) -> tuple[bytes, Any, list[tuple[Any, Any]]]:
+    """The wire header of the newest schema version, that schema, and the topic's
+    records written with it (message, decoded datum)."""
+    newest = load_catalog(bundled_schemas_dir()).latest()
+    found = Registry(config_for(stack)).lookup(f"{topic}-value", newest.text)
+    assert found is not None
+    header = b"\x00" + found[0].to_bytes(4, "big")
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "newest"})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(6)])
+    messages = [m for m in consumer.consume(5000, 10) if m.error() is None]
+    consumer.close()
+    written = [
+        (m, fastavro.schemaless_reader(io.BytesIO(m.value()[5:]), newest.parsed))
+        for m in messages
+        if m.value()[:5] == header
+    ]
+    assert written
+    return header, newest.parsed, written
+
+
 def fabricated(header: bytes, datum: dict[str, Any], schema: Any, **change: Any) -> bytes:
     body = io.BytesIO()
     fastavro.schemaless_writer(body, schema, {**datum, **change})
@@ -406,28 +410,20 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
     # quarantine and Gold. (The seed of the cuts is the parameter: rerun with it.)
     ledger_path = tmp_path / "ledger.json"
     produce(stack, topic, ledger_path, 90, switch_at=1)
-    newest = load_catalog(bundled_schemas_dir()).latest()
-    found = Registry(config_for(stack)).lookup(f"{topic}-value", newest.text)
-    assert found is not None
-    header = b"\x00" + found[0].to_bytes(4, "big")
-    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "order"})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(6)])
-    v3 = [m for m in consumer.consume(5000, 10) if m.error() is None and m.value()[:5] == header]
-    consumer.close()
-    datum = fastavro.schemaless_reader(io.BytesIO(v3[0].value()[5:]), newest.parsed)
-    assert isinstance(datum, dict)
+    header, schema, written = newest_records(stack, topic)
+    datum = written[0][1]
     forged = {**datum, "event_id": "forged-1", "event_type": "view", "quantity": 1}
     forged["revenue"] = Decimal("0.00")
     producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
-    producer.produce(topic, fabricated(header, forged, newest.parsed), b"k", partition=0)
-    for m in v3[:40]:  # exact duplicates, in another partition
+    producer.produce(topic, fabricated(header, forged, schema), b"k", partition=0)
+    for m, _ in written[:40]:  # exact duplicates, in another partition
         producer.produce(topic, m.value(), m.key(), partition=(m.partition() + 1) % 6)
     producer.produce(topic, b"\x07junk", b"k", partition=2)
     assert producer.flush(10) == 0
     config = config_for(stack)
     # The conflicting copy of forged-1 arrives after everything else.
     BronzeIngest(config.kafka(), topic, tmp_path / "bronze").run(until_idle=True)
-    producer.produce(topic, fabricated(header, forged, newest.parsed, quantity=2), b"k",
+    producer.produce(topic, fabricated(header, forged, schema, quantity=2), b"k",
                      partition=5)  # fmt: skip
     assert producer.flush(10) == 0
     BronzeIngest(config.kafka(), topic, tmp_path / "bronze").run(until_idle=True)
