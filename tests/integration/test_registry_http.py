@@ -319,3 +319,29 @@ def test_basic_auth_guards_everything_but_health(tmp_path: Any) -> None:
         assert requests.get(url + "/subjects", auth=("sr-user", "sr-pass"), timeout=5).json() == []
         client = SchemaRegistryClient({"url": url, "basic.auth.user.info": "sr-user:sr-pass"})
         assert client.get_subjects() == []
+
+
+def test_a_soft_deleted_version_is_not_checked_for_compatibility(
+    stack: Endpoints, subject: str
+) -> None:
+    # Confluent checks a new schema against the live versions only: a soft-deleted
+    # version no longer constrains the subject.
+    def record(*fields: dict[str, Any]) -> dict[str, str]:
+        return schema_body({"type": "record", "name": "R", "fields": list(fields)})
+
+    a = {"name": "a", "type": "int"}
+    b_with_default = {"name": "b", "type": "int", "default": 0}
+    b_required = {"name": "b", "type": "int"}
+    level = call(stack, "PUT", f"/config/{subject}", {"compatibility": "BACKWARD_TRANSITIVE"})
+    assert level.status_code == 200
+    for body in (record(a), record(a, b_with_default)):
+        assert call(stack, "POST", f"/subjects/{subject}/versions", body).status_code == 200
+    reads_only_v2 = record(b_required)  # cannot read v1's data: v1 has no b
+    refused = call(stack, "POST", f"/subjects/{subject}/versions", reads_only_v2)
+    assert refused.status_code == 409
+    assert call(stack, "DELETE", f"/subjects/{subject}/versions/1").json() == 1
+    checked = call(stack, "POST", f"/compatibility/subjects/{subject}/versions/latest",
+                   reads_only_v2)  # fmt: skip
+    assert checked.json()["is_compatible"] is True
+    accepted = call(stack, "POST", f"/subjects/{subject}/versions", reads_only_v2)
+    assert accepted.status_code == 200, accepted.text
