@@ -72,6 +72,7 @@ def _stream(
             create_topic=True,
             workers=workers,
             worker=worker,
+            run_id=f"bench-{topic}",  # every worker's share of one run
         ),
     )
     stream.preflight()
@@ -144,6 +145,8 @@ def _workers(config: ClientConfig, topic: str, events: int, workers: int) -> flo
                 str(workers),
                 "--worker",
                 str(i),
+                "--run-id",  # the workers' shares of one run
+                f"bench-{topic}",
             ],
             env=env,
             stdout=subprocess.DEVNULL,
