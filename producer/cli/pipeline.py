@@ -114,15 +114,14 @@ def pipeline_run(
             stop.wait(interval)
 
 
-def verify(warehouse: Path, ledger_paths: Sequence[Path]) -> None:
+def verify(warehouse: Path, ledgers: Sequence[dict[str, Any]]) -> None:
     """Reconcile the Gold tables as they stand with the ledgers: the data-quality tally,
     one line per difference, exit 1 on any."""
     from consumers.gold import read_gold
     from consumers.quality import data_quality
     from consumers.reconcile import merge_ledgers, reconcile
-    from producer.simulation.ledger import read_ledger
 
-    ledger = merge_ledgers([read_ledger(path) for path in ledger_paths])
+    ledger = merge_ledgers(ledgers)
     gold, version = read_gold(warehouse)
     for line in data_quality(warehouse).lines():
         click.echo(line)
@@ -177,11 +176,13 @@ def kpis(warehouse: Path, ledger: tuple[Path, ...], engine: str | None, top: int
       flashsale kpis --verify-ledger run-a.json --verify-ledger run-b.json
     """
     from consumers.gold import read_gold
+    from producer.simulation.ledger import read_ledger
 
+    ledgers = [read_ledger(path) for path in ledger]  # every input checked first
     tables, _ = read_gold(warehouse)
     kpi_tables(tables, top)
-    if ledger:
-        verify(warehouse, ledger)
+    if ledgers:
+        verify(warehouse, ledgers)
 
 
 @click.command("demo", cls=FlashsaleCommand)
@@ -212,6 +213,7 @@ def demo(settings: Settings, /, data_dir: Path, duration: float, speed: float, *
     """
     from producer.contract.catalog import load_catalog
     from producer.demo import Demo
+    from producer.simulation.ledger import read_ledger
 
     catalog = load_catalog(settings.schemas_dir)
     run = Demo(data_dir=data_dir, catalog=catalog, speed=speed, duration=duration, **kw)
@@ -231,7 +233,7 @@ def demo(settings: Settings, /, data_dir: Path, duration: float, speed: float, *
     outcome = run.pipeline(on_step=click.echo)
     click.echo("5/5 KPIs")
     kpi_tables(outcome.kpis, 10)
-    verify(run.warehouse, [run.ledger])
+    verify(run.warehouse, [read_ledger(run.ledger)])
     click.echo(
         f"\nthe stack keeps running; stop it with: flashsale local down --data-dir {data_dir}"
     )

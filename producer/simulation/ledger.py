@@ -198,7 +198,20 @@ def read_ledger(path: Path) -> dict[str, Any]:
         raise InvalidOption("ledger", f"cannot read: {exc}", path) from exc
     if not isinstance(ledger, dict):
         raise InvalidOption("ledger", "not a ledger: the file holds no JSON object", path)
+    missing = [key for key in _REQUIRED if not isinstance(ledger.get(key), _REQUIRED[key])]
+    if missing:
+        raise InvalidOption("ledger", f"not a ledger: no {', '.join(missing)}", path)
     return ledger
+
+
+# What a ledger must hold to be reconciled, and of which JSON type.
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "total_events": int,
+    "total_revenue": str,
+    "by_minute": dict,
+    "by_category": dict,
+    "by_product": dict,
+}
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

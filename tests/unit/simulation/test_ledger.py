@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import pytest
 
 from producer.contract.catalog import SchemaCatalog
+from producer.errors import InvalidOption
 from producer.simulation.engine import Simulation
-from producer.simulation.ledger import Ledger, minute_of
+from producer.simulation.ledger import Ledger, minute_of, read_ledger
 from producer.simulation.run import run_simulation
 from producer.simulation.scenario_file import load_scenario
 
@@ -104,3 +106,33 @@ def test_counting_in_batches_equals_counting_one_by_one() -> None:
         batched.record_many(events[start : start + 997], simulation.sold_out_ids)
     assert batched.to_json() == one_by_one.to_json()
     assert set(batched.sold_out) == set(simulation.sold_out)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[1, 2]", "not a ledger: the file holds no JSON object"),
+        (
+            '{"total_events": 3}',
+            "not a ledger: no total_revenue, by_minute, by_category, by_product",
+        ),
+        ("{oops", "cannot read: Expecting property name enclosed in double quotes"),
+    ],
+)
+def test_a_file_that_is_not_a_ledger_is_one_line_naming_it(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    from click.testing import CliRunner
+
+    from producer.cli import main
+
+    path = tmp_path / "ledger.json"
+    path.write_text(text)
+    with pytest.raises(InvalidOption) as err:
+        read_ledger(path)
+    assert str(err.value).startswith(f"ledger {path}: {problem}")
+    args = ["kpis", "--warehouse", str(tmp_path), "--verify-ledger", str(path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert result.output.startswith(f"Error: --verify-ledger {path}: {problem}")
+    assert len(result.output.splitlines()) == 1
