@@ -79,7 +79,10 @@ def contract_verify(
     """
     from producer.contract.catalog import load_catalog
     from producer.contract.readers import load_reader, local_writers, verify_contracts
+    from producer.paths import check_writable
 
+    if out is not None:  # a report that cannot be written fails before the work
+        check_writable(out, "out")
     paths = list(readers) or _default_readers()
     if not paths:
         raise click.UsageError(

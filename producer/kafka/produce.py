@@ -41,6 +41,7 @@ from producer.errors import ConfigError, SchemaNotRegistered, UsageError
 from producer.events import DEFAULT_TOPIC, FlashSaleEvent
 from producer.kafka.admin import cluster_metadata, create_topic, librdkafka_log, require_topic
 from producer.kafka.encoding import FramedAvroEncoder, FramedKeyEncoder
+from producer.paths import check_writable
 from producer.registry.client import Registry, key_subject, value_subject
 from producer.simulation.engine import Simulation, new_run_id
 from producer.simulation.ledger import Ledger
@@ -226,6 +227,8 @@ class StreamProducer:
 
         Nothing is created before every check has passed.
         """
+        if self.options.ledger_path is not None:
+            check_writable(self.options.ledger_path, "ledger_path")
         servers, timeout = self.config.bootstrap_servers, self.options.connect_timeout
         metadata = cluster_metadata(self._admin(), servers, timeout) if need_broker else None
         topic = self.options.topic

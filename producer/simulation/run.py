@@ -10,6 +10,7 @@ from pathlib import Path
 
 from producer.contract.catalog import SchemaCatalog
 from producer.errors import Interrupted, InvalidOption
+from producer.paths import check_writable
 from producer.simulation.engine import Simulation, new_run_id
 from producer.simulation.ledger import Ledger
 from producer.simulation.scenario import Scenario
@@ -58,6 +59,8 @@ def run_simulation(
     if max_events is not None and max_events < 0:
         raise InvalidOption("max_events", f"must not be negative, got {max_events}")
     schema = catalog.get(scenario.schema_version)
+    if ledger_path is not None:
+        check_writable(ledger_path, "ledger_path")
     simulation = Simulation(
         scenario, seed, workers=workers, worker=worker, run_id=run_id or new_run_id()
     )

@@ -216,3 +216,20 @@ def test_every_run_has_a_run_id_printed_and_kept_in_the_ledger(tmp_path: Path) -
     first_ids = {json.loads(line)["event_id"] for line in (tmp_path / "a.jsonl").open()}
     second_ids = {json.loads(line)["event_id"] for line in (tmp_path / "b.jsonl").open()}
     assert len(first_ids) == 10 and not first_ids & second_ids
+
+
+@pytest.mark.parametrize("command", ["simulate", "produce"])
+def test_a_ledger_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, command: str
+) -> None:
+    # Before anything is sent or written: no host is contacted (none answers here).
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    ledger = a_file / "ledger.json"
+    out = tmp_path / "run.jsonl"
+    hosts = ["--bootstrap-servers", "127.0.0.1:9", "--schema-registry-url", "http://127.0.0.1:9"]
+    args = ["--events", "10", "--ledger", str(ledger)]
+    args += ["--out", str(out)] if command == "simulate" else hosts
+    code, output = run(command, *args)
+    assert (code, output) == (2, f"Error: --ledger {ledger}: cannot write: Not a directory\n")
+    assert not out.exists()

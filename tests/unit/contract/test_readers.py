@@ -159,3 +159,20 @@ def test_a_bad_requires_list_is_one_line(tmp_path: Path) -> None:
 def test_passing_reports_exit_zero(fmt: str) -> None:
     result = CliRunner().invoke(main, ["contract", "verify", "--format", fmt])
     assert result.exit_code == 0
+
+
+def test_a_report_into_a_missing_folder_is_written_and_an_impossible_one_refused(
+    tmp_path: Path,
+) -> None:
+    deep = tmp_path / "reports" / "today" / "contracts.xml"
+    written = CliRunner().invoke(
+        main, ["contract", "verify", "--format", "junit", "--out", str(deep)]
+    )
+    assert written.exit_code == 0, written.output
+    assert written.output == f"ok: report written to {deep}\n"
+    assert deep.read_text().startswith("<?xml")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    refused = CliRunner().invoke(main, ["contract", "verify", "--out", str(a_file / "r.xml")])
+    assert refused.exit_code == 2
+    assert refused.output == f"Error: --out {a_file / 'r.xml'}: cannot write: Not a directory\n"
