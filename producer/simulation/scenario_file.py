@@ -29,7 +29,11 @@ from producer.simulation.scenario import (
     parse_instant,
 )
 
-__all__ = ["builtin_scenarios", "load_scenario", "parse_scenario"]
+__all__ = ["MAX_PRODUCTS", "builtin_scenarios", "load_scenario", "parse_scenario"]
+
+# The catalog lives in memory (a product is a few hundred bytes): a million is a big
+# shop, and a typo of ten zeros is refused in one line instead of filling the memory.
+MAX_PRODUCTS = 1_000_000
 
 
 def builtin_scenarios() -> dict[str, str]:
@@ -114,9 +118,11 @@ class _Reader:
         if low is not None and (value <= low if low_open else value < low):
             if low == 0 and not low_open:
                 raise self.fail(key, f"must not be negative, got {value!r}")
-            raise self.fail(key, f"must be {'>' if low_open else '>='} {low:g}, got {value!r}")
+            raise self.fail(
+                key, f"must be {'>' if low_open else '>='} {_number(low)}, got {value!r}"
+            )
         if high is not None and value > high:
-            raise self.fail(key, f"must be at most {high:g}, got {value!r}")
+            raise self.fail(key, f"must be at most {_number(high)}, got {value!r}")
         return float(value)
 
     def probability(self, value: Any, key: str) -> float:
@@ -252,7 +258,11 @@ class _Reader:
             raise self.fail("catalog.categories", "weights must not all be zero")
         stock = c.get("stock")
         return Catalog(
-            products=int(self.number(c["products"], "catalog.products", integer=True, low=1)),
+            products=int(
+                self.number(
+                    c["products"], "catalog.products", integer=True, low=1, high=MAX_PRODUCTS
+                )
+            ),
             first_product_id=int(
                 self.number(
                     c.get("first_product_id", 1000), "catalog.first_product_id", integer=True
@@ -402,6 +412,10 @@ class _Reader:
         if not isinstance(value, list) or len(value) != 2:
             raise self.fail(key, f"expected [from, to], got {value!r}")
         return self.number(value[0], f"{key}[0]"), self.number(value[1], f"{key}[1]")
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
 
 
 def _join(prefix: str, key: str) -> str:

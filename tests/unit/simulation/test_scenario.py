@@ -101,6 +101,11 @@ def test_a_minimal_file_loads(tmp_path: Path) -> None:
         ("users", None, "users: is required"),
         ("catalog.products", True, "catalog.products: expected an integer, got a boolean"),
         (
+            "catalog.products",
+            10**11,
+            "catalog.products: must be at most 1,000,000, got 100000000000",
+        ),
+        (
             "catalog.categories.books.price",
             [50, 5],
             "catalog.categories.books.price: low must not exceed high, got [50, 5]",
