@@ -14,6 +14,7 @@ from bench.stack import bench_stack
 from consumers.pipeline import run_pipeline
 from producer.config import ClientConfig
 from producer.contract.catalog import bundled_schemas_dir, load_catalog
+from producer.events import products_topic
 from producer.kafka.produce import ProduceOptions, StreamProducer
 from producer.simulation.scenario_file import load_scenario
 
@@ -44,7 +45,13 @@ def _measure(config: ClientConfig, topic: str, tmp: Path, seconds: float) -> Non
     stream.preflight()
     produced = stream.run()
     assert produced.ok
-    result = run_pipeline(config.kafka(), config.registry(), topic, tmp / "warehouse")
+    result = run_pipeline(
+        config.kafka(),
+        config.registry(),
+        topic,
+        tmp / "warehouse",
+        products_topic=products_topic(topic),
+    )
     peak = max(c for _, _, c in islice(scenario.seconds(7), int(seconds)))
     produce_rate = produced.acked / produced.elapsed
     pipeline_rate = result.bronze.records / result.elapsed

@@ -73,6 +73,7 @@ def _stream(
             workers=workers,
             worker=worker,
             run_id=f"bench-{topic}",  # every worker's share of one run
+            catalog=False,  # events only, as raw produce sends
         ),
     )
     stream.preflight()

@@ -81,12 +81,15 @@ class BronzeIngest:
         table: Path,
         batch_size: int = 5000,
         connect_timeout: float = 10.0,
+        missing_ok: bool = False,
     ) -> None:
         self.kafka = kafka
         self.topic = topic
         self.table = table
         self.batch_size = batch_size
         self.connect_timeout = connect_timeout
+        # A topic that does not exist is nothing to ingest (else a PipelineError).
+        self.missing_ok = missing_ok
 
     def run(
         self,
@@ -110,6 +113,8 @@ class BronzeIngest:
         started = time.monotonic()
         try:
             partitions = self._partitions(consumer)
+            if not partitions:
+                return stats
             start = committed_offsets(self.table, "bronze", self.topic, partitions)
             consumer.assign([TopicPartition(self.topic, p, start[p] + 1) for p in partitions])
             at_end: set[int] = set()
@@ -154,6 +159,8 @@ class BronzeIngest:
             ) from exc
         found = metadata.topics.get(self.topic)
         if found is None or found.error is not None or not found.partitions:
+            if self.missing_ok:
+                return []
             raise PipelineError(f"bronze: topic {self.topic} does not exist")
         return sorted(found.partitions)
 

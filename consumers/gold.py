@@ -1,7 +1,8 @@
 """Gold: KPI tables from SQL files that run unchanged on DataFusion, DuckDB and Spark.
 
-The SQL in ``gold_sql/`` reads one table, ``silver_events``, and uses only what the
-three engines share (``date_trunc``, ``CASE``, window aggregates, ``GREATEST``...).
+The SQL in ``gold_sql/`` reads ``silver_events`` and the product dimension
+``silver_products`` (the shop's catalog, for categories and brands), and uses only what
+the three engines share (``date_trunc``, ``CASE``, window aggregates, ``GREATEST``...).
 The embedded engines here are DataFusion (through deltalake's ``QueryBuilder``, over
 the Delta table itself) and DuckDB (over the same table as Arrow); Spark runs the
 same files in ``consumers/spark_job.py``.
@@ -15,6 +16,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalake
 
 from consumers.errors import PipelineError
+from consumers.products import ensure_products
 
 __all__ = [
     "ENGINES",
@@ -63,8 +65,10 @@ def compute_kpis(
     what the engines still spell differently (string views, the name of UTC, which
     columns may be null) is made one here."""
     silver = _silver(warehouse, version)
+    products = DeltaTable(str(ensure_products(warehouse)))
     if engine == "datafusion":
         builder = QueryBuilder().register("silver_events", silver)
+        builder.register("silver_products", products)
         tables = {name: pa.table(builder.execute(sql).read_all()) for name, sql in KPI_SQL.items()}
     elif engine == "duckdb":
         import duckdb
@@ -72,6 +76,7 @@ def compute_kpis(
         connection = duckdb.connect()
         try:
             connection.register("silver_events", silver.to_pyarrow_table())
+            connection.register("silver_products", products.to_pyarrow_table())
             tables = {name: connection.sql(sql).to_arrow_table() for name, sql in KPI_SQL.items()}
         finally:
             connection.close()

@@ -15,6 +15,7 @@ from deltalake.exceptions import DeltaError
 from consumers.bronze import BronzeIngest, BronzeStats
 from consumers.errors import PipelineError
 from consumers.gold import compute_kpis, silver_version, write_gold
+from consumers.products import ProductDimension
 from consumers.silver import CONTRACT, SilverJob, SilverStats
 
 __all__ = ["PipelineResult", "run_pipeline"]
@@ -38,12 +39,17 @@ def run_pipeline(
     reader_schema: Path = CONTRACT,
     engine: str = "datafusion",
     currencies: tuple[str, ...] = ("USD",),
+    products_topic: str | None = None,
     on_step: Callable[[str], None] = lambda _: None,
     stop: threading.Event | None = None,
 ) -> PipelineResult:
     """Ingest what the topic holds, decode and check it, and compute Gold.
 
     ``currencies`` are those the shop prices in: Silver quarantines money in any other.
+    ``products_topic`` is the shop's catalog (compacted, keyed by product id): it is
+    taken in first, so every event is checked against the catalog published before it.
+    Without it, or when the topic does not exist, a product keeps the category Silver
+    first saw it with.
     Setting ``stop`` ends Bronze's ingest at its next commit; Silver and Gold then
     take in what was ingested. A storage failure (a damaged table, a full disk) ends
     the run as a PipelineError naming the warehouse; what was committed before stays
@@ -51,6 +57,16 @@ def run_pipeline(
     """
     started = time.monotonic()
     try:
+        if products_topic is not None:
+            bronze_products = BronzeIngest(
+                kafka, products_topic, warehouse / "bronze" / "products", missing_ok=True
+            ).run(until_idle=True)
+            catalog = ProductDimension(warehouse, registry, products_topic).run()
+            on_step(
+                f"catalog: {catalog.products} products ({bronze_products.records} records "
+                f"read, {catalog.changed} changed, {catalog.removed} removed, "
+                f"{catalog.quarantined} quarantined)"
+            )
         ingest = BronzeIngest(kafka, topic, warehouse / "bronze" / "events")
         bronze = ingest.run(until_idle=until_idle, stop=stop)
         on_step(f"bronze: {bronze.records} records in {bronze.commits} commits")

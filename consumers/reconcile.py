@@ -59,6 +59,7 @@ def merge_ledgers(ledgers: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "by_product": {},
         "sold_out": {},
         "product_categories": {},
+        "product_brands": {},
     }
     for ledger in by_run.values():
         merged["total_events"] += ledger["total_events"]
@@ -76,6 +77,7 @@ def merge_ledgers(ledgers: Sequence[dict[str, Any]]) -> dict[str, Any]:
             known = merged["sold_out"].get(product)
             merged["sold_out"][product] = moment if known is None else min(known, moment)
         merged["product_categories"].update(ledger.get("product_categories", {}))
+        merged["product_brands"].update(ledger.get("product_brands", {}))
     merged["total_revenue"] = str(merged["total_revenue"])
     return merged
 
@@ -86,6 +88,7 @@ def reconcile(ledger: dict[str, Any], gold: dict[str, pa.Table]) -> list[str]:
     problems: list[str] = []
     minutes = ledger["by_minute"]
     categories = ledger.get("product_categories", {})
+    brands = ledger.get("product_brands", {})
     rows = _keyed(gold["revenue_per_minute"], "minute")
     problems += _compare("revenue_per_minute", minutes, rows, _TALLY)
     rows = _keyed(gold["funnel_per_minute"], "minute")
@@ -98,11 +101,13 @@ def reconcile(ledger: dict[str, Any], gold: dict[str, pa.Table]) -> list[str]:
     problems += _compare(
         "product_sales", ledger["by_product"], rows, ("view", "purchase", "units", "revenue")
     )
-    problems += _categories("product_sales", categories, rows)
+    problems += _attribute("product_sales", "category", categories, rows)
+    problems += _attribute("product_sales", "brand", brands, rows)
     rows = _keyed(gold["product_funnel"], "product_id")
     problems += _compare("product_funnel", ledger["by_product"], rows, _TALLY[1:])
     problems += _rates("product_funnel", ledger["by_product"], rows)
-    problems += _categories("product_funnel", categories, rows)
+    problems += _attribute("product_funnel", "category", categories, rows)
+    problems += _attribute("product_funnel", "brand", brands, rows)
     problems += _sold_out(ledger, gold)
     problems += _spikes(minutes, gold["spikes"])
     return problems
@@ -180,13 +185,14 @@ def _rates(
     return problems
 
 
-def _categories(
-    table: str, categories: dict[str, str], gold: dict[str, dict[str, Any]]
+def _attribute(
+    table: str, column: str, expected: dict[str, Any], gold: dict[str, dict[str, Any]]
 ) -> list[str]:
+    """A product's ``column`` (category, brand) in Gold against the ledger's catalog."""
     return [
-        f"{table}: {product} category: ledger {categories[product]}, Gold {row['category']}"
+        f"{table}: {product} {column}: ledger {expected[product]}, Gold {row[column]}"
         for product, row in sorted(gold.items())
-        if product in categories and row["category"] != categories[product]
+        if product in expected and row[column] != expected[product]
     ]
 
 

@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -39,11 +38,11 @@ import fastavro
 import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from consumers.arrow_types import RENAMED, reader_arrow_schema
-from consumers.bronze import app_id, committed_offsets
+from consumers.bronze import app_id
+from consumers.decode import Decoder, Rejected
 from consumers.errors import PipelineError
 from consumers.identity import (
     COPIES_SCHEMA,
@@ -54,7 +53,15 @@ from consumers.identity import (
     fingerprint,
     insert_new,
 )
-from consumers.wire import WireFormatError, split
+from consumers.products import read_catalog
+from consumers.tables import (
+    BRONZE_COLUMNS,
+    COORDINATES,
+    QUARANTINE_SCHEMA,
+    coordinates,
+    quarantined,
+    unprocessed,
+)
 
 __all__ = ["QUARANTINE_SCHEMA", "SilverJob", "SilverStats"]
 
@@ -63,25 +70,6 @@ log = logging.getLogger(__name__)
 CONTRACT = Path(__file__).resolve().parent / "contracts" / "silver.avsc"
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_AHEAD = timedelta(days=30)
-
-# Where each row came from, and when: the Kafka timestamp and Bronze's ingest time
-# measure lateness (null in rows written before Silver kept them).
-COORDINATES = [
-    pa.field("kafka_topic", pa.string()),
-    pa.field("kafka_partition", pa.int32()),
-    pa.field("kafka_offset", pa.int64()),
-    pa.field("writer_schema_id", pa.int32()),
-    pa.field("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
-    pa.field("ingest_time", pa.timestamp("us", tz="UTC")),
-]
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        *COORDINATES,
-        pa.field("raw_value", pa.binary()),
-        pa.field("reason", pa.string()),
-        pa.field("quarantined_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
 
 
 @dataclass
@@ -99,30 +87,6 @@ class SilverStats:
 
 
 _COORDINATE_NAMES = [f.name for f in COORDINATES]
-_BRONZE_COLUMNS = [
-    "topic",
-    "partition",
-    "offset",
-    "value",
-    "schema_id",
-    "kafka_timestamp",
-    "ingest_time",
-]
-
-
-def _coordinates(bronze_row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "kafka_topic": bronze_row["topic"],
-        "kafka_partition": bronze_row["partition"],
-        "kafka_offset": bronze_row["offset"],
-        "writer_schema_id": bronze_row["schema_id"],
-        "kafka_timestamp": bronze_row["kafka_timestamp"],
-        "ingest_time": bronze_row["ingest_time"],
-    }
-
-
-def _quarantined(coordinates: dict[str, Any], raw: bytes | None, reason: str) -> dict[str, Any]:
-    return {**coordinates, "raw_value": raw, "reason": reason, "quarantined_at": datetime.now(UTC)}
 
 
 def _last_offsets(rows: pa.Table) -> dict[int, int]:
@@ -161,7 +125,9 @@ class SilverJob:
             if "default" in f
         }
         self.copies = Identity(warehouse / "silver" / "copies")
-        self._writers: dict[int, Any] = {}
+        self.warehouse = warehouse
+        self._catalog: dict[str, tuple[str, str | None]] = {}
+        self.decoder = Decoder(self.registry, self.reader)
         self._categories: dict[str, str] = {}
 
     # ------------------------------------------------------------------ the run
@@ -173,7 +139,7 @@ class SilverJob:
         started = time.monotonic()
         if not DeltaTable.is_deltatable(str(self.bronze)):
             return stats
-        rows = self._unprocessed()
+        rows = unprocessed(self.bronze, self.events, "silver", self.topic)
         if max_rows is not None:
             rows = rows.slice(0, max_rows)
         stats.read = rows.num_rows
@@ -181,22 +147,24 @@ class SilverJob:
             stats.elapsed = time.monotonic() - started
             return stats
         self._evolve()
-        self._load_categories()
+        self._catalog = read_catalog(self.warehouse)
+        if not self._catalog:
+            self._load_categories()
         self._backfill_copies()
         candidates: dict[Coordinates, dict[str, Any]] = {}
         copies: list[Copy] = []
         bad: list[dict[str, Any]] = []
         for row in rows.to_pylist():
-            coordinates = _coordinates(row)
+            origin = coordinates(row)
             try:
-                record = self._decode(row["value"])
+                record = self.decoder.decode(row["value"])
                 self._check(record, row["ingest_time"])
-            except _Rejected as exc:
+            except Rejected as exc:
                 stats.count(str(exc))
-                bad.append(_quarantined(coordinates, row["value"], str(exc)))
+                bad.append(quarantined(origin, row["value"], str(exc)))
                 continue
             where = (row["topic"], row["partition"], row["offset"])
-            candidates[where] = {**self._row(record), **coordinates, "_raw": row["value"]}
+            candidates[where] = {**self._row(record), **origin, "_raw": row["value"]}
             copies.append(Copy(record["event_id"], fingerprint(row["value"]), where))
         self.copies.add(copies)
         decision = self.copies.decide({c.event_id for c in copies})
@@ -233,15 +201,15 @@ class SilverJob:
             reason = f"conflict: event {c.event_id} has copies with other content"
             if c.where in candidates:
                 row = candidates[c.where]
-                coordinates = {k: row[k] for k in _COORDINATE_NAMES}
-                out.append(_quarantined(coordinates, row["_raw"], reason))
+                origin = {k: row[k] for k in _COORDINATE_NAMES}
+                out.append(quarantined(origin, row["_raw"], reason))
             elif c.where in bronze:
                 found = bronze[c.where]
-                out.append(_quarantined(_coordinates(found), found["value"], reason))
+                out.append(quarantined(coordinates(found), found["value"], reason))
         return out
 
     def _bronze_rows(self, wanted: set[Coordinates]) -> dict[Coordinates, dict[str, Any]]:
-        table = DeltaTable(str(self.bronze)).to_pyarrow_table(columns=_BRONZE_COLUMNS)
+        table = DeltaTable(str(self.bronze)).to_pyarrow_table(columns=BRONZE_COLUMNS)
         partitions = pa.array(sorted({w[1] for w in wanted}), pa.int32())
         table = table.filter(pc.is_in(table["partition"], value_set=partitions))
         found = {}
@@ -294,74 +262,45 @@ class SilverJob:
         self.copies.add(copies)
         log.info("silver: recorded %d copies of the events already in Silver", len(copies))
 
-    def _unprocessed(self) -> pa.Table:
-        bronze = DeltaTable(str(self.bronze))
-        table = bronze.to_pyarrow_table(columns=_BRONZE_COLUMNS)
-        table = table.filter(pc.equal(table["topic"], self.topic))
-        partitions = sorted(set(table["partition"].to_pylist()))
-        done = committed_offsets(self.events, "silver", self.topic, partitions)
-        if any(v >= 0 for v in done.values()):
-            mask = None
-            for p, offset in done.items():
-                part = pc.and_(pc.equal(table["partition"], p), pc.greater(table["offset"], offset))
-                mask = part if mask is None else pc.or_(mask, part)
-            table = table.filter(mask)
-        return table.sort_by([("partition", "ascending"), ("offset", "ascending")])
-
     # ------------------------------------------------------------------ decoding and rules
-
-    def _writer(self, schema_id: int) -> Any:
-        parsed = self._writers.get(schema_id)
-        if parsed is None:
-            try:
-                schema = self.registry.get_schema(schema_id)
-            except SchemaRegistryError as exc:
-                raise _Rejected(f"unknown schema id: {schema_id} ({exc.error_message})") from exc
-            text = schema.schema_str
-            if text is None:
-                raise _Rejected(f"unknown schema id: {schema_id} (the registry sent no schema)")
-            parsed = self._writers[schema_id] = fastavro.parse_schema(json.loads(text))
-        return parsed
-
-    def _decode(self, raw: bytes | None) -> dict[str, Any]:
-        try:
-            schema_id, body = split(raw)
-        except WireFormatError as exc:
-            raise _Rejected(f"bad header: {exc}") from exc
-        writer = self._writer(schema_id)
-        buffer = io.BytesIO(body)
-        try:
-            record: Any = fastavro.schemaless_reader(buffer, writer, self.reader)
-        except Exception as exc:  # fastavro raises several types on bad bytes
-            raise _Rejected(f"undecodable body: {type(exc).__name__}: {exc}") from exc
-        if buffer.tell() != len(body):
-            raise _Rejected(f"undecodable body: {len(body) - buffer.tell()} trailing bytes")
-        if not isinstance(record, dict):
-            raise _Rejected("undecodable body: not a record")
-        return record
 
     def _check(self, record: dict[str, Any], ingested: datetime) -> None:
         quantity, price, revenue = record["quantity"], record["price"], record["revenue"]
         expected = quantity * price if record["event_type"] == "purchase" else Decimal("0.00")
         if revenue != expected:
-            raise _Rejected(
+            raise Rejected(
                 f"revenue identity: revenue {revenue} != {expected} for a "
                 f"{record['event_type']} of {quantity} x {price}"
             )
         product, category = record.get("product_id"), record.get("category")
         if not product or not category:
-            raise _Rejected("unknown product: no product id or category")
-        known = self._categories.setdefault(product, category)
-        if known != category:
-            raise _Rejected(f"unknown product: {product} has category {known}, not {category}")
+            raise Rejected("unknown product: no product id or category")
+        if self._catalog:  # the shop's catalog decides
+            listed = self._catalog.get(product)
+            if listed is None:
+                raise Rejected(f"unknown product: {product} is not in the catalog")
+            if listed[0] != category:
+                raise Rejected(
+                    f"unknown product: {product} has category {listed[0]} in the catalog, "
+                    f"not {category}"
+                )
+            if listed[1] != record.get("brand"):
+                raise Rejected(
+                    f"unknown product: {product} has brand {listed[1]} in the catalog, "
+                    f"not {record.get('brand')}"
+                )
+        else:  # no catalog published: a product keeps the category it was first seen with
+            known = self._categories.setdefault(product, category)
+            if known != category:
+                raise Rejected(f"unknown product: {product} has category {known}, not {category}")
         currency = record.get("currency", "USD")
         if currency not in self.currencies:
-            raise _Rejected(
+            raise Rejected(
                 f"foreign currency: {currency} (the shop prices in {', '.join(self.currencies)})"
             )
         when: datetime = record["timestamp"]
         if not EARLIEST <= when <= ingested + MAX_AHEAD:
-            raise _Rejected(f"time out of range: {when.isoformat()}")
+            raise Rejected(f"time out of range: {when.isoformat()}")
 
     def _row(self, record: dict[str, Any]) -> dict[str, Any]:
         return {RENAMED.get(k, k): v for k, v in record.items()}
@@ -444,7 +383,3 @@ def _add_missing_columns(path: Path, schema: pa.Schema) -> list[pa.Field]:
     if missing:
         write_deltalake(str(path), schema.empty_table(), mode="append", schema_mode="merge")
     return missing
-
-
-class _Rejected(Exception):
-    """A record that goes to quarantine; the message is the reason."""

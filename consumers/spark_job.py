@@ -121,6 +121,11 @@ def main() -> None:  # pragma: no cover - needs Spark and its connector jars
                 .save(silver_path)
             )
         spark.read.format("delta").load(silver_path).createOrReplaceTempView("silver_events")
+        # The product dimension: written by the embedded pipeline from the products topic
+        # (this job does not read that topic yet); Gold joins it for categories and brands.
+        spark.read.format("delta").load(
+            f"{args.warehouse}/silver/products"
+        ).createOrReplaceTempView("silver_products")
         for sql in sorted((HERE / "gold_sql").glob("*.sql")):
             spark.sql(sql.read_text()).write.format("delta").mode("overwrite").option(
                 "overwriteSchema", "true"

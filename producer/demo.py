@@ -16,9 +16,11 @@ from typing import Any
 
 from producer.config import ClientConfig, load_client_config
 from producer.contract.catalog import EVENT_FAMILY, SchemaCatalog
+from producer.events import products_topic
 from producer.kafka.produce import ProduceOptions, StreamProducer
 from producer.registry.client import Registry
 from producer.registry.workflows import register_contract
+from producer.simulation.scenario import starting
 from producer.simulation.scenario_file import load_scenario
 
 __all__ = ["Demo"]
@@ -91,7 +93,10 @@ class Demo:
         stream = StreamProducer(
             self._config(),
             self.catalog,
-            load_scenario("flash-sale").with_overrides(schema_version=1),
+            # Paced, so it starts now: the chart shows the sale as it happened.
+            starting(
+                load_scenario("flash-sale").with_overrides(schema_version=1), None, paced=True
+            ),
             self.seed,
             ProduceOptions(
                 topic=self.topic,
@@ -112,5 +117,10 @@ class Demo:
 
         config = self._config()
         return run_pipeline(
-            config.kafka(), config.registry(), self.topic, self.warehouse, on_step=on_step
+            config.kafka(),
+            config.registry(),
+            self.topic,
+            self.warehouse,
+            products_topic=products_topic(self.topic),
+            on_step=on_step,
         )

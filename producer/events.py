@@ -26,10 +26,21 @@ __all__ = [
     "FlashSaleEvent",
     "avro_positions",
     "fields_of",
+    "products_topic",
 ]
 
 # The topic of the contract; its subjects are <topic>-value and <topic>-key.
 DEFAULT_TOPIC = "flash_sale_events"
+
+
+def products_topic(topic: str) -> str:
+    """The topic of the shop's catalog that goes with the events topic ``topic``:
+    ``flash_sale_events`` gives ``flash_sale_products``, any other ``T`` gives
+    ``T-products``."""
+    if topic.endswith("_events"):
+        return topic[: -len("_events")] + "_products"
+    return f"{topic}-products"
+
 
 # The one table of schema versions: the Avro fields each version added that the event
 # carries and the simulator fills. A run of an older version leaves the later fields

@@ -1,18 +1,22 @@
 -- The funnel of each product: views, carts, purchases, units, revenue and conversion.
+-- Category and brand are the catalog's (silver_products); a product the catalog does
+-- not list keeps the event's.
 SELECT
-    product_id,
-    category,
-    views,
-    carts,
-    purchases,
-    units,
-    revenue,
-    ROUND(CAST(carts AS DOUBLE) / CAST(NULLIF(views, 0) AS DOUBLE), 6) AS view_to_cart,
-    ROUND(CAST(purchases AS DOUBLE) / CAST(NULLIF(carts, 0) AS DOUBLE), 6) AS cart_to_purchase
+    s.product_id,
+    COALESCE(p.category, s.category) AS category,
+    COALESCE(p.brand, s.brand) AS brand,
+    s.views,
+    s.carts,
+    s.purchases,
+    s.units,
+    s.revenue,
+    ROUND(CAST(s.carts AS DOUBLE) / CAST(NULLIF(s.views, 0) AS DOUBLE), 6) AS view_to_cart,
+    ROUND(CAST(s.purchases AS DOUBLE) / CAST(NULLIF(s.carts, 0) AS DOUBLE), 6) AS cart_to_purchase
 FROM (
     SELECT
         product_id,
         category,
+        brand,
         CAST(SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS BIGINT) AS views,
         CAST(SUM(CASE WHEN event_type = 'cart' THEN 1 ELSE 0 END) AS BIGINT) AS carts,
         CAST(SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS BIGINT) AS purchases,
@@ -22,6 +26,7 @@ FROM (
             AS DECIMAL(18, 2)
         ) AS revenue
     FROM silver_events
-    GROUP BY product_id, category
-) AS per_product
-ORDER BY product_id
+    GROUP BY product_id, category, brand
+) AS s
+LEFT JOIN silver_products AS p ON p.product_id = s.product_id
+ORDER BY s.product_id

@@ -84,6 +84,12 @@ def produce_summary(result: Any, topic: str) -> None:
         ("run id", result.run_id),
         ("topic", topic),
         ("schema id", f"{result.schema_id}{switched}"),
+        (
+            "catalog",
+            f"{result.catalog_products} products -> {result.catalog_topic}"
+            if result.catalog_topic
+            else "not published",
+        ),
         ("sent", f"{result.sent}"),
         ("acknowledged", f"{result.acked}"),
         ("failed", f"{result.failed}{failed}"),

@@ -53,6 +53,11 @@ def pipeline() -> None:
 @warehouse_option("Where the Delta tables live.")
 @topic_option()
 @click.option(
+    "--products-topic",
+    help="The shop's catalog topic; Silver checks events against it "
+    "[default: flash_sale_products for flash_sale_events, else TOPIC-products].",
+)
+@click.option(
     "--reader-schema",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Silver's reader schema [default: consumers/contracts/silver.avsc].",
@@ -72,12 +77,16 @@ def pipeline_run(
     interval: float,
     warehouse: Path,
     topic: str,
+    products_topic: str | None,
     reader_schema: Path | None,
     engine: str,
     currencies: tuple[str, ...],
     connection: Connection,
 ) -> None:
     """Ingest the topic into Bronze, decode into Silver, compute the Gold KPI tables.
+
+    The shop's catalog (the products topic) is taken in first: Silver checks every
+    event's product, category and brand against it, and Gold takes them from it.
 
     Ctrl-C (or SIGTERM) ends the round at the next Bronze commit, finishes Silver and
     Gold for what was ingested, and stops; a second Ctrl-C stops at once.
@@ -89,6 +98,7 @@ def pipeline_run(
     """
     from consumers.pipeline import run_pipeline
     from consumers.silver import CONTRACT
+    from producer.events import products_topic as catalog_of
 
     config = connection.config()
 
@@ -105,6 +115,7 @@ def pipeline_run(
                 reader_schema=reader_schema or CONTRACT,
                 engine=engine,
                 currencies=currencies,
+                products_topic=products_topic or catalog_of(topic),
                 on_step=click.echo,
                 stop=stop,
             )

@@ -67,6 +67,13 @@ def stream_until_signalled(stream: Any, live: bool) -> Any:
     show_default=True,
     help="Kafka record timestamp: when it was produced, or the event's time.",
 )
+@click.option(
+    "--catalog/--no-catalog",
+    default=True,
+    show_default=True,
+    help="Publish the shop's products to the products topic (flash_sale_products, or "
+    "TOPIC-products; compacted, created when missing) before the events.",
+)
 @click.option("--dry-run", is_flag=True, help="Serialize for real, send nothing, print a sample.")
 @click.option("--quiet", is_flag=True, help="No live line, only the summary.")
 @click.option(

@@ -27,6 +27,7 @@ from producer.errors import InvalidOption, SchemaFileError, SchemaNotFoundError
 __all__ = [
     "EVENT_FAMILY",
     "KEY_FAMILY",
+    "PRODUCT_FAMILY",
     "SchemaCatalog",
     "SchemaFile",
     "bundled_schemas_dir",
@@ -39,6 +40,8 @@ __all__ = [
 
 EVENT_FAMILY = "flash_sale_event"
 KEY_FAMILY = "flash_sale_key"
+# The shop's catalog: one record per product, on its own compacted topic.
+PRODUCT_FAMILY = "flash_sale_product"
 
 _FILE_NAME = re.compile(r"^(?P<family>[A-Za-z0-9_.]+)-v(?P<version>[1-9][0-9]*)\.avsc$")
 

@@ -50,10 +50,17 @@ def require_topic(metadata: Any, topic: str, servers: str) -> None:
         raise TopicMissing(f"topic {topic} does not exist on {servers}", topic)
 
 
-def create_topic(conf: dict[str, Any], topic: str, partitions: int, timeout: float) -> None:
-    """Create ``topic`` (replication factor 1); one that exists already is fine."""
+def create_topic(
+    conf: dict[str, Any],
+    topic: str,
+    partitions: int,
+    timeout: float,
+    config: dict[str, str] | None = None,
+) -> None:
+    """Create ``topic`` (replication factor 1, topic ``config`` such as
+    ``cleanup.policy``); one that exists already is fine."""
     admin = AdminClient(conf)  # kept alive until the future resolves
-    futures = admin.create_topics([NewTopic(topic, partitions, 1)])
+    futures = admin.create_topics([NewTopic(topic, partitions, 1, config=config or {})])
     try:
         futures[topic].result(timeout=timeout)
     except KafkaException as exc:

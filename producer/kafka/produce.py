@@ -31,18 +31,18 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from producer.config import ClientConfig
-from producer.contract.catalog import KEY_FAMILY, SchemaCatalog, SchemaFile
+from producer.contract.catalog import KEY_FAMILY, PRODUCT_FAMILY, SchemaCatalog, SchemaFile
 from producer.errors import ConfigError, SchemaNotRegistered, UsageError
 from producer.events import DEFAULT_TOPIC, FlashSaleEvent
 from producer.kafka.admin import cluster_metadata, create_topic, librdkafka_log, require_topic
+from producer.kafka.catalog import COMPACTED, product_records, products_topic, publish_catalog
 from producer.kafka.encoding import FramedAvroEncoder, FramedKeyEncoder
 from producer.paths import check_writable
-from producer.registry.client import Registry, key_subject, value_subject
+from producer.registry.client import SERIALIZER_CONF, Registry, key_subject, value_subject
 from producer.simulation.engine import Simulation, new_run_id
 from producer.simulation.ledger import Ledger
 from producer.simulation.pacing import Pacer
@@ -69,14 +69,6 @@ PRODUCER_DEFAULTS = {
     "batch.size": "1000000",
     "queue.buffering.max.messages": "200000",
     "message.timeout.ms": "60000",
-}
-
-
-# Serialize with the version named, never register, and name the subject explicitly.
-SERIALIZER_CONF = {
-    "auto.register.schemas": False,
-    "use.latest.version": False,
-    "subject.name.strategy": topic_subject_name_strategy,
 }
 
 
@@ -133,6 +125,9 @@ class ProduceOptions:
     run_id: str | None = None
     # The Kafka record timestamp: "produce" (the producer's clock) or "event".
     timestamp: str = "produce"
+    # Publish the shop's catalog to the products topic before the events (worker 0
+    # of a split run does it for all).
+    catalog: bool = True
 
 
 @dataclass(frozen=True)
@@ -163,6 +158,8 @@ class ProduceResult:
     ledger_path: Path | None = None
     schema_id: int | None = None
     switched_schema_id: int | None = None  # the id written after a mid-run switch
+    catalog_topic: str | None = None  # where the catalog went (None: not published)
+    catalog_products: int = 0
     latencies_ms: list[float] = field(default_factory=list)
 
     @property
@@ -219,6 +216,14 @@ class StreamProducer:
         )
         self.run_id = self.simulation.run_id
         self._registered: dict[int, int] = {}  # version -> id, as preflight found them
+        self.product_schema = (
+            catalog.latest(PRODUCT_FAMILY)
+            if options.catalog and options.worker == 0 and PRODUCT_FAMILY in catalog.families
+            else None
+        )
+        self.products_topic = products_topic(options.topic)
+        # The catalog as the sale opens, taken before the run sells any stock.
+        self._products = product_records(self.simulation) if self.product_schema else []
 
     # ------------------------------------------------------------------ checks
 
@@ -253,11 +258,26 @@ class StreamProducer:
                     f"{self.registry.url}",
                     topic,
                 )
-        if metadata is None or topic in metadata.topics:
+        products = self.products_topic
+        product = self.product_schema
+        if (
+            product is not None
+            and self.registry.lookup(value_subject(products), product.text) is None
+        ):
+            raise SchemaNotRegistered(
+                f"{product.path.name} is not registered under "
+                f"{value_subject(products)} at {self.registry.url}",
+                topic,
+            )
+        if metadata is None:
             return
-        if not self.options.create_topic:
-            require_topic(metadata, topic, servers)
-        create_topic(self._admin_conf(), topic, self.options.partitions, timeout)
+        if topic not in metadata.topics:
+            if not self.options.create_topic:
+                require_topic(metadata, topic, servers)
+            create_topic(self._admin_conf(), topic, self.options.partitions, timeout)
+        if self.product_schema is not None and products not in metadata.topics:
+            # The shop's own dimension topic: made when missing, compacted, one partition.
+            create_topic(self._admin_conf(), products, 1, timeout, COMPACTED)
 
     def _admin_conf(self) -> dict[str, Any]:
         return {k: v for k, v in self.producer_conf.items() if k not in PRODUCER_DEFAULTS}
@@ -340,8 +360,18 @@ class StreamProducer:
         if options.switch_at is not None and self.switch_schema is not None:
             switch_ms = self.scenario.start_ms + int(options.switch_at * 1000)
             switched = self._value_encoder(self.switch_schema)
-        producer = Producer(self.producer_conf)
         result = ProduceResult(run_id=self.run_id, ledger_path=options.ledger_path)
+        if self.product_schema is not None:
+            result.catalog_products = publish_catalog(
+                self.producer_conf,
+                self.registry,
+                self.product_schema,
+                self._products,
+                self.products_topic,
+                options.flush_timeout,
+            )
+            result.catalog_topic = self.products_topic
+        producer = Producer(self.producer_conf)
         ledger = Ledger(
             meta={
                 "run_id": self.simulation.run_id,
@@ -352,7 +382,8 @@ class StreamProducer:
                 "topic": options.topic,
                 "workers": options.workers,
                 "worker": options.worker,
-            }
+            },
+            brands=self.simulation.brands,
         )
         latencies = result.latencies_ms
         errors = result.errors

@@ -13,7 +13,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import requests
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import (
+    Schema,
+    SchemaRegistryClient,
+    topic_subject_name_strategy,
+)
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from producer.config import ClientConfig
@@ -23,6 +27,7 @@ from producer.events import DEFAULT_TOPIC
 
 __all__ = [
     "DEFAULT_TOPIC",
+    "SERIALIZER_CONF",
     "Registry",
     "key_subject",
     "number",
@@ -30,6 +35,14 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# AvroSerializer's settings: serialize with the version named, never register, and
+# name the subject explicitly.
+SERIALIZER_CONF = {
+    "auto.register.schemas": False,
+    "use.latest.version": False,
+    "subject.name.strategy": topic_subject_name_strategy,
+}
 
 
 def value_subject(topic: str) -> str:

@@ -1,7 +1,8 @@
 """Schema Registry workflows: register the contract deliberately, check it, read it back.
 
 Registering is always an explicit step (the producer never auto-registers): the
-compatibility level first, then the key schema and every event version, oldest first.
+compatibility level first, then the key schema and every event version, oldest first,
+then the shop's product record under its products topic.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from producer.contract.catalog import (
     EVENT_FAMILY,
     KEY_FAMILY,
+    PRODUCT_FAMILY,
     SchemaCatalog,
     SchemaFile,
     canonical_fingerprint,
@@ -21,7 +23,7 @@ from producer.contract.catalog import (
 from producer.contract.compat import CompatibilityLevel
 from producer.contract.readers import Writer, writer_from_text
 from producer.errors import IncompatibleSchemaError, RegistryError, UsageError
-from producer.events import DEFAULT_TOPIC
+from producer.events import DEFAULT_TOPIC, products_topic
 from producer.registry.client import Registry, key_subject, number, value_subject
 
 __all__ = [
@@ -59,7 +61,8 @@ def register_contract(
     dry_run: bool = False,
     on_step: Callable[[Registration], None] = lambda _: None,
 ) -> list[Registration]:
-    """Register the key schema and the event versions, in version order.
+    """Register the key schema, the event versions in version order, and the product
+    record under the products topic's subject.
 
     Sets each subject's compatibility level first, skips what is already registered,
     and stops at the first version the registry would refuse, with its reasons.
@@ -72,6 +75,9 @@ def register_contract(
         events = [catalog.get(version)]
     for schema in events:
         plan.append((value_subject_name or value_subject(topic), schema))
+    if PRODUCT_FAMILY in catalog.families:  # the shop's catalog, on its own topic
+        for schema in catalog.versions(PRODUCT_FAMILY):
+            plan.append((value_subject(products_topic(topic)), schema))
 
     done: list[Registration] = []
     levels_set: set[str] = set()

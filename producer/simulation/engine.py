@@ -141,6 +141,11 @@ class Simulation:
         self._id_prefix = f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-"
         self._session_prefix = f"s-{digest[:8]}-"
 
+    @property
+    def brands(self) -> dict[str, str | None]:
+        """Product id -> the catalog's brand."""
+        return {p.product_id: p.brand for p in self.products}
+
     def _build_catalog(self, rng: random.Random) -> list[Product]:
         catalog = self.scenario.catalog
         categories = catalog.categories

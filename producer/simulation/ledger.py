@@ -76,6 +76,8 @@ class Ledger:
 
     meta: dict[str, Any] = field(default_factory=dict)
     sold_out: dict[str, int] = field(default_factory=dict)
+    # The catalog's brand of each product (written for the products that sold or were seen).
+    brands: dict[str, str | None] = field(default_factory=dict, repr=False)
     # (minute index, product, category, type) -> [events, quantity, revenue]
     _cells: dict[tuple[int, str, str, EventType], list[Any]] = field(
         default_factory=dict, repr=False
@@ -167,6 +169,11 @@ class Ledger:
             "by_category": {k: v.to_json() for k, v in sorted(self.by_category.items())},
             "by_product": {k: v.to_json() for k, v in sorted(self.by_product.items())},
             "product_categories": dict(sorted({key[1]: key[2] for key in self._cells}.items())),
+            "product_brands": {
+                product: self.brands[product]
+                for product in sorted({key[1] for key in self._cells})
+                if product in self.brands
+            },
             "funnel": funnel,
             "sold_out": {
                 product: datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -73,7 +73,8 @@ def run_simulation(
             "schema_version": scenario.schema_version,
             "workers": workers,
             "worker": worker,
-        }
+        },
+        brands=simulation.brands,
     )
     try:
         name = f"{simulation.run_id}:{scenario.name}:{seed}:v{schema.version}:{worker}/{workers}"

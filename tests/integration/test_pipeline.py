@@ -23,12 +23,16 @@ from deltalake import DeltaTable
 from consumers.bronze import BronzeIngest
 from consumers.gold import compute_kpis, read_gold, silver_version, write_gold
 from consumers.pipeline import run_pipeline
+from consumers.products import ProductDimension
 from consumers.reconcile import merge_ledgers, reconcile
 from consumers.silver import SilverJob
 from producer.contract.catalog import bundled_schemas_dir, load_catalog
+from producer.events import products_topic
+from producer.kafka.catalog import product_records
 from producer.kafka.produce import ProduceOptions, StreamProducer
 from producer.registry.client import Registry
 from producer.registry.workflows import register_contract
+from producer.simulation.engine import Simulation
 from producer.simulation.scenario_file import load_scenario
 from tests.integration.conftest import Endpoints, cli, config_for
 
@@ -308,7 +312,20 @@ def test_many_runs_into_one_topic_keep_their_identity(
     assert replay["run_id"] == a["run_id"] and replay["total_events"] == a["total_events"]
 
     config = config_for(stack)
-    result = run_pipeline(config.kafka(), config.registry(), topic, tmp_path / "warehouse")
+    warehouse = tmp_path / "warehouse"
+    result = run_pipeline(
+        config.kafka(), config.registry(), topic, warehouse, products_topic=products_topic(topic)
+    )
+    # Both shops' catalogs, published once per run, are one dimension: the newest
+    # record of each product, which every run published alike.
+    catalog = table_rows(warehouse / "silver" / "products")
+    expected = [
+        *product_records(Simulation(load_scenario("default"), 1)),
+        *product_records(Simulation(load_scenario("flash-sale"), 9)),
+    ]
+    assert sorted(
+        ({k: r[k] for k in expected[0]} for r in catalog), key=lambda r: r["product_id"]
+    ) == sorted(expected, key=lambda r: r["product_id"])
     runs = a["total_events"] + b["total_events"] + c["total_events"]
     assert result.bronze.records == runs + replay["total_events"]
     assert result.silver.quarantined == 0, result.silver.reasons
@@ -368,6 +385,7 @@ def test_money_in_a_currency_the_shop_does_not_price_in_is_quarantined(
 
 
 def table_rows(path: Path, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """A table's rows in Kafka order (partition, offset), without the columns ``drop``."""
     if not DeltaTable.is_deltatable(str(path)):
         return []
     rows = DeltaTable(str(path)).to_pyarrow_table().to_pylist()
@@ -406,8 +424,9 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
     stack: Endpoints, topic: str, tmp_path: Path, split_seed: int
 ) -> None:
     # Duplicates, a conflict (one id, two contents, one copy arriving late), a bad
-    # record: a rebuild and incremental runs cut at random give the same Silver,
-    # quarantine and Gold. (The seed of the cuts is the parameter: rerun with it.)
+    # record, events that relabel a product or name one the catalog lacks: a rebuild
+    # and incremental runs cut at random give the same Silver, quarantine and Gold.
+    # (The seed of the cuts is the parameter: rerun with it.)
     ledger_path = tmp_path / "ledger.json"
     produce(stack, topic, ledger_path, 90, switch_at=1)
     header, schema, written = newest_records(stack, topic)
@@ -419,8 +438,17 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
     for m, _ in written[:40]:  # exact duplicates, in another partition
         producer.produce(topic, m.value(), m.key(), partition=(m.partition() + 1) % 6)
     producer.produce(topic, b"\x07junk", b"k", partition=2)
+    # A genuine product relabelled, given another brand, and one the shop never listed:
+    # the catalog says what a product is, whichever of its events came first.
+    for i, change in enumerate(
+        ({"category": "garden"}, {"brand": "Knockoff"}, {"product_id": "999999"}), start=2
+    ):
+        fake = {**forged, "event_id": f"forged-{i}", **change}
+        producer.produce(topic, fabricated(header, fake, schema), b"k", partition=i % 6)
     assert producer.flush(10) == 0
     config = config_for(stack)
+    catalog_topic = products_topic(topic)
+    BronzeIngest(config.kafka(), catalog_topic, tmp_path / "bronze-products").run(until_idle=True)
     # The conflicting copy of forged-1 arrives after everything else.
     BronzeIngest(config.kafka(), topic, tmp_path / "bronze").run(until_idle=True)
     producer.produce(topic, fabricated(header, forged, schema, quantity=2), b"k",
@@ -431,11 +459,13 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
     def warehouse_with_bronze(name: str) -> Path:
         path = tmp_path / name
         shutil.copytree(tmp_path / "bronze", path / "bronze" / "events")
+        shutil.copytree(tmp_path / "bronze-products", path / "bronze" / "products")
+        assert ProductDimension(path, config.registry(), catalog_topic).run().products == 200
         return path
 
     rebuild = warehouse_with_bronze("rebuild")
     whole = SilverJob(rebuild, config.registry(), topic).run()
-    assert whole.reasons == {"conflict": 2, "bad header": 1}
+    assert whole.reasons == {"conflict": 2, "bad header": 1, "unknown product": 3}
     assert whole.duplicates == 40
     incremental = warehouse_with_bronze("incremental")
     cuts, most = random.Random(split_seed), max(2, whole.read // 4)
@@ -455,6 +485,14 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
         "conflict: event forged-1 has copies with other content"
     ] * 2
     assert "forged-1" not in {r["event_id"] for r in silver_rows(rebuild)}
+    product, category, brand = datum["product_id"], datum["category"], datum["brand"]
+    assert sorted(r["reason"] for r in quarantined if "product" in r["reason"]) == sorted(
+        [
+            "unknown product: 999999 is not in the catalog",
+            f"unknown product: {product} has brand {brand} in the catalog, not Knockoff",
+            f"unknown product: {product} has category {category} in the catalog, not garden",
+        ]
+    )
     for path in (rebuild, incremental):
         version = silver_version(path)
         write_gold(path, compute_kpis(path, "datafusion", version), version)

@@ -22,7 +22,8 @@ from confluent_kafka import Consumer, TopicPartition
 from devstack.stack import LocalStack, StackConfig, free_port
 from producer.config import load_client_config
 from producer.contract.catalog import bundled_schemas_dir, load_catalog
-from producer.events import FlashSaleEvent
+from producer.events import FlashSaleEvent, products_topic
+from producer.kafka.catalog import product_records
 from producer.kafka.produce import ProduceOptions, StreamProducer
 from producer.registry.client import Registry
 from producer.registry.workflows import register_contract
@@ -434,3 +435,39 @@ def test_deliveries_that_fail_are_counted_and_kept_out_of_the_ledger(tmp_path: P
     ledger = json.loads(ledger_path.read_text())
     assert ledger["complete"] is False
     assert ledger["total_events"] == result.acked
+
+
+def test_the_catalog_is_published_compacted_before_the_events_and_alike_in_every_run(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    registered(stack, topic)
+    catalog_topic = products_topic(topic)
+    for seed in (1, 2):
+        result = cli(stack, "produce", "--scenario", "flash-sale", "--seed", str(seed),
+                     "--events", "300", "--max-rate", "--topic", topic, "--create-topic",
+                     "--quiet")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"catalog           200 products -> {catalog_topic}" in result.stdout
+    products = read_all(stack, catalog_topic, 400)
+    assert len(products) == 400
+    first, second = products[:200], products[200:]
+    # The shop's catalog, whatever the run's seed: the same keys and bytes each time.
+    assert [(m.key(), m.value()) for m in first] == [(m.key(), m.value()) for m in second]
+    expected = product_records(Simulation(load_scenario("flash-sale"), 5))
+    assert [m.key().decode() for m in first] == [r["product_id"] for r in expected]
+    assert decode_all(stack, first) == expected
+    # Each run's catalog was acknowledged before its first event was sent.
+    events = read_all(stack, topic, 600)
+    first_event = min(m.timestamp()[1] for m in events if m.timestamp()[1] >= 0)
+    assert max(m.timestamp()[1] for m in first) <= first_event
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    (described,) = admin.describe_configs([ConfigResource("topic", catalog_topic)]).values()
+    assert described.result(10)["cleanup.policy"].value == "compact"
+
+    skipped = cli(stack, "produce", "--events", "10", "--max-rate", "--topic", topic,
+                  "--no-catalog", "--quiet")  # fmt: skip
+    assert skipped.returncode == 0, skipped.stderr
+    assert "catalog           not published" in skipped.stdout
+    assert len(read_all(stack, catalog_topic, 400, timeout=5)) == 400

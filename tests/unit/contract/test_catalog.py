@@ -14,6 +14,7 @@ RELEASED = {
     ("flash_sale_event", 2): "4e3545385c183ab10e93b8869a4f977b6207d1ef420f52ad92999b5c1154b311",
     ("flash_sale_event", 3): "878ac3906360419943c24217e814235a07b53d888cea1e27840bdf3f7189d26f",
     ("flash_sale_key", 1): "e9e5c1c9e4f6277339d1bcde0733a59bd42f8731f449da6dc13010a916930d48",
+    ("flash_sale_product", 1): "df1afd73eac607d226e9a0017b268c141aeedbdc5475a74273ad22cfd91e79d8",
 }
 
 SEED_FIELDS = [
