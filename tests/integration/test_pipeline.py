@@ -497,3 +497,40 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
         version = silver_version(path)
         write_gold(path, compute_kpis(path, "datafusion", version), version)
         assert gold_differences(path, json.loads(ledger_path.read_text())) == []
+
+
+def test_the_catalog_topic_is_folded_as_compaction_would(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    ledger_path, warehouse = tmp_path / "ledger.json", tmp_path / "warehouse"
+    produce(stack, topic, ledger_path, 20, switch=False)
+    config, catalog_topic = config_for(stack), products_topic(topic)
+    run_pipeline(config.kafka(), config.registry(), topic, warehouse, products_topic=catalog_topic)
+    assert gold_differences(warehouse, json.loads(ledger_path.read_text())) == []
+    listed = {r["product_id"]: r for r in table_rows(warehouse / "silver" / "products")}
+    assert len(listed) == 200
+    # One product withdrawn (a tombstone), one relaunched under another brand, one junk record.
+    sold = {r["product_id"] for r in read_gold(warehouse)[0]["product_sales"].to_pylist()}
+    gone, relaunched = sorted(set(listed) - sold)[0], sorted(sold)[0]
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "catalog"})
+    consumer.assign([TopicPartition(catalog_topic, 0, 0)])
+    records = {m.key().decode(): m.value() for m in consumer.consume(200, 10) if m.error() is None}
+    consumer.close()
+    schema = load_catalog(bundled_schemas_dir()).latest("flash_sale_product").parsed
+    datum = fastavro.schemaless_reader(io.BytesIO(records[relaunched][5:]), schema)
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer.produce(catalog_topic, None, gone.encode())
+    producer.produce(catalog_topic, fabricated(records[relaunched][:5], datum, schema,
+                                               brand="Relaunch"), relaunched.encode())  # fmt: skip
+    producer.produce(catalog_topic, b"\x09junk", b"x")
+    assert producer.flush(10) == 0
+
+    run_pipeline(config.kafka(), config.registry(), topic, warehouse, products_topic=catalog_topic)
+    after = {r["product_id"]: r for r in table_rows(warehouse / "silver" / "products")}
+    assert set(after) == set(listed) - {gone}
+    assert after[relaunched]["brand"] == "Relaunch"
+    assert all(after[p] == listed[p] for p in after if p != relaunched)
+    (bad,) = table_rows(warehouse / "silver" / "quarantine")
+    assert bad["reason"] == "bad product: bad header: bad magic byte 9 (expected 0)"
+    gold = {r["product_id"]: r for r in read_gold(warehouse)[0]["product_sales"].to_pylist()}
+    assert gold[relaunched]["brand"] == "Relaunch"

@@ -13,7 +13,9 @@ import pytest
 from deltalake import write_deltalake
 
 from consumers.arrow_types import RENAMED, reader_arrow_schema
+from consumers.products import ensure_products
 from consumers.silver import CONTRACT, COORDINATES
+from producer.kafka.catalog import product_records
 from producer.simulation.engine import Simulation
 from producer.simulation.ledger import Ledger
 from producer.simulation.scenario_file import load_scenario
@@ -23,7 +25,7 @@ def silver_warehouse(path: Path, seconds: float = 900, run_id: str = "gold") -> 
     """A warehouse whose Silver holds a flash sale's first ``seconds``; its ledger."""
     simulation = Simulation(load_scenario("flash-sale"), 1, run_id=run_id)
     events = list(simulation.events(max_seconds=seconds))
-    ledger = Ledger(meta={"run_id": run_id})
+    ledger = Ledger(meta={"run_id": run_id}, brands=simulation.brands)
     ledger.record_many(events, simulation.sold_out_ids)
     rows = []
     for offset, event in enumerate(events):
@@ -34,6 +36,13 @@ def silver_warehouse(path: Path, seconds: float = 900, run_id: str = "gold") -> 
         rows.append(row)
     schema = reader_arrow_schema(json.loads(CONTRACT.read_text()), COORDINATES)
     write_deltalake(str(path / "silver" / "events"), pa.Table.from_pylist(rows, schema=schema))
+    # The shop's catalog, as the product dimension keeps it.
+    products = [
+        {**r, "kafka_topic": "p", "kafka_partition": 0, "kafka_offset": i, "writer_schema_id": 2}
+        for i, r in enumerate(product_records(simulation))
+    ]
+    dimension = ensure_products(path)
+    write_deltalake(str(dimension), pa.Table.from_pylist(products), mode="overwrite")
     return dict(json.loads(json.dumps(ledger.to_json())))
 
 

@@ -69,3 +69,30 @@ def test_silver_gains_its_new_columns_null_in_older_rows(tmp_path: Path) -> None
         row["kafka_timestamp"] is None and row["ingest_time"] is None and row["kafka_offset"] == 1
     )
     assert _add_missing_columns(path, pa.schema(COORDINATES)) == []
+
+
+def test_categories_and_brands_come_from_the_catalog(tmp_path: Path) -> None:
+    # Silver's events say one thing, the dimension another: Gold follows the catalog
+    # for the products it lists, and the events for the ones it does not.
+    from deltalake import DeltaTable, write_deltalake
+
+    from tests.unit.consumers.conftest import silver_warehouse
+
+    silver_warehouse(tmp_path, seconds=120)
+    dimension = tmp_path / "silver" / "products"
+    products = DeltaTable(str(dimension)).to_pyarrow_table().to_pylist()
+    sold = {r["product_id"] for r in compute_kpis(tmp_path)["product_sales"].to_pylist()}
+    listed, unlisted = sorted(sold)[:2]
+    kept = [p for p in products if p["product_id"] != unlisted]
+    for p in kept:
+        if p["product_id"] == listed:
+            p.update(category="garden", brand="Verdant")
+    write_deltalake(str(dimension), pa.Table.from_pylist(kept), mode="overwrite")
+    silver = DeltaTable(str(tmp_path / "silver" / "events")).to_pyarrow_table().to_pylist()
+    as_sent = {r["product_id"]: (r["category"], r["brand"]) for r in silver}
+    for engine in ("datafusion", "duckdb"):
+        gold = compute_kpis(tmp_path, engine)
+        for name in ("product_sales", "product_funnel"):
+            rows = {r["product_id"]: r for r in gold[name].to_pylist()}
+            assert (rows[listed]["category"], rows[listed]["brand"]) == ("garden", "Verdant")
+            assert (rows[unlisted]["category"], rows[unlisted]["brand"]) == as_sent[unlisted]

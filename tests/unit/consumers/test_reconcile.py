@@ -86,6 +86,11 @@ BROKEN = {
         lambda rows: rows[0].update(category="garden"),
         r"product_sales: \d+ category: ledger \w+, Gold garden$",
     ),
+    "a product given another brand": (
+        "product_funnel",
+        lambda rows: rows[2].update(brand="Knockoff"),
+        r"product_funnel: \d+ brand: ledger \w+, Gold Knockoff$",
+    ),
     "a product's carts off by one": (
         "product_funnel",
         lambda rows: rows[7].update(carts=rows[7]["carts"] + 1),
