@@ -17,9 +17,11 @@ from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalak
 
 from consumers.errors import PipelineError
 from consumers.products import ensure_products
+from consumers.quality import fill_minutes, quality_per_minute
 
 __all__ = [
     "ENGINES",
+    "GOLD_TABLES",
     "KPI_SQL",
     "SILVER_VERSION",
     "compute_kpis",
@@ -41,6 +43,11 @@ def kpi_sql() -> dict[str, str]:
 
 
 KPI_SQL = kpi_sql()
+# Per-minute tables whose minutes without events are zero rows.
+PER_MINUTE = ("revenue_per_minute", "funnel_per_minute")
+# Every Gold table: the SQL ones, and the data quality per minute (computed in Python,
+# see :func:`consumers.quality.quality_per_minute`).
+GOLD_TABLES = (*KPI_SQL, "quality_per_minute")
 
 
 def _silver(warehouse: Path, version: int | None = None) -> DeltaTable:
@@ -63,7 +70,10 @@ def compute_kpis(
 
     Whatever the engine, a table has the same Arrow schema: the SQL casts its sums, and
     what the engines still spell differently (string views, the name of UTC, which
-    columns may be null) is made one here."""
+    columns may be null) is made one here. Minutes without events between the first
+    and the last are zero rows in the per-minute tables (filled here: a series of
+    minutes is spelled differently by every engine); spikes are computed over the
+    minutes that had events."""
     silver = _silver(warehouse, version)
     products = DeltaTable(str(ensure_products(warehouse)))
     if engine == "datafusion":
@@ -82,7 +92,11 @@ def compute_kpis(
             connection.close()
     else:
         raise PipelineError(f"unknown engine '{engine}' (known: {', '.join(ENGINES)})")
-    return {name: _conform(table) for name, table in tables.items()}
+    kpis = {name: _conform(table) for name, table in tables.items()}
+    for name in PER_MINUTE:
+        kpis[name] = fill_minutes(kpis[name])
+    kpis["quality_per_minute"] = quality_per_minute(warehouse, version)
+    return kpis
 
 
 def _conform(table: pa.Table) -> pa.Table:
@@ -118,7 +132,7 @@ def read_gold(warehouse: Path) -> tuple[dict[str, pa.Table], int]:
     """The Gold tables as they stand, and the Silver version they were all built from."""
     tables: dict[str, pa.Table] = {}
     versions: dict[str, str | None] = {}
-    for name in KPI_SQL:
+    for name in GOLD_TABLES:
         path = warehouse / "gold" / name
         if not DeltaTable.is_deltatable(str(path)):
             raise PipelineError(f"no Gold table {name} in {warehouse}; run: flashsale pipeline run")

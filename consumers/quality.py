@@ -6,13 +6,27 @@ duplicate of a record already in Silver; so duplicates are what the other two le
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-__all__ = ["DataQuality", "data_quality"]
+from consumers.bronze import app_id
+
+__all__ = [
+    "QUALITY_PER_MINUTE",
+    "DataQuality",
+    "data_quality",
+    "fill_minutes",
+    "quality_per_minute",
+]
 
 
 @dataclass(frozen=True)
@@ -48,3 +62,179 @@ def data_quality(warehouse: Path) -> DataQuality:
     )
     quarantined = sum(reasons.values())
     return DataQuality(records, events, records - events - quarantined, dict(reasons))
+
+
+# --------------------------------------------------------------------------- per minute
+
+QUALITY_PER_MINUTE = pa.schema(
+    [
+        pa.field("minute", pa.timestamp("us", tz="UTC")),
+        pa.field("records", pa.int64()),
+        pa.field("events", pa.int64()),
+        pa.field("duplicates", pa.int64()),
+        pa.field("conflicts", pa.int64()),
+        pa.field("quarantined", pa.int64()),
+        pa.field("lateness_p50_s", pa.float64()),
+        pa.field("lateness_p99_s", pa.float64()),
+    ]
+)
+_KEYS = ["topic", "partition", "offset"]
+_MINUTE = pa.timestamp("us", tz="UTC")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def quality_per_minute(warehouse: Path, version: int | None = None) -> pa.Table:
+    """The data quality of each minute of arrival (the Kafka record timestamp's minute).
+
+    Of the Bronze records Silver has processed (at Silver ``version``): ``events`` are
+    in Silver, ``conflicts`` and ``quarantined`` (every other reason) are in
+    quarantine, and ``duplicates`` are the rest, dropped. Lateness is the record's
+    Kafka timestamp minus its event time, in seconds, over the events in Silver
+    (nearest-rank percentiles; null in a minute without events). Minutes without
+    records between the first and the last are zero rows.
+
+    Computed here rather than in SQL: percentiles and a series of minutes are spelled
+    differently by every engine, and this table must be the same on all of them."""
+    events_path = warehouse / "silver" / "events"
+    bronze_path = warehouse / "bronze" / "events"
+    if not DeltaTable.is_deltatable(str(events_path)) or not DeltaTable.is_deltatable(
+        str(bronze_path)
+    ):
+        return QUALITY_PER_MINUTE.empty_table()
+    silver_table = DeltaTable(str(events_path), version=version)
+    silver = _renamed(
+        silver_table.to_pyarrow_table(
+            columns=["kafka_topic", "kafka_partition", "kafka_offset", "event_time"]
+        )
+    )
+    bronze = DeltaTable(str(bronze_path)).to_pyarrow_table(columns=[*_KEYS, "kafka_timestamp"])
+    bronze = _processed(bronze, silver_table)
+    # Minutes as integers (microseconds): converting timestamps to Python objects row
+    # by row is slow.
+    minute = pc.floor_temporal(bronze["kafka_timestamp"], unit="minute")
+    bronze = bronze.append_column("minute", minute.cast(_MINUTE).cast(pa.int64()))
+    quarantine = _quarantine(warehouse / "silver" / "quarantine")
+    counts: dict[Any, list[int]] = {}
+
+    def tally(rows: pa.Table, slot: int) -> None:
+        joined = rows.select(_KEYS).join(bronze.select([*_KEYS, "minute"]), keys=_KEYS)
+        for minute, n in Counter(joined["minute"].to_pylist()).items():
+            counts.setdefault(minute, [0, 0, 0, 0])[slot] += n
+
+    tally(bronze.select(_KEYS), 0)
+    tally(silver, 1)
+    conflict = pc.starts_with(quarantine["reason"], "conflict")
+    tally(quarantine.filter(conflict), 2)
+    tally(quarantine.filter(pc.invert(conflict)), 3)
+    lateness = _lateness(silver, bronze)
+    rows = []
+    for at in sorted(m for m in counts if m is not None):
+        records, events, conflicts, quarantined = counts[at]
+        late = sorted(lateness.get(at, []))
+        rows.append(
+            {
+                "minute": _EPOCH + timedelta(microseconds=at),
+                "records": records,
+                "events": events,
+                "duplicates": records - events - conflicts - quarantined,
+                "conflicts": conflicts,
+                "quarantined": quarantined,
+                "lateness_p50_s": _nearest_rank(late, 0.50),
+                "lateness_p99_s": _nearest_rank(late, 0.99),
+            }
+        )
+    return fill_minutes(pa.Table.from_pylist(rows, schema=QUALITY_PER_MINUTE))
+
+
+_SHORT = {"kafka_topic": "topic", "kafka_partition": "partition", "kafka_offset": "offset"}
+
+
+def _renamed(table: pa.Table) -> pa.Table:
+    return table.rename_columns([_SHORT.get(n, n) for n in table.column_names])
+
+
+def _processed(bronze: pa.Table, silver: DeltaTable) -> pa.Table:
+    """The Bronze rows at or before the offsets Silver had committed."""
+    keep = None
+    pairs = bronze.select(["topic", "partition"]).group_by(["topic", "partition"]).aggregate([])
+    for topic, partition in zip(
+        pairs["topic"].to_pylist(), pairs["partition"].to_pylist(), strict=True
+    ):
+        done = silver.transaction_version(app_id("silver", topic, partition))
+        if done is None:
+            continue
+        part = pc.and_(
+            pc.and_(pc.equal(bronze["topic"], topic), pc.equal(bronze["partition"], partition)),
+            pc.less_equal(bronze["offset"], int(done)),
+        )
+        keep = part if keep is None else pc.or_(keep, part)
+    return bronze.slice(0, 0) if keep is None else bronze.filter(keep)
+
+
+def _quarantine(path: Path) -> pa.Table:
+    columns = ["kafka_topic", "kafka_partition", "kafka_offset", "reason"]
+    if not DeltaTable.is_deltatable(str(path)):
+        return _renamed(
+            pa.table(
+                {
+                    "kafka_topic": pa.array([], pa.string()),
+                    "kafka_partition": pa.array([], pa.int32()),
+                    "kafka_offset": pa.array([], pa.int64()),
+                    "reason": pa.array([], pa.string()),
+                }
+            )
+        )
+    return _renamed(DeltaTable(str(path)).to_pyarrow_table(columns=columns))
+
+
+def _lateness(silver: pa.Table, bronze: pa.Table) -> dict[int, list[float]]:
+    """Minute -> the lateness (seconds) of each of its events in Silver."""
+    joined = silver.join(bronze.select([*_KEYS, "minute", "kafka_timestamp"]), keys=_KEYS)
+    millis = pa.timestamp("ms", tz="UTC")
+    late_ms = pc.subtract(
+        joined["kafka_timestamp"].cast(millis).cast(pa.int64()),
+        joined["event_time"].cast(millis).cast(pa.int64()),
+    )
+    out: dict[int, list[float]] = {}
+    for at, late in zip(joined["minute"].to_pylist(), late_ms.to_pylist(), strict=True):
+        if late is not None:
+            out.setdefault(at, []).append(late / 1000.0)
+    return out
+
+
+def _nearest_rank(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+# At most this many minutes are filled in between a table's first and last minute; a
+# wider span (a stray event time years away) is left with its gaps.
+MAX_FILLED_MINUTES = 31 * 24 * 60
+
+
+def fill_minutes(table: pa.Table) -> pa.Table:
+    """``table`` (keyed by ``minute``) with a row for every minute from its first to its
+    last: counts 0, money 0.00, rates and percentiles null where no row was."""
+    minutes = [m for m in table["minute"].to_pylist() if m is not None]
+    if not minutes:
+        return table
+    first, last = min(minutes), max(minutes)
+    span = int((last - first).total_seconds() // 60) + 1
+    if span > MAX_FILLED_MINUTES or span == len(set(minutes)):
+        return table
+    present = set(minutes)
+    zero = {f.name: _zero(f.type) for f in table.schema if f.name != "minute"}
+    step = timedelta(minutes=1)
+    missing = [first + i * step for i in range(span) if first + i * step not in present]
+    rows = table.to_pylist() + [{"minute": m, **zero} for m in missing]
+    rows.sort(key=lambda r: (r["minute"] is None, r["minute"] or first))
+    return pa.Table.from_pylist(rows, schema=table.schema)
+
+
+def _zero(kind: pa.DataType) -> Any:
+    if pa.types.is_integer(kind):
+        return 0
+    if pa.types.is_decimal(kind):
+        return Decimal(0).scaleb(-kind.scale)
+    return None

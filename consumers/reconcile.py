@@ -25,6 +25,7 @@ import pyarrow as pa
 __all__ = ["merge_ledgers", "reconcile", "spikes_of"]
 
 _TALLY = ("events", "view", "cart", "purchase", "units", "revenue")
+_ZERO_TALLY = {**dict.fromkeys(_TALLY, 0), "revenue": "0.00"}
 # Ledger tally key -> Gold column.
 _GOLD = {
     "events": "events",
@@ -86,7 +87,9 @@ def reconcile(ledger: dict[str, Any], gold: dict[str, pa.Table]) -> list[str]:
     """Every difference between the (merged) ledger and the Gold tables; empty when
     they agree."""
     problems: list[str] = []
-    minutes = ledger["by_minute"]
+    # A minute without events is a zero row in Gold's per-minute tables.
+    quiet = {_minute(r["minute"]): _ZERO_TALLY for r in gold["revenue_per_minute"].to_pylist()}
+    minutes = {**quiet, **ledger["by_minute"]}
     categories = ledger.get("product_categories", {})
     brands = ledger.get("product_brands", {})
     rows = _keyed(gold["revenue_per_minute"], "minute")
@@ -109,7 +112,7 @@ def reconcile(ledger: dict[str, Any], gold: dict[str, pa.Table]) -> list[str]:
     problems += _attribute("product_funnel", "category", categories, rows)
     problems += _attribute("product_funnel", "brand", brands, rows)
     problems += _sold_out(ledger, gold)
-    problems += _spikes(minutes, gold["spikes"])
+    problems += _spikes(ledger["by_minute"], gold["spikes"])
     return problems
 
 

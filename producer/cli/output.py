@@ -115,10 +115,50 @@ def _kpi(title: str, rows: list[dict[str, Any]]) -> None:
     table([tuple(columns)] + [tuple(cell(r[c]) for c in columns) for r in rows])
 
 
+def quiet_runs_folded(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any] | str]:
+    """Per-minute rows with each run of three or more minutes where ``column`` is 0
+    folded into one line saying so (the table keeps every row; the screen need not)."""
+    out: list[dict[str, Any] | str] = []
+    run: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if len(run) >= 3:
+            first, last = run[0]["minute"], run[-1]["minute"]
+            out.append(f"{len(run)} minutes without any, {first:%H:%M}-{last:%H:%M}")
+        else:
+            out.extend(run)
+        run.clear()
+
+    for row in rows:
+        if row[column] == 0:
+            run.append(row)
+            continue
+        flush()
+        out.append(row)
+    flush()
+    return out
+
+
+def _per_minute(title: str, rows: list[dict[str, Any]], column: str) -> None:
+    click.echo(f"\n{title}")
+    if not rows:
+        click.echo("  (none)")
+        return
+    columns = list(rows[0])
+    items = quiet_runs_folded(rows, column)
+    shown = [tuple(columns)] + [
+        tuple(cell(r[c]) for c in columns) for r in items if not isinstance(r, str)
+    ]
+    aligned = iter(_aligned(shown))
+    click.echo(next(aligned))
+    for item in items:
+        click.echo(f"({item})" if isinstance(item, str) else next(aligned))
+
+
 def kpi_tables(kpis: dict[str, Any], top: int) -> None:
     """The Gold tables, the spikes among the minutes, and a bar chart of events per minute."""
     per_minute = kpis["revenue_per_minute"].to_pylist()
-    _kpi("revenue per minute", per_minute)
+    _per_minute("revenue per minute", per_minute, "events")
     _kpi("funnel per category", kpis["funnel_per_category"].to_pylist())
     _kpi(f"top {top} products", kpis["product_sales"].to_pylist()[:top])
     _kpi("sold-out moments", kpis["sold_out"].to_pylist())
@@ -126,10 +166,17 @@ def kpi_tables(kpis: dict[str, Any], top: int) -> None:
         _kpi("time from the sale's start to each sell-out", kpis["sell_out_times"].to_pylist())
     if "session_funnel" in kpis:
         _kpi("session funnel", kpis["session_funnel"].to_pylist())
+    if "quality_per_minute" in kpis:
+        _per_minute(
+            "data quality per minute of arrival", kpis["quality_per_minute"].to_pylist(), "records"
+        )
     spikes = [r for r in kpis["spikes"].to_pylist() if r["is_spike"] == 1]
     _kpi("spikes (z-score >= 3 against the previous 10 minutes)", spikes)
     click.echo("\nevents per minute")
     peak = max((r["events"] for r in per_minute), default=0)
-    for r in per_minute:
+    for r in quiet_runs_folded(per_minute, "events"):
+        if isinstance(r, str):
+            click.echo(f"  ({r})")
+            continue
         bar = "#" * (round(40 * r["events"] / peak) if peak else 0)
         click.echo(f"  {r['minute']:%H:%M} {bar:<40} {r['events']:,}")
