@@ -88,9 +88,10 @@ def test_a_confluent_cloud_file_gives_the_right_librdkafka_config(tmp_path: Path
         "queue.buffering.max.messages": "200000",
         "message.timeout.ms": "60000",
     }
+    # basic.auth.credentials.source is Java's: the Python client refuses the key (it
+    # takes the user info whenever it is given), so it is read here, never handed on.
     assert config.registry() == {
         "url": "https://psrc-xyz.us-east-2.aws.confluent.cloud",
-        "basic.auth.credentials.source": "USER_INFO",
         "basic.auth.user.info": "SRKEY:sr-secret-value",
     }
     assert config.registry_auth() == ("SRKEY", "sr-secret-value")
@@ -211,6 +212,16 @@ SECRETS = {  # key: the settings it needs beside it
     ),
     "basic.auth.user.info": "basic.auth.credentials.source=USER_INFO\n",
     "schema.registry.basic.auth.user.info": "basic.auth.credentials.source=USER_INFO\n",
+    "ssl.keystore.password": "",
+    "schema.registry.ssl.key.password": "",
+    "bearer.auth.token": (
+        "bearer.auth.credentials.source=STATIC_TOKEN\nbearer.auth.logical.cluster=lsrc-1\n"
+    ),
+    "bearer.auth.client.secret": (
+        "bearer.auth.credentials.source=OAUTHBEARER\nbearer.auth.client.id=c\n"
+        "bearer.auth.scope=s\nbearer.auth.issuer.endpoint.url=https://idp/token\n"
+        "bearer.auth.logical.cluster=lsrc-1\n"
+    ),
 }
 
 
