@@ -490,6 +490,7 @@ def load_client_config(
             put(key, flag_value, "flag")
 
     ignored = _set_aside(values, sources)
+    given_url = values["schema.registry.url"]
     _map_ssl_stores(values, sources)
     _map_registry(values, sources)
     _default_mechanism(values, sources, jaas_mechanism)
@@ -499,6 +500,8 @@ def load_client_config(
     typed: dict[str, str | Secret] = {
         k: Secret(v) if is_secret(k) else v for k, v in values.items()
     }
+    if given_url != values["schema.registry.url"]:  # its user info went to basic.auth.user.info
+        typed["schema.registry.url"] = Secret(values["schema.registry.url"], mask_url(given_url))
     return ClientConfig(values=typed, sources=sources, ignored=ignored)
 
 

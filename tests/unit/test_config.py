@@ -247,3 +247,18 @@ def test_the_secret_list_covers_every_key_that_looks_secret() -> None:
         if any(word in k for word in ("password", "secret", "user.info"))
     }
     assert looks_secret <= set(SECRETS)
+
+
+def test_a_registry_url_with_user_info_shows_masked_and_reaches_the_client_bare() -> None:
+    config = load_client_config(
+        {"schema.registry.url": "https://SRKEY:url%40secret@psrc-1.confluent.cloud/"}, environ={}
+    )
+    shown = "\n".join(describe(config))
+    assert "schema.registry.url = https://SRKEY:****@psrc-1.confluent.cloud/  (flag)" in shown
+    assert "basic.auth.user.info = ****  (flag, the URL's user info)" in shown
+    assert "secret" not in shown and "secret" not in repr(config)
+    assert config.registry_url == "https://psrc-1.confluent.cloud"
+    assert config.registry() == {
+        "url": "https://psrc-1.confluent.cloud",
+        "basic.auth.user.info": "SRKEY:url@secret",
+    }

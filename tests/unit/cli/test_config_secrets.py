@@ -101,6 +101,8 @@ def test_show_config_prints_masked_and_sends_nothing(
     assert output.startswith("0\n"), output
     assert_no_secret(output)
     assert "****" in output
+    if source == "flags":
+        assert f"schema.registry.url = http://SRKEY:****@127.0.0.1:{PORT}  (flag)" in output
     assert output.endswith("--stderr--\n"), output  # nothing on stderr
     assert not (tmp_path / "pulled").exists()  # pull wrote nothing
 
