@@ -32,6 +32,7 @@ __all__ = [
     "InvalidOption",
     "PortBusy",
     "RegistryError",
+    "RegistryUnauthorized",
     "RegistryUnavailable",
     "ScenarioError",
     "SchemaFileError",
@@ -130,6 +131,10 @@ class RegistryUnavailable(RegistryError):
     """The registry cannot be reached (or answered nothing usable) in time."""
 
     exit_code = 2
+
+
+class RegistryUnauthorized(RegistryUnavailable):
+    """The registry refused the credentials (HTTP 401) or the access (HTTP 403)."""
 
 
 class IncompatibleSchemaError(RegistryError):

@@ -349,7 +349,12 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
 
 
 class BasicAuth(BaseHTTPMiddleware):
-    """HTTP basic auth for every path but the health check."""
+    """HTTP basic auth for every path but the health check.
+
+    A request without the right credentials gets what Confluent's registry answers:
+    HTTP 401 and ``{"error_code": 401, "message": "Unauthorized"}`` (its Java client
+    reports "Unauthorized; error code: 401"), with a ``WWW-Authenticate`` challenge.
+    """
 
     def __init__(self, app: Any, credentials: str) -> None:
         super().__init__(app)
@@ -360,5 +365,7 @@ class BasicAuth(BaseHTTPMiddleware):
             return await call_next(request)
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), self._expected.encode()):
-            return _error(401, 40101, "Unauthorized")
+            denied = _error(401, 401, "Unauthorized")
+            denied.headers["WWW-Authenticate"] = 'Basic realm="SchemaRegistry"'
+            return denied
         return await call_next(request)

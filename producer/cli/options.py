@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -178,33 +178,41 @@ def engine_option(help: str | None = None) -> Decorator:
 
 @dataclass(frozen=True)
 class Connection:
-    """The connection flags of one command; :meth:`config` merges them with env and file."""
+    """The connection flags of one command; :meth:`config` merges them with env and file.
+
+    ``overrides`` are the command's ``-X key=value`` settings (produce has them).
+    """
 
     bootstrap_servers: str | None
     schema_registry_url: str | None
     config_file: Path | None
-    show_config: bool
+    overrides: dict[str, str] = field(default_factory=dict)
 
-    def config(self, extra: dict[str, str] | None = None) -> ClientConfig:
-        from producer.config import describe, load_client_config
+    def config(self) -> ClientConfig:
+        from producer.config import load_client_config
 
-        config = load_client_config(
+        return load_client_config(
             flags={
                 "bootstrap.servers": self.bootstrap_servers,
                 "schema.registry.url": self.schema_registry_url,
-                **(extra or {}),
+                **self.overrides,
             },
             properties_file=self.config_file,
         )
-        if self.show_config:
-            for line in describe(config):
-                click.echo(line, err=True)
-        return config
+
+    def show(self) -> None:
+        """Print the merged configuration, secrets masked, and where each key came from."""
+        from producer.config import describe
+
+        for line in describe(self.config()):
+            click.echo(line)
 
 
 def connection_options(f: Any) -> Any:
     """--bootstrap-servers, --schema-registry-url, --config and --show-config, declared
-    once; the command receives them as one ``connection: Connection``."""
+    once; the command receives them as one ``connection: Connection``. With
+    --show-config the command prints the configuration and exits 0: it contacts nothing
+    and sends nothing."""
 
     @functools.wraps(f)
     def command(
@@ -215,7 +223,15 @@ def connection_options(f: Any) -> Any:
         show_config: bool,
         **kwargs: Any,
     ) -> Any:
-        connection = Connection(bootstrap_servers, schema_registry_url, config_file, show_config)
+        connection = Connection(
+            bootstrap_servers,
+            schema_registry_url,
+            config_file,
+            dict(kwargs.get("producer_overrides") or {}),
+        )
+        if show_config:
+            connection.show()
+            click.get_current_context().exit(0)
         return f(*args, connection=connection, **kwargs)
 
     return _apply(
@@ -234,13 +250,14 @@ def connection_options(f: Any) -> Any:
             "--config",
             "config_file",
             type=click.Path(dir_okay=False, path_type=Path),
-            help="A client.properties file (as Confluent Cloud hands out).",
+            help="A client.properties file (as Confluent Cloud, Confluent Platform or a "
+            "Java client writes it).",
         ),
         click.option(
             "--show-config",
             is_flag=True,
-            help="Print the merged client configuration (secrets masked) and where each "
-            "key came from.",
+            help="Print the merged client configuration (secrets masked), where each key "
+            "came from and which keys are ignored, then exit without contacting anything.",
         ),
     )
 

@@ -129,7 +129,7 @@ def produce(
 
     if (options["switch_version"] is None) != (options["switch_at"] is None):
         raise click.UsageError("--switch-to-version and --switch-at go together")
-    config = connection.config(producer_overrides)
+    config = connection.config()
     catalog = load_catalog(settings.schemas_dir)
     scenario = run.scenario(catalog, paced=not max_rate)
     produce_options = ProduceOptions(

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import requests
 from confluent_kafka.schema_registry import (
     Schema,
     SchemaRegistryClient,
@@ -20,9 +19,15 @@ from confluent_kafka.schema_registry import (
 )
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from producer.config import ClientConfig
+from producer.config import ClientConfig, mask_url
 from producer.contract.compat import CompatibilityLevel
-from producer.errors import IncompatibleSchemaError, RegistryError, RegistryUnavailable
+from producer.errors import (
+    ConfigError,
+    IncompatibleSchemaError,
+    RegistryError,
+    RegistryUnauthorized,
+    RegistryUnavailable,
+)
 from producer.events import DEFAULT_TOPIC
 
 __all__ = [
@@ -63,18 +68,26 @@ def _is_transport_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError) or type(exc).__module__.split(".")[0].startswith("httpx")
 
 
+def _scrub(exc: BaseException, conf: dict[str, Any]) -> str:
+    """The client's message with any secret it may quote masked."""
+    message = str(exc)
+    for key in ("basic.auth.user.info", "bearer.auth.token", "bearer.auth.client.secret"):
+        if conf.get(key):
+            message = message.replace(str(conf[key]), "****")
+    return mask_url(message)
+
+
 class Registry:
     """A Schema Registry reached with the client configuration; errors are typed, one line."""
 
     def __init__(self, config: ClientConfig, timeout: float = 10.0) -> None:
-        self.url = config.registry_url
+        self.url = mask_url(config.registry_url)  # for messages: never a password
         self.timeout = timeout
         conf: dict[str, Any] = {**config.registry(), "timeout": timeout, "max.retries": 1}
-        self.client = SchemaRegistryClient(conf)
-        self._http = requests.Session()
-        auth = config.registry_auth()
-        if auth is not None:
-            self._http.auth = auth
+        try:
+            self.client = SchemaRegistryClient(conf)
+        except (ValueError, TypeError) as exc:  # the client's own check of its settings
+            raise ConfigError(f"Schema Registry client settings: {_scrub(exc, conf)}") from None
 
     @contextmanager
     def errors(self, what: str) -> Iterator[None]:
@@ -82,15 +95,19 @@ class Registry:
         try:
             yield
         except SchemaRegistryError as exc:
+            if exc.http_status_code in (401, 403):
+                refused = "credentials" if exc.http_status_code == 401 else "access"
+                raise RegistryUnauthorized(
+                    f"the Schema Registry at {self.url} refused the {refused}: {what}: "
+                    f"{exc.error_message} (HTTP {exc.http_status_code}, error {exc.error_code})",
+                    exc.http_status_code,
+                    exc.error_code,
+                ) from exc
             raise RegistryError(
                 f"Schema Registry at {self.url}: {what}: {exc.error_message} "
                 f"(HTTP {exc.http_status_code}, error {exc.error_code})",
                 exc.http_status_code,
                 exc.error_code,
-            ) from exc
-        except requests.RequestException as exc:
-            raise RegistryUnavailable(
-                f"cannot reach the Schema Registry at {self.url}: {type(exc).__name__}"
             ) from exc
         except Exception as exc:
             if _is_transport_error(exc):
@@ -99,19 +116,11 @@ class Registry:
                 ) from exc
             raise
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self._http.post(
-            self.url + path,
-            json=body,
-            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
-            timeout=self.timeout,
-        )
-        payload: dict[str, Any] = response.json() if response.content else {}
-        if response.status_code >= 400:
-            raise SchemaRegistryError(
-                response.status_code, payload.get("error_code", -1), payload.get("message", "")
-            )
-        return payload
+    def _post(self, path: str, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        """A POST the official client has no method for, sent by its own REST client so
+        that every setting it was given (basic or bearer auth, TLS, proxy) applies."""
+        payload = self.client._rest_client.send_request(path, "POST", body=body, query=query)
+        return payload if isinstance(payload, dict) else {}
 
     # ------------------------------------------------------------------ questions
 
@@ -164,8 +173,9 @@ class Registry:
         with self.errors(f"testing compatibility under {subject}"):
             try:
                 answer = self._post(
-                    f"/compatibility/subjects/{subject}/versions?verbose=true",
+                    f"compatibility/subjects/{subject}/versions",
                     {"schema": text, "schemaType": "AVRO"},
+                    {"verbose": "true"},
                 )
             except SchemaRegistryError as exc:
                 if exc.error_code == 40401:

@@ -88,9 +88,10 @@ def test_a_confluent_cloud_file_gives_the_right_librdkafka_config(tmp_path: Path
         "queue.buffering.max.messages": "200000",
         "message.timeout.ms": "60000",
     }
+    # basic.auth.credentials.source is Java's: the Python client refuses the key (it
+    # takes the user info whenever it is given), so it is read here, never handed on.
     assert config.registry() == {
         "url": "https://psrc-xyz.us-east-2.aws.confluent.cloud",
-        "basic.auth.credentials.source": "USER_INFO",
         "basic.auth.user.info": "SRKEY:sr-secret-value",
     }
     assert config.registry_auth() == ("SRKEY", "sr-secret-value")
@@ -211,6 +212,16 @@ SECRETS = {  # key: the settings it needs beside it
     ),
     "basic.auth.user.info": "basic.auth.credentials.source=USER_INFO\n",
     "schema.registry.basic.auth.user.info": "basic.auth.credentials.source=USER_INFO\n",
+    "ssl.keystore.password": "",
+    "schema.registry.ssl.key.password": "",
+    "bearer.auth.token": (
+        "bearer.auth.credentials.source=STATIC_TOKEN\nbearer.auth.logical.cluster=lsrc-1\n"
+    ),
+    "bearer.auth.client.secret": (
+        "bearer.auth.credentials.source=OAUTHBEARER\nbearer.auth.client.id=c\n"
+        "bearer.auth.scope=s\nbearer.auth.issuer.endpoint.url=https://idp/token\n"
+        "bearer.auth.logical.cluster=lsrc-1\n"
+    ),
 }
 
 
@@ -236,3 +247,18 @@ def test_the_secret_list_covers_every_key_that_looks_secret() -> None:
         if any(word in k for word in ("password", "secret", "user.info"))
     }
     assert looks_secret <= set(SECRETS)
+
+
+def test_a_registry_url_with_user_info_shows_masked_and_reaches_the_client_bare() -> None:
+    config = load_client_config(
+        {"schema.registry.url": "https://SRKEY:url%40secret@psrc-1.confluent.cloud/"}, environ={}
+    )
+    shown = "\n".join(describe(config))
+    assert "schema.registry.url = https://SRKEY:****@psrc-1.confluent.cloud/  (flag)" in shown
+    assert "basic.auth.user.info = ****  (flag, the URL's user info)" in shown
+    assert "secret" not in shown and "secret" not in repr(config)
+    assert config.registry_url == "https://psrc-1.confluent.cloud"
+    assert config.registry() == {
+        "url": "https://psrc-1.confluent.cloud",
+        "basic.auth.user.info": "SRKEY:url@secret",
+    }
