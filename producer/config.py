@@ -367,7 +367,11 @@ def parse_properties(text: str, source: str) -> dict[str, str]:
             continue
         match = re.match(r"^([^=:\s]+)\s*[=:\s]\s*(.*)$", line)
         if match is None:
-            raise ConfigError(f"{source}: line {number}: expected key=value, got {line!r}")
+            # The line is not echoed: a malformed line may hold a secret.
+            raise ConfigError(
+                f"{source}: line {number}: expected key=value, got a line with no key "
+                f"(it starts with {line[0]!r})"
+            )
         out[match[1]] = match[2]
     return out
 

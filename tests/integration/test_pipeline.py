@@ -424,7 +424,8 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
     stack: Endpoints, topic: str, tmp_path: Path, split_seed: int
 ) -> None:
     # Duplicates, a conflict (one id, two contents, one copy arriving late), a bad
-    # record, events that relabel a product or name one the catalog lacks: a rebuild
+    # record, events that relabel a product, name one the catalog lacks or charge in
+    # another currency: a rebuild
     # and incremental runs cut at random give the same Silver, quarantine and Gold.
     # (The seed of the cuts is the parameter: rerun with it.)
     ledger_path = tmp_path / "ledger.json"
@@ -438,10 +439,17 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
     for m, _ in written[:40]:  # exact duplicates, in another partition
         producer.produce(topic, m.value(), m.key(), partition=(m.partition() + 1) % 6)
     producer.produce(topic, b"\x07junk", b"k", partition=2)
-    # A genuine product relabelled, given another brand, and one the shop never listed:
-    # the catalog says what a product is, whichever of its events came first.
+    # A genuine product relabelled, given another brand, one the shop never listed, and
+    # a price in euros: the catalog says what a product is, whichever of its events
+    # came first.
     for i, change in enumerate(
-        ({"category": "garden"}, {"brand": "Knockoff"}, {"product_id": "999999"}), start=2
+        (
+            {"category": "garden"},
+            {"brand": "Knockoff"},
+            {"product_id": "999999"},
+            {"currency": "EUR"},  # money the shop does not price in
+        ),
+        start=2,
     ):
         fake = {**forged, "event_id": f"forged-{i}", **change}
         producer.produce(topic, fabricated(header, fake, schema), b"k", partition=i % 6)
@@ -465,7 +473,12 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
 
     rebuild = warehouse_with_bronze("rebuild")
     whole = SilverJob(rebuild, config.registry(), topic).run()
-    assert whole.reasons == {"conflict": 2, "bad header": 1, "unknown product": 3}
+    assert whole.reasons == {
+        "conflict": 2,
+        "bad header": 1,
+        "unknown product": 3,
+        "foreign currency": 1,
+    }
     assert whole.duplicates == 40
     incremental = warehouse_with_bronze("incremental")
     cuts, most = random.Random(split_seed), max(2, whole.read // 4)

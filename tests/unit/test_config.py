@@ -164,7 +164,10 @@ def test_show_config_masks_secrets_on_the_command_line(tmp_path: Path) -> None:
             "schema.registry.url (from {path}): expected an http:// or https:// URL, got "
             "'localhost:8081'",
         ),
-        ("=orphan value\n", "{path}: line 1: expected key=value, got '=orphan value'"),
+        (
+            "=orphan secret\n",
+            "{path}: line 1: expected key=value, got a line with no key (it starts with '=')",
+        ),
     ],
 )
 def test_bad_keys_are_refused_by_name(tmp_path: Path, text: str, message: str) -> None:
