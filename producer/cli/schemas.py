@@ -278,7 +278,10 @@ def schemas_status(settings: Settings, topic: str, connection: Connection) -> No
 
 @schemas.command("pull")
 @topic_option()
-@click.option("--subject", help="Pull one subject [default: <topic>-value and <topic>-key].")
+@click.option(
+    "--subject",
+    help="Pull one subject [default: <topic>-key, <topic>-value and the products topic's -value].",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -300,7 +303,13 @@ def schemas_pull(topic: str, subject: str | None, out: Path, connection: Connect
     if subject:
         pairs = [(subject, subject.replace("-", "_"))]
     else:
-        pairs = [(f"{topic}-key", "flash_sale_key"), (f"{topic}-value", "flash_sale_event")]
+        from producer.events import products_topic
+
+        pairs = [
+            (f"{topic}-key", "flash_sale_key"),
+            (f"{topic}-value", "flash_sale_event"),
+            (f"{products_topic(topic)}-value", "flash_sale_product"),
+        ]
     for name, family in pairs:
         for path in pull(registry, name, family, out):
             click.echo(f"{name} -> {path}")

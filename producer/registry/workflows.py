@@ -190,7 +190,12 @@ class StatusRow:
 def schema_status(registry: Registry, catalog: SchemaCatalog, topic: str) -> list[StatusRow]:
     """Local versions against registered ones, matched by canonical fingerprint."""
     rows: list[StatusRow] = []
-    for family, subject in ((KEY_FAMILY, key_subject(topic)), (EVENT_FAMILY, value_subject(topic))):
+    subjects = (
+        (KEY_FAMILY, key_subject(topic)),
+        (EVENT_FAMILY, value_subject(topic)),
+        (PRODUCT_FAMILY, value_subject(products_topic(topic))),
+    )
+    for family, subject in subjects:
         if family not in catalog.families:
             continue
         local = {s.fingerprint: s for s in catalog.versions(family)}

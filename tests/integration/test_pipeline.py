@@ -150,6 +150,7 @@ def test_gold_sql_gives_identical_results_on_both_engines(
             "funnel_per_minute",
             "product_funnel",
             "product_sales",
+            "quality_per_minute",
             "revenue_per_minute",
             "sell_out_times",
             "session_funnel",
@@ -425,8 +426,8 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
 ) -> None:
     # Duplicates, a conflict (one id, two contents, one copy arriving late), a bad
     # record, events that relabel a product, name one the catalog lacks or charge in
-    # another currency: a rebuild
-    # and incremental runs cut at random give the same Silver, quarantine and Gold.
+    # another currency: a rebuild and incremental runs cut at random give the same
+    # Silver, quarantine and Gold.
     # (The seed of the cuts is the parameter: rerun with it.)
     ledger_path = tmp_path / "ledger.json"
     produce(stack, topic, ledger_path, 90, switch_at=1)

@@ -28,6 +28,7 @@ def test_register_in_order_then_idempotently(stack: Endpoints, topic: str) -> No
         f"{topic}-value: would register flash_sale_event v1",
         f"{topic}-value: would register flash_sale_event v2",
         f"{topic}-value: would register flash_sale_event v3",
+        f"{topic}-products-value: would register flash_sale_product v1",
     ]
     assert level_of(stack, f"{topic}-value") is None  # a dry run changes nothing
 
@@ -43,7 +44,7 @@ def test_register_in_order_then_idempotently(stack: Endpoints, topic: str) -> No
     rest = cli(stack, "schemas", "register", "--topic", topic, "--all")
     assert rest.returncode == 0, rest.stderr
     assert [" already registered as id " in line for line in rest.stdout.splitlines()] == [
-        True, True, True, False,  # key, v1, v2 were there; v3 is new
+        True, True, True, False, True,  # key, v1, v2, the product were there; v3 is new
     ]  # fmt: skip
     again = cli(stack, "schemas", "register", "--topic", topic, "--all")
     assert again.returncode == 0, again.stderr
@@ -134,8 +135,10 @@ def test_pull_round_trips_and_status(stack: Endpoints, topic: str, tmp_path: Pat
         [f"{topic}-value", "v1"],
         [f"{topic}-value", "v2"],
         [f"{topic}-value", "v3"],
+        [f"{topic}-products-value", "v1"],
     ]
     assert rows[0].endswith("in sync") and rows[1].endswith("in sync")
+    assert rows[4].endswith("in sync")  # the catalog's record goes with any version
     assert rows[2].split()[2:] == rows[3].split()[2:] == ["-", "not", "registered"]
 
     assert cli(stack, "schemas", "register", "--topic", topic).returncode == 0
@@ -150,6 +153,7 @@ def test_pull_round_trips_and_status(stack: Endpoints, topic: str, tmp_path: Pat
         "flash_sale_event-v2.avsc",
         "flash_sale_event-v3.avsc",
         "flash_sale_key-v1.avsc",
+        "flash_sale_product-v1.avsc",
     ]
     from producer.contract.catalog import bundled_schemas_dir, load_catalog
 
