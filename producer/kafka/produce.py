@@ -318,9 +318,11 @@ class StreamProducer:
 
         return FramedKeyEncoder(first)
 
-    def events(self) -> Iterator[FlashSaleEvent]:
+    def events(self, on_second: Callable[[int], bool] | None = None) -> Iterator[FlashSaleEvent]:
         return self.simulation.events(
-            max_events=self.options.max_events, max_seconds=self.options.duration
+            max_events=self.options.max_events,
+            max_seconds=self.options.duration,
+            on_second=on_second,
         )
 
     def sample(self, count: int = 3) -> list[tuple[FlashSaleEvent, bytes, bytes]]:
@@ -422,9 +424,20 @@ class StreamProducer:
         started = time.monotonic()
         last_tick, acked_at_tick = started, 0
         sent = 0
+        paced = options.speed is not None
+
+        def second_begins(second: int) -> bool:
+            """Each simulated second, events or not: keep pace, and stop when asked (a
+            very low rate has long runs of empty seconds)."""
+            if paced:
+                pacer.wait_for(float(second))
+            if stop.is_set():
+                result.interrupted = True
+                return False
+            return True
+
         try:
-            paced = options.speed is not None
-            for event in self.events():
+            for event in self.events(second_begins):
                 if paced:  # a stop wakes the pacer's sleep; the check below ends the run
                     pacer.wait_for((event.timestamp_ms - start_ms) / 1000.0)
                     if stop.is_set():

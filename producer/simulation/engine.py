@@ -39,7 +39,7 @@ import random
 import re
 import uuid
 from bisect import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import accumulate
@@ -168,13 +168,18 @@ class Simulation:
     # ------------------------------------------------------------------ the run
 
     def events(
-        self, max_events: int | None = None, max_seconds: float | None = None
+        self,
+        max_events: int | None = None,
+        max_seconds: float | None = None,
+        on_second: Callable[[int], bool] | None = None,
     ) -> Iterator[FlashSaleEvent]:
         """The run's events (of this worker's users), in event-time order.
 
         Stops after ``max_events`` events of the whole run (all workers together) or
         when simulated time reaches ``max_seconds``, whichever comes first, or at the
-        end of the timeline.
+        end of the timeline, or when ``on_second`` (called as each simulated second
+        begins, events or not) returns False: a run whose seconds are empty still
+        keeps pace and still stops when asked.
         """
         scenario = self.scenario
         rng = random.Random(f"{self.seed}:events")
@@ -219,6 +224,8 @@ class Simulation:
 
         for second, phase, count in scenario.seconds(self.seed):
             if max_seconds is not None and second >= max_seconds:
+                return
+            if on_second is not None and not on_second(second):
                 return
             self.current_phase = phase
             self.current_count = count

@@ -4,6 +4,7 @@ in hand and exits cleanly, with nothing read left behind."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -89,3 +90,36 @@ def test_a_stopped_pipeline_round_keeps_what_it_read(
     rows = DeltaTable(str(bronze)).to_pyarrow_table(columns=["partition", "offset"]).to_pylist()
     assert after_stop > 0
     assert len({(r["partition"], r["offset"]) for r in rows}) == len(rows) == total
+
+
+@pytest.mark.parametrize("pacing", [("--speed", "1"), ("--max-rate",)])
+def test_produce_at_a_rate_that_rounds_to_nothing_stops_on_sigterm_without_spinning(
+    stack: Endpoints, topic: str, tmp_path: Path, pacing: tuple[str, ...]
+) -> None:
+    # So low a rate that almost every simulated second is empty: the run must still
+    # keep pace (no busy loop through empty seconds) and still stop when asked.
+    from tests.integration.test_produce import registered
+
+    registered(stack, topic)
+    ledger = tmp_path / "ledger.json"
+    process = start(stack, "produce", "--rate-multiplier", "0.000001", "--topic", topic,
+                    "--create-topic", "--ledger", str(ledger), "--quiet", *pacing,
+                    cwd=tmp_path)  # fmt: skip
+    time.sleep(3)  # started, catalog published, waiting for events
+    before = psutil_cpu(process.pid)
+    time.sleep(3)
+    cpu = psutil_cpu(process.pid) - before
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "interrupted       yes" in out
+    assert json.loads(ledger.read_text())["complete"] is False
+    if pacing[0] == "--speed":
+        assert cpu < 0.3, cpu  # CPU seconds in 3 s of waiting: it sleeps
+
+
+def psutil_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
