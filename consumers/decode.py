@@ -11,9 +11,20 @@ import fastavro
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from consumers.errors import PipelineError
 from consumers.wire import WireFormatError, split
 
-__all__ = ["Decoder", "Rejected"]
+__all__ = ["Decoder", "RegistryOutage", "Rejected"]
+
+
+class RegistryOutage(PipelineError):
+    """The registry could not answer (unreachable, refusing, failing): no record is
+    judged by it, so nothing is quarantined and the run stops before committing."""
+
+
+def _transport(exc: BaseException) -> bool:
+    """An error of the registry client's HTTP transport (it vendors httpx)."""
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0].startswith("httpx")
 
 
 class Rejected(Exception):
@@ -34,7 +45,21 @@ class Decoder:
             try:
                 schema = self.registry.get_schema(schema_id)
             except SchemaRegistryError as exc:
+                status = exc.http_status_code
+                if status >= 500 or status in (401, 403):
+                    raise RegistryOutage(
+                        f"silver: the Schema Registry answered {status} ({exc.error_message}) "
+                        f"for schema id {schema_id}: nothing was committed; run again when "
+                        "it answers"
+                    ) from exc
                 raise Rejected(f"unknown schema id: {schema_id} ({exc.error_message})") from exc
+            except Exception as exc:
+                if not _transport(exc):
+                    raise
+                raise RegistryOutage(
+                    f"silver: the Schema Registry cannot be reached ({type(exc).__name__}) "
+                    f"for schema id {schema_id}: nothing was committed; run again when it is back"
+                ) from exc
             text = schema.schema_str
             if text is None:
                 raise Rejected(f"unknown schema id: {schema_id} (the registry sent no schema)")

@@ -26,6 +26,7 @@ from consumers.pipeline import run_pipeline
 from consumers.products import ProductDimension
 from consumers.reconcile import merge_ledgers, reconcile
 from consumers.silver import SilverJob
+from producer.config import load_client_config
 from producer.contract.catalog import bundled_schemas_dir, load_catalog
 from producer.events import products_topic
 from producer.kafka.catalog import product_records
@@ -34,7 +35,7 @@ from producer.registry.client import Registry
 from producer.registry.workflows import register_contract
 from producer.simulation.engine import Simulation
 from producer.simulation.scenario_file import load_scenario
-from tests.integration.conftest import Endpoints, cli, config_for
+from tests.integration.conftest import Endpoints, cli, config_for, own_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -548,3 +549,39 @@ def test_the_catalog_topic_is_folded_as_compaction_would(
     assert bad["reason"] == "bad product: bad header: bad magic byte 9 (expected 0)"
     gold = {r["product_id"]: r for r in read_gold(warehouse)[0]["product_sales"].to_pylist()}
     assert gold[relaunched]["brand"] == "Relaunch"
+
+
+def test_a_registry_outage_while_silver_decodes_quarantines_nothing(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    # The writer schemas cannot be fetched: that says nothing about the records, so
+    # none is quarantined and nothing is committed past Bronze; one line, exit 1.
+    warehouse = tmp_path / "warehouse"
+    with own_registry() as (url, registry):
+        config = load_client_config(
+            {"bootstrap.servers": stack.bootstrap_servers, "schema.registry.url": url},
+            environ={},
+        )
+        catalog = load_catalog(bundled_schemas_dir())
+        register_contract(Registry(config), catalog, topic=topic)
+        options = ProduceOptions(topic=topic, max_events=500, speed=None, create_topic=True)
+        stream = StreamProducer(config, catalog, load_scenario("flash-sale"), 4, options)
+        stream.preflight()
+        assert stream.run().ok
+        registry.kill()
+        registry.wait(timeout=10)
+        result = subprocess.run(
+            [sys.executable, "-m", "producer.cli", "pipeline", "run", "--until-idle",
+             "--warehouse", str(warehouse), "--topic", topic,
+             "--bootstrap-servers", stack.bootstrap_servers, "--schema-registry-url", url],
+            capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "Schema Registry cannot be reached" in line and "Traceback" not in result.stderr
+    # The catalog comes first: its records are in Bronze, and the run stopped there.
+    bronze = DeltaTable(str(warehouse / "bronze" / "products")).to_pyarrow_table()
+    assert bronze.num_rows == 200
+    assert len(DeltaTable(str(warehouse / "silver" / "products")).to_pyarrow_table()) == 0
+    assert not DeltaTable.is_deltatable(str(warehouse / "silver" / "events"))
+    assert not DeltaTable.is_deltatable(str(warehouse / "silver" / "quarantine"))
