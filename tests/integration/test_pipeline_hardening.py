@@ -1,0 +1,194 @@
+"""Data is never silently lost or stuck in the pipeline: a topic that came back empty or
+was recreated, a stored offset past the log, a reader that cannot read a writer, and
+quarantined records replayed once the reader is fixed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from consumers.bronze import BRONZE_SCHEMA, TopicReset, app_id
+from consumers.pipeline import run_pipeline
+from devstack.stack import LocalStack, StackConfig, free_port
+from producer.errors import PortBusy
+from tests.integration.conftest import Endpoints, cli, config_for
+from tests.integration.test_pipeline import produce
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def bronze_rows(warehouse: Path) -> int:
+    return (
+        DeltaTable(str(warehouse / "bronze" / "events"))
+        .to_pyarrow_table(columns=["offset"])
+        .num_rows
+    )
+
+
+def log_ends(stack: Endpoints, topic: str) -> dict[int, int]:
+    """Each partition's real log end: the offset after the last record a fetch returns."""
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "ends"})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(6)])
+    ends: dict[int, int] = {}
+    idle = time.monotonic()
+    while time.monotonic() - idle < 3:
+        for m in consumer.consume(5000, 0.5):
+            if m.error() is None:
+                ends[m.partition()] = max(ends.get(m.partition(), 0), m.offset() + 1)
+                idle = time.monotonic()
+    consumer.close()
+    return ends
+
+
+def recreate(stack: Endpoints, topic: str, partitions: int = 6) -> None:
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin.delete_topics([topic], operation_timeout=10)[topic].result(15)
+    deadline = time.monotonic() + 15
+    while topic in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
+        time.sleep(0.2)
+    admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=10)[topic].result(15)
+
+
+def run(stack: Endpoints, warehouse: Path, topic: str, *extra: str) -> Any:
+    return cli(stack, "pipeline", "run", "--until-idle", "--warehouse", str(warehouse),
+               "--topic", topic, *extra)  # fmt: skip
+
+
+def test_a_recreated_topic_with_more_records_is_refused_in_one_line(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    produce(stack, topic, tmp_path / "first.json", 30, switch=False)
+    config = config_for(stack)
+    run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    before = bronze_rows(warehouse)
+    recreate(stack, topic)
+    # More records than before: the stored offsets all lie inside the new log, so
+    # only the topic's id tells that it is another log.
+    produce(stack, topic, tmp_path / "second.json", 90, switch=False)
+    ends = log_ends(stack, topic)
+    assert sum(ends.values()) > before
+    result = run(stack, warehouse, topic)
+    assert result.returncode == 1, result.stdout
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: bronze: topic {topic} partition ")
+    assert ": the topic was recreated (its topic id " in line
+    assert line.endswith("; nothing was read")
+    partition = int(line.split(" partition ")[1].split(":")[0])
+    stored = int(line.split("stored offset ")[1].split(",")[0])
+    assert f"log end {ends[partition]}" in line
+    assert 0 <= stored < ends[partition]
+    assert "bronze: 0 records" not in result.stdout
+    assert bronze_rows(warehouse) == before  # nothing read, nothing skipped
+    again = run(stack, warehouse, topic)  # refused until the user chooses
+    assert again.returncode == 1 and again.stderr.splitlines() == [line]
+
+
+def test_a_stored_offset_beyond_the_log_is_refused(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    produce(stack, topic, tmp_path / "ledger.json", 30, switch=False)
+    config = config_for(stack)
+    run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    # Nothing new, and a log whose end ListOffsets may under-report (Tansu does):
+    # no false alarm.
+    quiet = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    assert quiet.bronze.records == 0
+    ends = log_ends(stack, topic)
+    table = warehouse / "bronze" / "events"
+    # Offsets stored past the end of partition 2's log (an offset reset on the broker).
+    past = CommitProperties(
+        app_transactions=[Transaction(app_id("bronze", topic, 2), ends[2] + 99)]
+    )
+    write_deltalake(str(table), BRONZE_SCHEMA.empty_table(), mode="append",
+                    partition_by=["ingest_date"], commit_properties=past)  # fmt: skip
+    with pytest.raises(TopicReset) as raised:
+        run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    assert str(raised.value) == (
+        f"bronze: topic {topic} partition 2: stored offset {ends[2] + 99}, log end {ends[2]}: "
+        "the log ends before it (the topic was recreated, reset or truncated); nothing was read"
+    )
+    # A partition Bronze holds records of that the topic no longer has.
+    gone = BRONZE_SCHEMA.empty_table().to_pylist()
+    gone.append(
+        {
+            "topic": topic,
+            "partition": 9,
+            "offset": 0,
+            "key": b"k",
+            "value": b"v",
+            "schema_id": None,
+            "kafka_timestamp": None,
+            "ingest_time": None,
+            "ingest_date": "2026-01-01",
+        }
+    )
+    commit = CommitProperties(
+        app_transactions=[
+            Transaction(app_id("bronze", topic, 2), ends[2] - 1),
+            Transaction(app_id("bronze", topic, 9), 0),
+        ]
+    )
+    write_deltalake(str(table), pa.Table.from_pylist(gone, schema=BRONZE_SCHEMA), mode="append",
+                    partition_by=["ingest_date"], commit_properties=commit)  # fmt: skip
+    result = run(stack, warehouse, topic)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Error: bronze: topic {topic} partition 9: stored offset 0, log end none (the "
+        "partition is gone): the partition no longer exists; nothing was read"
+    ]
+
+
+def restart_broker(own: LocalStack) -> None:
+    """Kill the stack's broker and start it again: memory storage, so every topic is gone."""
+    broker = next(s for s in own.status() if s.name == "broker")
+    assert broker.pid is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(broker.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:  # the port is free a moment after the process is gone
+        try:
+            own.up()
+            return
+        except PortBusy:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+
+def test_a_broker_restarted_mid_life_is_never_skipped_silently(tmp_path: Path) -> None:
+    own = LocalStack(
+        StackConfig(data_dir=tmp_path / "stack", broker_port=free_port(), registry_port=free_port())
+    )
+    own.up()
+    try:
+        stack = Endpoints(own.config.bootstrap_servers, own.config.registry_url, local=True)
+        topic, warehouse = "restarted", tmp_path / "warehouse"
+        produce(stack, topic, tmp_path / "before.json", 60, switch=False)
+        first = run(stack, warehouse, topic)
+        assert first.returncode == 0, first.stderr
+        before = bronze_rows(warehouse)
+        restart_broker(own)
+        produce(stack, topic, tmp_path / "after.json", 60, switch=False)
+        after = json.loads((tmp_path / "after.json").read_text())["total_events"]
+        assert after > 0
+        refused = run(stack, warehouse, topic)
+        assert refused.returncode == 1, refused.stdout
+        (line,) = refused.stderr.splitlines()
+        assert line.startswith("Error: bronze: topic ")  # the catalog topic or the events'
+        assert "stored offset " in line and "log end " in line
+        assert "bronze: 0 records" not in refused.stdout
+        assert bronze_rows(warehouse) == before
+    finally:
+        own.down()
