@@ -119,8 +119,12 @@ class Identity:
 
     def decide(self, ids: set[str]) -> Decision:
         """For each id: conflicting, or the copy to keep (the lowest coordinates)."""
+        if not ids or not self.exists():  # a batch that was all quarantined
+            return Decision(frozenset(), {}, {})
         table = DeltaTable(str(self.path)).to_pyarrow_table()
-        table = table.filter(pc.is_in(table["event_id"], value_set=pa.array(sorted(ids))))
+        table = table.filter(
+            pc.is_in(table["event_id"], value_set=pa.array(sorted(ids), pa.string()))
+        )
         copies: dict[str, list[Copy]] = {}
         for row in table.to_pylist():
             where = (row["kafka_topic"], row["kafka_partition"], row["kafka_offset"])

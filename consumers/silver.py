@@ -226,7 +226,7 @@ class SilverJob:
         table = DeltaTable(str(self.events)).to_pyarrow_table(
             columns=["event_id", "kafka_topic", "kafka_partition", "kafka_offset"]
         )
-        ids = pa.array(sorted(decision.copies))
+        ids = pa.array(sorted(decision.copies), pa.string())
         table = table.filter(pc.is_in(table["event_id"], value_set=ids))
         return {
             r["event_id"]: (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"])
