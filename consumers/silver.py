@@ -113,8 +113,10 @@ class SilverJob:
         self.quarantine = warehouse / "silver" / "quarantine"
         self.topic = topic
         self.registry = SchemaRegistryClient(registry)
+        self.reader_name = reader_schema.name
         try:
-            self.definition = json.loads(reader_schema.read_text(encoding="utf-8"))
+            self.reader_text = reader_schema.read_text(encoding="utf-8")
+            self.definition = json.loads(self.reader_text)
             self.reader = fastavro.parse_schema(self.definition)
         except (OSError, ValueError) as exc:
             raise PipelineError(f"silver: reader schema {reader_schema}: {exc}") from exc
@@ -127,7 +129,7 @@ class SilverJob:
         self.copies = Identity(warehouse / "silver" / "copies")
         self.warehouse = warehouse
         self._catalog: dict[str, tuple[str, str | None]] = {}
-        self.decoder = Decoder(self.registry, self.reader)
+        self.decoder = Decoder(self.registry, self.reader, self.reader_text)
         self._categories: dict[str, str] = {}
 
     # ------------------------------------------------------------------ the run
@@ -146,6 +148,10 @@ class SilverJob:
         if rows.num_rows == 0:
             stats.elapsed = time.monotonic() - started
             return stats
+        # A reader that cannot read a writer would quarantine every record of it:
+        # refused before anything moves (no commit, no progress).
+        writers = [i for i in pc.unique(rows["schema_id"]).to_pylist() if i is not None]
+        self.decoder.refuse_unreadable(writers, "silver", self.reader_name, f"{self.topic}-value")
         self._evolve()
         self._catalog = read_catalog(self.warehouse)
         if not self._catalog:

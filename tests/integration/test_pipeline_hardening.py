@@ -20,8 +20,11 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from consumers.bronze import BRONZE_SCHEMA, TopicReset, app_id
 from consumers.pipeline import run_pipeline
+from consumers.silver import CONTRACT
 from devstack.stack import LocalStack, StackConfig, free_port
+from producer.contract.catalog import bundled_schemas_dir, load_catalog
 from producer.errors import PortBusy
+from producer.registry.client import Registry
 from tests.integration.conftest import Endpoints, cli, config_for
 from tests.integration.test_pipeline import produce
 
@@ -192,3 +195,47 @@ def test_a_broker_restarted_mid_life_is_never_skipped_silently(tmp_path: Path) -
         assert bronze_rows(warehouse) == before
     finally:
         own.down()
+
+
+def strict_reader(tmp_path: Path) -> Path:
+    """Silver's reader with a field added that has no default: it reads no writer."""
+    definition = json.loads(CONTRACT.read_text())
+    definition["fields"].append({"name": "loyalty_tier", "type": "string"})
+    path = tmp_path / "strict.avsc"
+    path.write_text(json.dumps(definition))
+    return path
+
+
+def test_a_reader_that_cannot_read_a_writer_is_refused_before_any_record_moves(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    produce(stack, topic, tmp_path / "first.json", 30, switch=False)
+    config = config_for(stack)
+    run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    events = warehouse / "silver" / "events"
+    version = DeltaTable(str(events)).version()
+    produce(stack, topic, tmp_path / "second.json", 60, switch_at=1)  # v1, then the newest
+    v1 = load_catalog(bundled_schemas_dir()).get(1)
+    found = Registry(config).lookup(f"{topic}-value", v1.text)
+    assert found is not None
+    v1_id, v1_version = found
+    result = run(stack, warehouse, topic, "--reader-schema", str(strict_reader(tmp_path)))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Error: silver: reader schema strict.avsc cannot read writer id {v1_id} "
+        f"({topic}-value v{v1_version}): field 'loyalty_tier' has no default and the writer "
+        "lacks it; nothing was processed"
+    ]
+    # No record moved: Silver, its progress and the quarantine are as they were.
+    assert DeltaTable(str(events)).version() == version
+    assert not DeltaTable.is_deltatable(str(warehouse / "silver" / "quarantine"))
+    # With the reader fixed, every record lands and Gold equals both ledgers.
+    fixed = run(stack, warehouse, topic)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "bronze: 0 records" in fixed.stdout  # Bronze had taken them in
+    ledgers = [tmp_path / "first.json", tmp_path / "second.json"]
+    verified = cli(stack, "kpis", "--warehouse", str(warehouse),
+                   *[a for p in ledgers for a in ("--verify-ledger", str(p))])  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+    assert ", 0 quarantined" in verified.stdout
