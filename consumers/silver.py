@@ -41,7 +41,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from consumers.arrow_types import RENAMED, reader_arrow_schema
-from consumers.bronze import app_id
+from consumers.bronze import BRONZE_SCHEMA, app_id
 from consumers.decode import Decoder, Rejected
 from consumers.errors import PipelineError
 from consumers.identity import (
@@ -78,6 +78,7 @@ class SilverStats:
     inserted: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    released: int = 0  # records a replay of the quarantine took out of it
     reasons: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
 
@@ -87,6 +88,10 @@ class SilverStats:
 
 
 _COORDINATE_NAMES = [f.name for f in COORDINATES]
+_SAME_RECORD = (
+    "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
+    "AND t.kafka_offset = s.kafka_offset"
+)
 
 
 def _last_offsets(rows: pa.Table) -> dict[int, int]:
@@ -148,6 +153,59 @@ class SilverJob:
         if rows.num_rows == 0:
             stats.elapsed = time.monotonic() - started
             return stats
+        self._apply(rows, stats, _last_offsets(rows))
+        stats.elapsed = time.monotonic() - started
+        return stats
+
+    def replay_quarantine(self, reason: str | None = None) -> SilverStats:
+        """Decode and check again the quarantined records of the topic (those whose
+        reason starts with ``reason``, when given), once the reader or the rules are
+        fixed. Those that pass go through the identity rules as fresh records would (a
+        conflict stays quarantined unless its copies now agree) and leave the
+        quarantine; those that still fail stay, with the reason they fail for now.
+
+        Each step is idempotent (copies and quarantine rows are keyed by coordinates,
+        Silver by event id), so a replay cut short is finished by running it again.
+        Silver's progress through Bronze is not touched."""
+        stats = SilverStats()
+        started = time.monotonic()
+        if not DeltaTable.is_deltatable(str(self.quarantine)):
+            return stats
+        table = DeltaTable(str(self.quarantine)).to_pyarrow_table()
+        table = table.filter(pc.equal(table["kafka_topic"], self.topic))
+        if reason:
+            table = table.filter(pc.starts_with(table["reason"], reason))
+        rows = pa.table(
+            {
+                "topic": table["kafka_topic"],
+                "partition": table["kafka_partition"],
+                "offset": table["kafka_offset"],
+                "key": pa.nulls(table.num_rows, pa.binary()),
+                "value": table["raw_value"],
+                "schema_id": table["writer_schema_id"],
+                "kafka_timestamp": table["kafka_timestamp"],
+                "ingest_time": table["ingest_time"],
+            }
+        ).sort_by([("partition", "ascending"), ("offset", "ascending")])
+        stats.read = rows.num_rows
+        if rows.num_rows:
+            still = self._apply(rows, stats, None)
+            passed = [
+                r
+                for r in rows.select(["topic", "partition", "offset"]).to_pylist()
+                if (r["topic"], r["partition"], r["offset"]) not in still
+            ]
+            self._release(passed)
+            stats.released = len(passed)
+        stats.elapsed = time.monotonic() - started
+        return stats
+
+    def _apply(
+        self, rows: pa.Table, stats: SilverStats, last: dict[int, int] | None
+    ) -> set[Coordinates]:
+        """Decode, check and decide ``rows`` (Bronze's columns) into Silver and the
+        quarantine, committing Bronze offsets ``last`` with Silver (None: a replay of
+        the quarantine, which moves no progress); the coordinates quarantined."""
         # A reader that cannot read a writer would quarantine every record of it:
         # refused before anything moves (no commit, no progress).
         writers = [i for i in pc.unique(rows["schema_id"]).to_pylist() if i is not None]
@@ -178,7 +236,7 @@ class SilverJob:
         for _ in conflicts:
             stats.count("conflict")
         if bad or conflicts:
-            self._quarantine(bad + conflicts)
+            self._quarantine(bad + conflicts, replace=last is None)
             stats.quarantined = len(bad) + len(conflicts)
         self._withdraw(decision.conflicting)
         kept = self._kept(decision)
@@ -188,11 +246,12 @@ class SilverJob:
             if where in candidates and kept.get(event_id) != where
         ]
         stats.inserted = sum(1 for r in winners if r["event_id"] not in kept)
-        self._merge(winners, _last_offsets(rows))
+        self._merge(winners, last or {})
         in_batch_conflicts = sum(1 for c in copies if c.event_id in decision.conflicting)
         stats.duplicates = len(copies) - stats.inserted - in_batch_conflicts
-        stats.elapsed = time.monotonic() - started
-        return stats
+        return {
+            (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"]) for r in bad + conflicts
+        }
 
     def _conflicts(
         self, decision: Decision, candidates: dict[Coordinates, dict[str, Any]]
@@ -337,8 +396,38 @@ class SilverJob:
         ):
             self._categories.setdefault(product, category)
 
-    def _quarantine(self, rows: list[dict[str, Any]]) -> None:
-        insert_new(self.quarantine, pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
+    def _quarantine(self, rows: list[dict[str, Any]], replace: bool = False) -> None:
+        """Quarantine ``rows``; with ``replace``, a record already there takes the reason
+        it fails for now (a replay), else it keeps the one it came with."""
+        batch = pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)
+        if not replace or not DeltaTable.is_deltatable(str(self.quarantine)):
+            insert_new(self.quarantine, batch)
+            return
+        (
+            DeltaTable(str(self.quarantine))
+            .merge(batch, _SAME_RECORD, source_alias="s", target_alias="t")
+            .when_matched_update(
+                {"reason": "s.reason", "quarantined_at": "s.quarantined_at"},
+                predicate="t.reason <> s.reason",
+            )
+            .when_not_matched_insert_all()
+            .execute()
+        )
+
+    def _release(self, passed: list[dict[str, Any]]) -> None:
+        """Take the records at the coordinates ``passed`` out of the quarantine."""
+        if not passed:
+            return
+        batch = pa.Table.from_pylist(
+            passed,
+            schema=pa.schema([BRONZE_SCHEMA.field(n) for n in ("topic", "partition", "offset")]),
+        ).rename_columns(["kafka_topic", "kafka_partition", "kafka_offset"])
+        (
+            DeltaTable(str(self.quarantine))
+            .merge(batch, _SAME_RECORD, source_alias="s", target_alias="t")
+            .when_matched_delete()
+            .execute()
+        )
 
     def _merge(self, rows: list[dict[str, Any]], last: dict[int, int]) -> None:
         """Upsert the rows Silver keeps (a kept copy replaces the row of a copy at higher

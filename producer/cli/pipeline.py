@@ -88,6 +88,10 @@ def pipeline_run(
     The shop's catalog (the products topic) is taken in first: Silver checks every
     event's product, category and brand against it, and Gold takes them from it.
 
+    A topic recreated (a broker that kept it in memory restarted, or it was deleted and
+    created again), reset or truncated under the stored offsets stops the run in one
+    line, exit 1, before anything is read.
+
     Ctrl-C (or SIGTERM) ends the round at the next Bronze commit, finishes Silver and
     Gold for what was ingested, and stops; a second Ctrl-C stops at once.
 
@@ -123,6 +127,75 @@ def pipeline_run(
             if until_idle:
                 return
             stop.wait(interval)
+
+
+@pipeline.command("replay-quarantine")
+@click.option(
+    "--reason",
+    metavar="PREFIX",
+    help="Replay only the records whose quarantine reason starts with PREFIX "
+    "(e.g. 'foreign currency') [default: every record of the topic].",
+)
+@warehouse_option("Where the Delta tables live.")
+@topic_option()
+@click.option(
+    "--reader-schema",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Silver's reader schema [default: consumers/contracts/silver.avsc].",
+)
+@engine_option("Embedded engine for the Gold SQL.")
+@click.option(
+    "--currency",
+    "currencies",
+    multiple=True,
+    default=["USD"],
+    show_default=True,
+    help="A currency the shop prices in (repeatable); Silver quarantines money in others.",
+)
+@connection_options
+def pipeline_replay_quarantine(
+    reason: str | None,
+    warehouse: Path,
+    topic: str,
+    reader_schema: Path | None,
+    engine: str,
+    currencies: tuple[str, ...],
+    connection: Connection,
+) -> None:
+    """Decode and check quarantined records again, once the reader or the rules are fixed.
+
+    Records that now pass enter Silver through the same identity rules as fresh ones
+    (a duplicate is dropped; a conflict stays quarantined unless its copies now agree)
+    and leave the quarantine; those that still fail stay, with the reason they fail
+    for now. Gold is then computed again. Running it twice changes nothing more.
+
+    \b
+    Example:
+      flashsale pipeline replay-quarantine
+      flashsale pipeline replay-quarantine --reason 'foreign currency' --currency USD --currency EUR
+      flashsale pipeline replay-quarantine --reason 'unknown product' --reader-schema fixed.avsc
+    """
+    from consumers.pipeline import replay_quarantine
+    from consumers.silver import CONTRACT
+
+    result = replay_quarantine(
+        connection.config().registry(),
+        topic,
+        warehouse,
+        reason=reason,
+        reader_schema=reader_schema or CONTRACT,
+        engine=engine,
+        currencies=currencies,
+    )
+    stats = result.silver
+    still = ", ".join(f"{k} {v}" for k, v in sorted(stats.reasons.items())) or "none"
+    click.echo(
+        f"replay: {stats.read} quarantined records read, {stats.released} released "
+        f"({stats.inserted} inserted, {stats.duplicates} duplicates dropped), "
+        f"{stats.quarantined} still quarantined ({still})"
+    )
+    if result.kpis:
+        click.echo(f"gold: {len(result.kpis)} KPI tables ({engine})")
 
 
 def verify(warehouse: Path, ledgers: Sequence[dict[str, Any]]) -> None:

@@ -9,12 +9,13 @@ import json
 import os
 import signal
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
@@ -26,7 +27,7 @@ from producer.contract.catalog import bundled_schemas_dir, load_catalog
 from producer.errors import PortBusy
 from producer.registry.client import Registry
 from tests.integration.conftest import Endpoints, cli, config_for
-from tests.integration.test_pipeline import produce
+from tests.integration.test_pipeline import fabricated, newest_records, produce, resend
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -239,3 +240,55 @@ def test_a_reader_that_cannot_read_a_writer_is_refused_before_any_record_moves(
                    *[a for p in ledgers for a in ("--verify-ledger", str(p))])  # fmt: skip
     assert verified.returncode == 0, verified.stderr
     assert ", 0 quarantined" in verified.stdout
+
+
+def test_a_quarantine_replayed_after_a_fix_reconciles(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    ledger, warehouse = tmp_path / "ledger.json", tmp_path / "warehouse"
+    produce(stack, topic, ledger, 60, switch_at=1)
+    duplicates = resend(stack, topic, 50)
+    header, schema, written = newest_records(stack, topic)
+    datum = written[0][1]
+    forged = {**datum, "event_id": "forged-1", "event_type": "view", "quantity": 1}
+    forged["revenue"] = Decimal("0.00")
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    for quantity in (1, 2):  # one id, two contents: a conflict
+        producer.produce(topic, fabricated(header, forged, schema, quantity=quantity), b"k")
+    assert producer.flush(10) == 0
+    total = json.loads(ledger.read_text())["total_events"]
+    # The wrong rule: the shop prices in USD, not EUR. Every event is quarantined.
+    wrong = run(stack, warehouse, topic, "--currency", "EUR")
+    assert wrong.returncode == 0, wrong.stderr
+    assert f"{total + duplicates + 2} quarantined" in wrong.stdout
+    stuck = cli(stack, "kpis", "--warehouse", str(warehouse), "--verify-ledger", str(ledger))
+    assert stuck.returncode == 1
+
+    replay = cli(stack, "pipeline", "replay-quarantine", "--warehouse", str(warehouse),
+                 "--topic", topic, "--reason", "foreign currency")  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    assert replay.stdout.splitlines()[0] == (
+        f"replay: {total + duplicates + 2} quarantined records read, {total + duplicates} "
+        f"released ({total} inserted, {duplicates} duplicates dropped), 2 still quarantined "
+        "(conflict 2)"
+    )
+    verified = cli(stack, "kpis", "--warehouse", str(warehouse), "--verify-ledger", str(ledger))
+    assert verified.returncode == 0, verified.stderr
+    # The conflict stays quarantined, with the reason it fails for now.
+    left = DeltaTable(str(warehouse / "silver" / "quarantine")).to_pyarrow_table().to_pylist()
+    assert (
+        sorted(r["reason"] for r in left)
+        == ["conflict: event forged-1 has copies with other content"] * 2
+    )
+    rows = DeltaTable(str(warehouse / "silver" / "events")).to_pyarrow_table().to_pylist()
+    assert len(rows) == total == len({r["event_id"] for r in rows})
+    # Again: nothing more to release, nothing changes, Gold still reconciles.
+    again = cli(stack, "pipeline", "replay-quarantine", "--warehouse", str(warehouse),
+                "--topic", topic)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("replay: 2 quarantined records read, 0 released ")
+    verified = cli(stack, "kpis", "--warehouse", str(warehouse), "--verify-ledger", str(ledger))
+    assert verified.returncode == 0, verified.stderr
+    # And the pipeline goes on from where it was: nothing read twice.
+    after = run(stack, warehouse, topic)
+    assert "silver: 0 read" in after.stdout, after.stdout
