@@ -32,9 +32,12 @@ stored offset lies beyond it, a fetch at the stored offset confirms (Tansu answe
 ``ListOffsets`` with the base offset of the last record batch + 1, short of the real
 end, while its fetch responses carry the real one).
 
-The offsets of the topic's *epoch* E > 0 (its incarnations after the first, read
-again from their start) are their own application transactions
-(``flashsale-bronze:TOPIC#E:P``), and the current epoch is ``flashsale-bronze:TOPIC:epoch``.
+``on_reset="replay"`` (``pipeline run --on-reset replay``) reads the new topic from its
+start instead, as a new *epoch* of the topic: Bronze's rows carry ``topic_epoch`` (0
+for the first incarnation and for rows written before epochs existed), the offsets of
+each epoch are their own application transactions (``flashsale-bronze:TOPIC:P`` for
+epoch 0, ``flashsale-bronze:TOPIC#E:P`` after), and the current epoch is
+``flashsale-bronze:TOPIC:epoch``. The old rows stay.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -62,12 +65,15 @@ from confluent_kafka.admin import AdminClient
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from consumers.errors import PipelineError
+from consumers.evolve import add_missing_columns
 from consumers.wire import schema_id_of
 
 __all__ = [
     "BRONZE_SCHEMA",
+    "ON_RESET",
     "BronzeIngest",
     "BronzeStats",
+    "OnReset",
     "TopicReset",
     "app_id",
     "committed_offsets",
@@ -90,10 +96,15 @@ BRONZE_SCHEMA = pa.schema(
         pa.field("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
         pa.field("ingest_time", pa.timestamp("us", tz="UTC")),
         pa.field("ingest_date", pa.string()),
+        # Which incarnation of the topic the record came from: 0 for the first (and for
+        # rows written before epochs existed), one more on each --on-reset replay.
+        pa.field("topic_epoch", pa.int32()),
     ]
 )
 
 
+OnReset = Literal["fail", "replay"]
+ON_RESET: tuple[OnReset, ...] = ("fail", "replay")
 # How long a fetch may take to confirm that a stored offset lies beyond the log.
 _CONFIRM_SECONDS = 5.0
 
@@ -183,6 +194,7 @@ class BronzeIngest:
         batch_size: int = 5000,
         connect_timeout: float = 10.0,
         missing_ok: bool = False,
+        on_reset: OnReset = "fail",
     ) -> None:
         self.kafka = kafka
         self.topic = topic
@@ -191,6 +203,9 @@ class BronzeIngest:
         self.connect_timeout = connect_timeout
         # A topic that does not exist is nothing to ingest (else a PipelineError).
         self.missing_ok = missing_ok
+        # A topic that is not the log the stored offsets point into: fail, or read the
+        # new topic from its start as a new epoch.
+        self.on_reset = on_reset
         self.epoch = 0
         self._markers: list[Transaction] = []
 
@@ -264,8 +279,10 @@ class BronzeIngest:
 
     def _check_log(self, consumer: Consumer, partitions: list[int]) -> dict[int, int]:
         """The stored offsets to resume from, once the topic is known to be the log they
-        point into (else :class:`TopicReset`)."""
+        point into (else :class:`TopicReset`, or a new epoch with ``on_reset="replay"``)."""
         exists = DeltaTable.is_deltatable(str(self.table))
+        if exists:  # a Bronze written before epochs: its rows are epoch 0
+            add_missing_columns(self.table, BRONZE_SCHEMA, partition_by=["ingest_date"])
         table = DeltaTable(str(self.table)) if exists else None
         self.epoch = 0 if table is None else table.transaction_version(_epoch_id(self.topic)) or 0
         topic_id = self._topic_id()
@@ -296,10 +313,19 @@ class BronzeIngest:
                     why = "the log ends before it (the topic was recreated, reset or truncated)"
                     problems.append((p, offset, end, why))
         self._markers = []
-        if problems:
+        if problems and self.on_reset == "fail":
             first = problems[0]
             raise TopicReset(self.topic, *first[:3], first[3], len(problems) - 1)
-        if topic_id is not None and recorded != self.epoch:
+        if problems:  # replay: the new topic, from its start, as the next epoch
+            self.epoch += 1
+            log.warning(
+                "bronze: %s: reading the topic again from its start as epoch %d",
+                self.topic,
+                self.epoch,
+            )
+            self._markers.append(Transaction(_epoch_id(self.topic), self.epoch))
+            stored = {p: -1 for p in partitions}
+        if topic_id is not None and (problems or recorded != self.epoch):
             self._markers += [
                 Transaction(_topic_id_key(self.topic, topic_id), self.epoch),
                 Transaction(_identified_id(self.topic), self.epoch),
@@ -404,6 +430,7 @@ class BronzeIngest:
             columns["kafka_timestamp"].append(ts if kind != 0 else None)
             columns["ingest_time"].append(now)
             columns["ingest_date"].append(now.date().isoformat())
+            columns["topic_epoch"].append(self.epoch)
             last[m.partition()] = max(last.get(m.partition(), -1), m.offset())
         batch = pa.table(columns, schema=BRONZE_SCHEMA)
         transactions = [

@@ -13,7 +13,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
-from consumers.bronze import BronzeIngest, BronzeStats
+from consumers.bronze import BronzeIngest, BronzeStats, OnReset
 from consumers.errors import PipelineError
 from consumers.gold import compute_kpis, silver_version, write_gold
 from consumers.products import ProductDimension
@@ -43,6 +43,7 @@ def run_pipeline(
     products_topic: str | None = None,
     on_step: Callable[[str], None] = lambda _: None,
     stop: threading.Event | None = None,
+    on_reset: OnReset = "fail",
 ) -> PipelineResult:
     """Ingest what the topic holds, decode and check it, and compute Gold.
 
@@ -57,7 +58,8 @@ def run_pipeline(
     committed.
     A topic that is not the log Bronze's stored offsets point into (recreated, reset,
     truncated) ends the run as a :class:`~consumers.bronze.TopicReset` before anything
-    is read.
+    is read; ``on_reset="replay"`` reads it again from its start as a new epoch,
+    keeping the rows of the old one.
     """
     started = time.monotonic()
     try:
@@ -67,6 +69,7 @@ def run_pipeline(
                 products_topic,
                 warehouse / "bronze" / "products",
                 missing_ok=True,
+                on_reset=on_reset,
             ).run(until_idle=True)
             catalog = ProductDimension(warehouse, registry, products_topic).run()
             on_step(
@@ -74,7 +77,7 @@ def run_pipeline(
                 f"read, {catalog.changed} changed, {catalog.removed} removed, "
                 f"{catalog.quarantined} quarantined)"
             )
-        ingest = BronzeIngest(kafka, topic, warehouse / "bronze" / "events")
+        ingest = BronzeIngest(kafka, topic, warehouse / "bronze" / "events", on_reset=on_reset)
         bronze = ingest.run(until_idle=until_idle, stop=stop)
         on_step(f"bronze: {bronze.records} records in {bronze.commits} commits")
         silver = SilverJob(warehouse, registry, topic, reader_schema, currencies).run()

@@ -139,9 +139,9 @@ class ProductDimension:
             r["product_id"]: r for r in DeltaTable(str(self.path)).to_pyarrow_table().to_pylist()
         }
         bad = []
-        last: dict[int, int] = {}
+        last: dict[tuple[int, int], int] = {}
         for row in rows.to_pylist():
-            last[row["partition"]] = row["offset"]
+            last[(row["topic_epoch"] or 0, row["partition"])] = row["offset"]
             if row["value"] is None:  # a tombstone: the product is gone
                 key = (row["key"] or b"").decode("utf-8", errors="replace")
                 if current.pop(key, None) is not None:
@@ -166,8 +166,8 @@ class ProductDimension:
         table = pa.Table.from_pylist([current[k] for k in sorted(current)], schema=self.schema)
         commit = CommitProperties(
             app_transactions=[
-                Transaction(app_id(_JOB, self.topic, p), offset)
-                for p, offset in sorted(last.items())
+                Transaction(app_id(_JOB, self.topic, p, epoch), offset)
+                for (epoch, p), offset in sorted(last.items())
             ]
         )
         write_deltalake(str(self.path), table, mode="overwrite", commit_properties=commit)

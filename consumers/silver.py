@@ -19,7 +19,7 @@
   incremental runs give the same tables.
 * Evolution: when the reader schema gains fields, the table gains the columns, and
   rows written before get the fields' defaults, as a fresh decode would give them.
-* Progress: the last Bronze offset processed per partition is committed in the same
+* Progress: the last Bronze offset processed per (topic epoch, partition) is committed in the same
   Delta commit as the MERGE (application transactions), so a rerun resumes exactly.
 """
 
@@ -44,14 +44,17 @@ from consumers.arrow_types import RENAMED, reader_arrow_schema
 from consumers.bronze import BRONZE_SCHEMA, app_id
 from consumers.decode import Decoder, Rejected
 from consumers.errors import PipelineError
+from consumers.evolve import add_missing_columns, read
 from consumers.identity import (
     COPIES_SCHEMA,
+    SAME_RECORD,
     Coordinates,
     Copy,
     Decision,
     Identity,
     fingerprint,
     insert_new,
+    where_of,
 )
 from consumers.products import read_catalog
 from consumers.tables import (
@@ -88,16 +91,20 @@ class SilverStats:
 
 
 _COORDINATE_NAMES = [f.name for f in COORDINATES]
-_SAME_RECORD = (
-    "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
-    "AND t.kafka_offset = s.kafka_offset"
-)
+_WHERE = ["kafka_topic", "kafka_topic_epoch", "kafka_partition", "kafka_offset"]
 
 
-def _last_offsets(rows: pa.Table) -> dict[int, int]:
-    last: dict[int, int] = {}
-    for row in rows.select(["partition", "offset"]).to_pylist():
-        last[row["partition"]] = max(last.get(row["partition"], -1), row["offset"])
+def _bronze_where(row: dict[str, Any]) -> Coordinates:
+    """The coordinates of a Bronze row."""
+    return (row["topic"], row.get("topic_epoch") or 0, row["partition"], row["offset"])
+
+
+def _last_offsets(rows: pa.Table) -> dict[tuple[int, int], int]:
+    """The last offset of each (topic epoch, partition) among Bronze ``rows``."""
+    last: dict[tuple[int, int], int] = {}
+    for row in rows.select(["topic_epoch", "partition", "offset"]).to_pylist():
+        key = (row["topic_epoch"] or 0, row["partition"])
+        last[key] = max(last.get(key, -1), row["offset"])
     return last
 
 
@@ -171,7 +178,7 @@ class SilverJob:
         started = time.monotonic()
         if not DeltaTable.is_deltatable(str(self.quarantine)):
             return stats
-        table = DeltaTable(str(self.quarantine)).to_pyarrow_table()
+        table = read(self.quarantine, QUARANTINE_SCHEMA.names)
         table = table.filter(pc.equal(table["kafka_topic"], self.topic))
         if reason:
             table = table.filter(pc.starts_with(table["reason"], reason))
@@ -185,15 +192,18 @@ class SilverJob:
                 "schema_id": table["writer_schema_id"],
                 "kafka_timestamp": table["kafka_timestamp"],
                 "ingest_time": table["ingest_time"],
+                "topic_epoch": table["kafka_topic_epoch"],
             }
-        ).sort_by([("partition", "ascending"), ("offset", "ascending")])
+        ).sort_by(
+            [("topic_epoch", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
+        )
         stats.read = rows.num_rows
         if rows.num_rows:
             still = self._apply(rows, stats, None)
             passed = [
                 r
-                for r in rows.select(["topic", "partition", "offset"]).to_pylist()
-                if (r["topic"], r["partition"], r["offset"]) not in still
+                for r in rows.select(["topic", "topic_epoch", "partition", "offset"]).to_pylist()
+                if _bronze_where(r) not in still
             ]
             self._release(passed)
             stats.released = len(passed)
@@ -201,7 +211,7 @@ class SilverJob:
         return stats
 
     def _apply(
-        self, rows: pa.Table, stats: SilverStats, last: dict[int, int] | None
+        self, rows: pa.Table, stats: SilverStats, last: dict[tuple[int, int], int] | None
     ) -> set[Coordinates]:
         """Decode, check and decide ``rows`` (Bronze's columns) into Silver and the
         quarantine, committing Bronze offsets ``last`` with Silver (None: a replay of
@@ -227,7 +237,7 @@ class SilverJob:
                 stats.count(str(exc))
                 bad.append(quarantined(origin, row["value"], str(exc)))
                 continue
-            where = (row["topic"], row["partition"], row["offset"])
+            where = _bronze_where(row)
             candidates[where] = {**self._row(record), **origin, "_raw": row["value"]}
             copies.append(Copy(record["event_id"], fingerprint(row["value"]), where))
         self.copies.add(copies)
@@ -249,9 +259,7 @@ class SilverJob:
         self._merge(winners, last or {})
         in_batch_conflicts = sum(1 for c in copies if c.event_id in decision.conflicting)
         stats.duplicates = len(copies) - stats.inserted - in_batch_conflicts
-        return {
-            (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"]) for r in bad + conflicts
-        }
+        return {where_of(r) for r in bad + conflicts}
 
     def _conflicts(
         self, decision: Decision, candidates: dict[Coordinates, dict[str, Any]]
@@ -274,12 +282,12 @@ class SilverJob:
         return out
 
     def _bronze_rows(self, wanted: set[Coordinates]) -> dict[Coordinates, dict[str, Any]]:
-        table = DeltaTable(str(self.bronze)).to_pyarrow_table(columns=BRONZE_COLUMNS)
-        partitions = pa.array(sorted({w[1] for w in wanted}), pa.int32())
+        table = read(self.bronze, BRONZE_COLUMNS)
+        partitions = pa.array(sorted({w[2] for w in wanted}), pa.int32())
         table = table.filter(pc.is_in(table["partition"], value_set=partitions))
         found = {}
         for row in table.to_pylist():
-            where = (row["topic"], row["partition"], row["offset"])
+            where = _bronze_where(row)
             if where in wanted:
                 found[where] = row
         return found
@@ -288,15 +296,10 @@ class SilverJob:
         """Where the Silver rows of the ids decided on came from."""
         if not DeltaTable.is_deltatable(str(self.events)):
             return {}
-        table = DeltaTable(str(self.events)).to_pyarrow_table(
-            columns=["event_id", "kafka_topic", "kafka_partition", "kafka_offset"]
-        )
+        table = read(self.events, ["event_id", *_WHERE])
         ids = pa.array(sorted(decision.copies), pa.string())
         table = table.filter(pc.is_in(table["event_id"], value_set=ids))
-        return {
-            r["event_id"]: (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"])
-            for r in table.to_pylist()
-        }
+        return {r["event_id"]: where_of(r) for r in table.to_pylist()}
 
     def _withdraw(self, conflicting: frozenset[str]) -> None:
         """Take conflicting ids out of Silver (their copies are quarantined)."""
@@ -310,16 +313,12 @@ class SilverJob:
         copies (their content read back from Bronze)."""
         if self.copies.exists() or not DeltaTable.is_deltatable(str(self.events)):
             return
-        silver = DeltaTable(str(self.events)).to_pyarrow_table(
-            columns=["event_id", "kafka_topic", "kafka_partition", "kafka_offset"]
-        )
-        bronze = DeltaTable(str(self.bronze)).to_pyarrow_table(
-            columns=["topic", "partition", "offset", "value"]
-        )
-        values = {(r["topic"], r["partition"], r["offset"]): r["value"] for r in bronze.to_pylist()}
+        silver = read(self.events, ["event_id", *_WHERE])
+        bronze = read(self.bronze, ["topic", "topic_epoch", "partition", "offset", "value"])
+        values = {_bronze_where(r): r["value"] for r in bronze.to_pylist()}
         copies = []
         for r in silver.to_pylist():
-            where = (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"])
+            where = where_of(r)
             if where in values:
                 copies.append(Copy(r["event_id"], fingerprint(values[where]), where))
         if not copies:
@@ -405,7 +404,7 @@ class SilverJob:
             return
         (
             DeltaTable(str(self.quarantine))
-            .merge(batch, _SAME_RECORD, source_alias="s", target_alias="t")
+            .merge(batch, SAME_RECORD, source_alias="s", target_alias="t")
             .when_matched_update(
                 {"reason": "s.reason", "quarantined_at": "s.quarantined_at"},
                 predicate="t.reason <> s.reason",
@@ -418,25 +417,25 @@ class SilverJob:
         """Take the records at the coordinates ``passed`` out of the quarantine."""
         if not passed:
             return
+        names = ["topic", "topic_epoch", "partition", "offset"]
         batch = pa.Table.from_pylist(
-            passed,
-            schema=pa.schema([BRONZE_SCHEMA.field(n) for n in ("topic", "partition", "offset")]),
-        ).rename_columns(["kafka_topic", "kafka_partition", "kafka_offset"])
+            passed, schema=pa.schema([BRONZE_SCHEMA.field(n) for n in names])
+        ).rename_columns(_WHERE)
         (
             DeltaTable(str(self.quarantine))
-            .merge(batch, _SAME_RECORD, source_alias="s", target_alias="t")
+            .merge(batch, SAME_RECORD, source_alias="s", target_alias="t")
             .when_matched_delete()
             .execute()
         )
 
-    def _merge(self, rows: list[dict[str, Any]], last: dict[int, int]) -> None:
+    def _merge(self, rows: list[dict[str, Any]], last: dict[tuple[int, int], int]) -> None:
         """Upsert the rows Silver keeps (a kept copy replaces the row of a copy at higher
         coordinates), committing the Bronze offsets read in the same commit."""
         batch = pa.Table.from_pylist(rows, schema=self.schema)
         commit = CommitProperties(
             app_transactions=[
-                Transaction(app_id("silver", self.topic, p), offset)
-                for p, offset in sorted(last.items())
+                Transaction(app_id("silver", self.topic, p, epoch), offset)
+                for (epoch, p), offset in sorted(last.items())
             ]
         )
         if not DeltaTable.is_deltatable(str(self.events)):
@@ -470,11 +469,6 @@ class SilverJob:
 
 
 def _add_missing_columns(path: Path, schema: pa.Schema) -> list[pa.Field]:
-    """Add to the table at ``path`` the columns of ``schema`` it lacks; those columns."""
-    if not DeltaTable.is_deltatable(str(path)):
-        return []
-    present = set(DeltaTable(str(path)).schema().to_arrow().names)
-    missing = [f for f in schema if f.name not in present]
-    if missing:
-        write_deltalake(str(path), schema.empty_table(), mode="append", schema_mode="merge")
-    return missing
+    """Add to the table at ``path`` the columns of ``schema`` it lacks (the topic epoch
+    filled with 0); those columns."""
+    return add_missing_columns(path, schema)

@@ -71,6 +71,14 @@ def pipeline() -> None:
     show_default=True,
     help="A currency the shop prices in (repeatable); Silver quarantines money in others.",
 )
+@click.option(
+    "--on-reset",
+    type=click.Choice(["fail", "replay"]),
+    default="fail",
+    show_default=True,
+    help="When the topic is not the log Bronze's offsets point into (recreated, reset, "
+    "truncated): fail, or read it again from its start, keeping the old rows.",
+)
 @connection_options
 def pipeline_run(
     until_idle: bool,
@@ -81,6 +89,7 @@ def pipeline_run(
     reader_schema: Path | None,
     engine: str,
     currencies: tuple[str, ...],
+    on_reset: str,
     connection: Connection,
 ) -> None:
     """Ingest the topic into Bronze, decode into Silver, compute the Gold KPI tables.
@@ -90,7 +99,8 @@ def pipeline_run(
 
     A topic recreated (a broker that kept it in memory restarted, or it was deleted and
     created again), reset or truncated under the stored offsets stops the run in one
-    line, exit 1, before anything is read.
+    line, exit 1, before anything is read; --on-reset replay reads the new topic from
+    its start as a new epoch, keeping the rows of the old one.
 
     Ctrl-C (or SIGTERM) ends the round at the next Bronze commit, finishes Silver and
     Gold for what was ingested, and stops; a second Ctrl-C stops at once.
@@ -99,7 +109,9 @@ def pipeline_run(
     Example:
       flashsale pipeline run --until-idle
       flashsale pipeline run --warehouse /data/flash --interval 10s
+      flashsale pipeline run --until-idle --on-reset replay
     """
+    from consumers.bronze import TopicReset
     from consumers.pipeline import run_pipeline
     from consumers.silver import CONTRACT
     from producer.events import products_topic as catalog_of
@@ -111,18 +123,24 @@ def pipeline_run(
 
     with stop_on_signals(on_first=stopping) as stop:
         while not stop.is_set():
-            result = run_pipeline(
-                config.kafka(),
-                config.registry(),
-                topic,
-                warehouse,
-                reader_schema=reader_schema or CONTRACT,
-                engine=engine,
-                currencies=currencies,
-                products_topic=products_topic or catalog_of(topic),
-                on_step=click.echo,
-                stop=stop,
-            )
+            try:
+                result = run_pipeline(
+                    config.kafka(),
+                    config.registry(),
+                    topic,
+                    warehouse,
+                    reader_schema=reader_schema or CONTRACT,
+                    engine=engine,
+                    currencies=currencies,
+                    products_topic=products_topic or catalog_of(topic),
+                    on_step=click.echo,
+                    stop=stop,
+                    on_reset="replay" if on_reset == "replay" else "fail",
+                )
+            except TopicReset as exc:
+                exc.args = (f"{exc}; to read it from its start, keeping the old rows: "
+                            "flashsale pipeline run --on-reset replay",)  # fmt: skip
+                raise
             click.echo(f"pipeline: {result.bronze.records} records in {result.elapsed:.1f}s")
             if until_idle:
                 return
