@@ -296,8 +296,8 @@ class BronzeIngest:
             seen = table.transaction_version(_topic_id_key(self.topic, topic_id))
             if seen != self.epoch:
                 why = f"the topic was recreated (its topic id {topic_id} is not the one read)"
-                problems = [
-                    (p, offset, self._end(consumer, p, offset), why)
+                problems = [  # the log end as a fetch sees it (ListOffsets may fall short)
+                    (p, offset, self._fetched_end(p, offset, self._end(consumer, p)), why)
                     for p, offset in sorted(stored.items())
                     if offset >= 0 and p in partitions
                 ] or [(min(partitions), -1, self._end(consumer, min(partitions)), why)]
