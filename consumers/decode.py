@@ -1,5 +1,12 @@
 """Framed Avro records decoded with a reader schema: the writer's schema comes from the
-registry by the id in the record's header, and fastavro resolves it to the reader's."""
+registry by the id in the record's header, and fastavro resolves it to the reader's.
+
+Before a job decodes anything it asks :meth:`Decoder.refuse_unreadable` whether its
+reader can read every writer schema in the batch, judged by Apache Avro's own
+checker (``avro.compatibility``, the checker the producer's contract code and the
+local registry use): a reader that cannot read one would send every record of it to
+quarantine, so the job refuses to start instead, naming the writer and the field.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,21 @@ import io
 import json
 from typing import Any
 
+import avro.errors
+import avro.schema
 import fastavro
+from avro.compatibility import (
+    ReaderWriterCompatibilityChecker,
+    SchemaCompatibilityType,
+    SchemaIncompatibilityType,
+)
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from consumers.errors import PipelineError
 from consumers.wire import WireFormatError, split
 
-__all__ = ["Decoder", "RegistryOutage", "Rejected"]
+__all__ = ["Decoder", "RegistryOutage", "Rejected", "UnreadableWriter", "why_unreadable"]
 
 
 class RegistryOutage(PipelineError):
@@ -31,13 +45,93 @@ class Rejected(Exception):
     """A record that goes to quarantine; the message is the reason."""
 
 
+class UnreadableWriter(PipelineError):
+    """The job's reader schema cannot read a writer schema of the records to process;
+    nothing was processed."""
+
+
+def why_unreadable(reader: str, writer: str) -> str | None:
+    """Why data written with the schema ``writer`` (JSON text) cannot be read with
+    ``reader`` (JSON text), field by field, as Avro's checker judges; None if it can."""
+    reader_schema, writer_schema = avro.schema.parse(reader), avro.schema.parse(writer)
+    result = ReaderWriterCompatibilityChecker().get_compatibility(  # type: ignore[no-untyped-call]
+        reader_schema, writer_schema
+    )
+    if result.compatibility is SchemaCompatibilityType.compatible:
+        return None
+    kinds = set(result.incompatibilities)
+    reasons = []
+    if SchemaIncompatibilityType.reader_field_missing_default_value in kinds:
+        # The message of a missing default is the field's name (Avro merges messages
+        # and locations into two sets, so a field that exists is a name found there).
+        names = {f.name for f in getattr(reader_schema, "fields", [])}
+        reasons += [
+            f"field '{m}' has no default and the writer lacks it"
+            for m in sorted(result.messages)
+            if m in names
+        ]
+    others = sorted(m for m in result.messages if not any(m in r for r in reasons))
+    for location in sorted(result.locations):
+        field = _field_at(reader_schema, location)
+        if field and not any(f"'{field}'" in r for r in reasons):
+            reasons.append(f"field '{field}' cannot be read ({'; '.join(others)})")
+    if not reasons:
+        reasons.append("; ".join(others) or "incompatible")
+    return "; ".join(reasons)
+
+
+def _field_at(schema: Any, location: str) -> str | None:
+    """The reader's top-level field at Avro's location ``/fields/N/...``."""
+    parts = location.strip("/").split("/")
+    if len(parts) >= 2 and parts[0] == "fields" and parts[1].isdigit():
+        fields = getattr(schema, "fields", [])
+        index = int(parts[1])
+        return str(fields[index].name) if index < len(fields) else None
+    return None
+
+
 class Decoder:
     """Decodes framed records to dicts of the reader schema; writers are cached by id."""
 
-    def __init__(self, registry: SchemaRegistryClient, reader: Any) -> None:
+    def __init__(self, registry: SchemaRegistryClient, reader: Any, reader_text: str) -> None:
         self.registry = registry
-        self.reader = reader
+        self.reader = reader  # parsed by fastavro
+        self.reader_text = reader_text  # its JSON text, for Avro's reader/writer check
         self._writers: dict[int, Any] = {}
+
+    def refuse_unreadable(
+        self, schema_ids: list[int], job: str, reader_name: str, subject: str
+    ) -> None:
+        """Raise :class:`UnreadableWriter` when the reader cannot read one of the writer
+        schemas ``schema_ids`` (ids the registry does not know are left to decoding,
+        which quarantines their records). ``subject``: the topic's value subject, whose
+        version of the writer the message names."""
+        for schema_id in sorted(set(schema_ids)):
+            try:
+                text = self.registry.get_schema(schema_id).schema_str
+            except SchemaRegistryError:
+                continue
+            if text is None:
+                continue
+            try:
+                why = why_unreadable(self.reader_text, text)
+            except (avro.errors.AvroException, ValueError) as exc:
+                why = f"the schemas cannot be compared: {exc}"
+            if why is not None:
+                raise UnreadableWriter(
+                    f"{job}: reader schema {reader_name} cannot read writer id {schema_id} "
+                    f"({self._versions(schema_id, subject)}): {why}; nothing was processed"
+                )
+
+    def _versions(self, schema_id: int, subject: str) -> str:
+        """``subject vN``: the version of ``subject`` that is the schema ``schema_id``, or
+        of every subject that has it (a registry shares one id among subjects)."""
+        try:
+            found = self.registry.get_schema_versions(schema_id)
+        except SchemaRegistryError:
+            return "in no subject"
+        own = [v for v in found if v.subject == subject] or found
+        return ", ".join(f"{v.subject} v{v.version}" for v in own) or "in no subject"
 
     def writer(self, schema_id: int) -> Any:
         parsed = self._writers.get(schema_id)

@@ -7,7 +7,7 @@ and coordinates, so that each decision below depends only on the set of copies t
 topic holds, whatever batches they arrived in:
 
 * all copies of an id have one content: Silver keeps one row, the copy at the lowest
-  (partition, offset); the others are duplicates, dropped and counted;
+  (topic epoch, partition, offset); the others are duplicates, dropped and counted;
 * copies of an id have different contents: a **conflict**. No copy is trusted: every
   copy goes to quarantine with reason ``conflict``, a row already in Silver is
   withdrawn, and any later copy of that id follows them.
@@ -22,22 +22,29 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
+from consumers.evolve import add_missing_columns, read
+
 __all__ = [
     "COPIES_SCHEMA",
+    "SAME_RECORD",
     "Coordinates",
     "Copy",
     "Decision",
     "Identity",
     "fingerprint",
     "insert_new",
+    "where_of",
 ]
 
-Coordinates = tuple[str, int, int]  # topic, partition, offset
+# topic, epoch, partition, offset: the topic's epoch comes first, so the lowest
+# coordinates of an event are in its oldest incarnation of the topic.
+Coordinates = tuple[str, int, int, int]
 
 COPIES_SCHEMA = pa.schema(
     [
@@ -46,6 +53,7 @@ COPIES_SCHEMA = pa.schema(
         pa.field("kafka_topic", pa.string()),
         pa.field("kafka_partition", pa.int32()),
         pa.field("kafka_offset", pa.int64()),
+        pa.field("kafka_topic_epoch", pa.int32()),
     ]
 )
 
@@ -56,17 +64,29 @@ def insert_new(path: Path, batch: pa.Table) -> None:
     if not DeltaTable.is_deltatable(str(path)):
         write_deltalake(str(path), batch, mode="append")
         return
+    add_missing_columns(path, batch.schema)  # an older table: its rows are epoch 0
     (
         DeltaTable(str(path))
-        .merge(
-            batch,
-            "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
-            "AND t.kafka_offset = s.kafka_offset",
-            source_alias="s",
-            target_alias="t",
-        )
+        .merge(batch, SAME_RECORD, source_alias="s", target_alias="t")
         .when_not_matched_insert_all()
         .execute()
+    )
+
+
+# One record, in a MERGE of tables keyed by Kafka coordinates (target t, source s).
+SAME_RECORD = (
+    "t.kafka_topic = s.kafka_topic AND t.kafka_topic_epoch = s.kafka_topic_epoch "
+    "AND t.kafka_partition = s.kafka_partition AND t.kafka_offset = s.kafka_offset"
+)
+
+
+def where_of(row: dict[str, Any]) -> Coordinates:
+    """The coordinates of a row of Silver's tables (``kafka_*`` columns)."""
+    return (
+        row["kafka_topic"],
+        row.get("kafka_topic_epoch") or 0,
+        row["kafka_partition"],
+        row["kafka_offset"],
     )
 
 
@@ -108,8 +128,9 @@ class Identity:
                     "event_id": c.event_id,
                     "fingerprint": c.fingerprint,
                     "kafka_topic": c.where[0],
-                    "kafka_partition": c.where[1],
-                    "kafka_offset": c.where[2],
+                    "kafka_topic_epoch": c.where[1],
+                    "kafka_partition": c.where[2],
+                    "kafka_offset": c.where[3],
                 }
                 for c in copies
             ],
@@ -119,11 +140,15 @@ class Identity:
 
     def decide(self, ids: set[str]) -> Decision:
         """For each id: conflicting, or the copy to keep (the lowest coordinates)."""
-        table = DeltaTable(str(self.path)).to_pyarrow_table()
-        table = table.filter(pc.is_in(table["event_id"], value_set=pa.array(sorted(ids))))
+        if not ids or not self.exists():  # a batch that was all quarantined
+            return Decision(frozenset(), {}, {})
+        table = read(self.path, COPIES_SCHEMA.names)
+        table = table.filter(
+            pc.is_in(table["event_id"], value_set=pa.array(sorted(ids), pa.string()))
+        )
         copies: dict[str, list[Copy]] = {}
         for row in table.to_pylist():
-            where = (row["kafka_topic"], row["kafka_partition"], row["kafka_offset"])
+            where = where_of(row)
             copies.setdefault(row["event_id"], []).append(
                 Copy(row["event_id"], row["fingerprint"], where)
             )

@@ -10,15 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
-from consumers.bronze import BronzeIngest, BronzeStats
+from consumers.bronze import BronzeIngest, BronzeStats, OnReset
 from consumers.errors import PipelineError
 from consumers.gold import compute_kpis, silver_version, write_gold
 from consumers.products import ProductDimension
 from consumers.silver import CONTRACT, SilverJob, SilverStats
 
-__all__ = ["PipelineResult", "run_pipeline"]
+__all__ = ["PipelineResult", "ReplayResult", "replay_quarantine", "run_pipeline"]
 
 
 @dataclass
@@ -42,6 +43,7 @@ def run_pipeline(
     products_topic: str | None = None,
     on_step: Callable[[str], None] = lambda _: None,
     stop: threading.Event | None = None,
+    on_reset: OnReset = "fail",
 ) -> PipelineResult:
     """Ingest what the topic holds, decode and check it, and compute Gold.
 
@@ -54,12 +56,20 @@ def run_pipeline(
     take in what was ingested. A storage failure (a damaged table, a full disk) ends
     the run as a PipelineError naming the warehouse; what was committed before stays
     committed.
+    A topic that is not the log Bronze's stored offsets point into (recreated, reset,
+    truncated) ends the run as a :class:`~consumers.bronze.TopicReset` before anything
+    is read; ``on_reset="replay"`` reads it again from its start as a new epoch,
+    keeping the rows of the old one.
     """
     started = time.monotonic()
     try:
         if products_topic is not None:
             bronze_products = BronzeIngest(
-                kafka, products_topic, warehouse / "bronze" / "products", missing_ok=True
+                kafka,
+                products_topic,
+                warehouse / "bronze" / "products",
+                missing_ok=True,
+                on_reset=on_reset,
             ).run(until_idle=True)
             catalog = ProductDimension(warehouse, registry, products_topic).run()
             on_step(
@@ -67,7 +77,7 @@ def run_pipeline(
                 f"read, {catalog.changed} changed, {catalog.removed} removed, "
                 f"{catalog.quarantined} quarantined)"
             )
-        ingest = BronzeIngest(kafka, topic, warehouse / "bronze" / "events")
+        ingest = BronzeIngest(kafka, topic, warehouse / "bronze" / "events", on_reset=on_reset)
         bronze = ingest.run(until_idle=until_idle, stop=stop)
         on_step(f"bronze: {bronze.records} records in {bronze.commits} commits")
         silver = SilverJob(warehouse, registry, topic, reader_schema, currencies).run()
@@ -85,3 +95,40 @@ def run_pipeline(
         ) from exc
     on_step(f"gold: {len(kpis)} KPI tables ({engine})")
     return PipelineResult(bronze, silver, kpis, time.monotonic() - started)
+
+
+@dataclass
+class ReplayResult:
+    silver: SilverStats  # read: records replayed; released: those that left the quarantine
+    kpis: dict[str, pa.Table]
+
+
+def replay_quarantine(
+    registry: dict[str, Any],
+    topic: str,
+    warehouse: Path,
+    *,
+    reason: str | None = None,
+    reader_schema: Path = CONTRACT,
+    engine: str = "datafusion",
+    currencies: tuple[str, ...] = ("USD",),
+) -> ReplayResult:
+    """Decode and check the topic's quarantined records again (those whose reason
+    starts with ``reason``), once the reader or the rules are fixed: those that pass
+    enter Silver through the identity rules and leave the quarantine; then Gold is
+    computed again. A reader that cannot read a writer of them is refused first, as in
+    :func:`run_pipeline`."""
+    try:
+        silver = SilverJob(warehouse, registry, topic, reader_schema, currencies)
+        stats = silver.replay_quarantine(reason)
+        kpis: dict[str, pa.Table] = {}
+        if DeltaTable.is_deltatable(str(warehouse / "silver" / "events")):
+            version = silver_version(warehouse)
+            kpis = compute_kpis(warehouse, engine, version)
+            write_gold(warehouse, kpis, version)
+    except (DeltaError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise PipelineError(
+            f"pipeline: warehouse {warehouse}: {type(exc).__name__}: {first}"
+        ) from exc
+    return ReplayResult(stats, kpis)

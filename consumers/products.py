@@ -22,6 +22,7 @@ from typing import Any
 
 import fastavro
 import pyarrow as pa
+import pyarrow.compute as pc
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
@@ -65,14 +66,16 @@ def products_path(warehouse: Path) -> Path:
     return warehouse / "silver" / "products"
 
 
-def _schema(reader_schema: Path = PRODUCT_CONTRACT) -> tuple[Any, pa.Schema]:
-    """(parsed Avro reader, Arrow schema of the dimension) of a product reader schema."""
+def _schema(reader_schema: Path = PRODUCT_CONTRACT) -> tuple[Any, str, pa.Schema]:
+    """(parsed Avro reader, its text, Arrow schema of the dimension) of a product reader
+    schema."""
     try:
-        definition = json.loads(reader_schema.read_text(encoding="utf-8"))
+        text = reader_schema.read_text(encoding="utf-8")
+        definition = json.loads(text)
         reader = fastavro.parse_schema(definition)
     except (OSError, ValueError) as exc:
         raise PipelineError(f"silver: product reader schema {reader_schema}: {exc}") from exc
-    return reader, reader_arrow_schema(definition, _ORIGIN)
+    return reader, text, reader_arrow_schema(definition, _ORIGIN)
 
 
 def ensure_products(warehouse: Path) -> Path:
@@ -80,7 +83,7 @@ def ensure_products(warehouse: Path) -> Path:
     whether or not a catalog was ever published)."""
     path = products_path(warehouse)
     if not DeltaTable.is_deltatable(str(path)):
-        write_deltalake(str(path), _schema()[1].empty_table(), mode="append")
+        write_deltalake(str(path), _schema()[2].empty_table(), mode="append")
     return path
 
 
@@ -111,8 +114,9 @@ class ProductDimension:
         self.path = products_path(warehouse)
         self.quarantine = warehouse / "silver" / "quarantine"
         self.topic = topic
-        reader, self.schema = _schema(reader_schema)
-        self.decoder = Decoder(SchemaRegistryClient(registry), reader)
+        reader, text, self.schema = _schema(reader_schema)
+        self.reader_name = reader_schema.name
+        self.decoder = Decoder(SchemaRegistryClient(registry), reader, text)
 
     def run(self) -> ProductStats:
         stats = ProductStats()
@@ -127,13 +131,17 @@ class ProductDimension:
                 DeltaTable(str(self.path)).to_pyarrow_table(columns=["product_id"]).num_rows
             )
             return stats
+        writers = [i for i in pc.unique(rows["schema_id"]).to_pylist() if i is not None]
+        self.decoder.refuse_unreadable(
+            writers, "silver products", self.reader_name, f"{self.topic}-value"
+        )
         current = {
             r["product_id"]: r for r in DeltaTable(str(self.path)).to_pyarrow_table().to_pylist()
         }
         bad = []
-        last: dict[int, int] = {}
+        last: dict[tuple[int, int], int] = {}
         for row in rows.to_pylist():
-            last[row["partition"]] = row["offset"]
+            last[(row["topic_epoch"] or 0, row["partition"])] = row["offset"]
             if row["value"] is None:  # a tombstone: the product is gone
                 key = (row["key"] or b"").decode("utf-8", errors="replace")
                 if current.pop(key, None) is not None:
@@ -158,8 +166,8 @@ class ProductDimension:
         table = pa.Table.from_pylist([current[k] for k in sorted(current)], schema=self.schema)
         commit = CommitProperties(
             app_transactions=[
-                Transaction(app_id(_JOB, self.topic, p), offset)
-                for p, offset in sorted(last.items())
+                Transaction(app_id(_JOB, self.topic, p, epoch), offset)
+                for (epoch, p), offset in sorted(last.items())
             ]
         )
         write_deltalake(str(self.path), table, mode="overwrite", commit_properties=commit)

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from consumers.bronze import app_id
+from consumers.evolve import read
 
 __all__ = [
     "QUALITY_PER_MINUTE",
@@ -78,7 +79,7 @@ QUALITY_PER_MINUTE = pa.schema(
         pa.field("lateness_p99_s", pa.float64()),
     ]
 )
-_KEYS = ["topic", "partition", "offset"]
+_KEYS = ["topic", "topic_epoch", "partition", "offset"]
 _MINUTE = pa.timestamp("us", tz="UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -103,11 +104,13 @@ def quality_per_minute(warehouse: Path, version: int | None = None) -> pa.Table:
         return QUALITY_PER_MINUTE.empty_table()
     silver_table = DeltaTable(str(events_path), version=version)
     silver = _renamed(
-        silver_table.to_pyarrow_table(
-            columns=["kafka_topic", "kafka_partition", "kafka_offset", "event_time"]
+        read(
+            events_path,
+            ["kafka_topic", "kafka_topic_epoch", "kafka_partition", "kafka_offset", "event_time"],
+            version,
         )
     )
-    bronze = DeltaTable(str(bronze_path)).to_pyarrow_table(columns=[*_KEYS, "kafka_timestamp"])
+    bronze = read(bronze_path, [*_KEYS, "kafka_timestamp"])
     bronze = _processed(bronze, silver_table)
     # Minutes as integers (microseconds): converting timestamps to Python objects row
     # by row is slow.
@@ -146,7 +149,12 @@ def quality_per_minute(warehouse: Path, version: int | None = None) -> pa.Table:
     return fill_minutes(pa.Table.from_pylist(rows, schema=QUALITY_PER_MINUTE))
 
 
-_SHORT = {"kafka_topic": "topic", "kafka_partition": "partition", "kafka_offset": "offset"}
+_SHORT = {
+    "kafka_topic": "topic",
+    "kafka_topic_epoch": "topic_epoch",
+    "kafka_partition": "partition",
+    "kafka_offset": "offset",
+}
 
 
 def _renamed(table: pa.Table) -> pa.Table:
@@ -156,15 +164,17 @@ def _renamed(table: pa.Table) -> pa.Table:
 def _processed(bronze: pa.Table, silver: DeltaTable) -> pa.Table:
     """The Bronze rows at or before the offsets Silver had committed."""
     keep = None
-    pairs = bronze.select(["topic", "partition"]).group_by(["topic", "partition"]).aggregate([])
-    for topic, partition in zip(
-        pairs["topic"].to_pylist(), pairs["partition"].to_pylist(), strict=True
-    ):
-        done = silver.transaction_version(app_id("silver", topic, partition))
+    names = ["topic", "topic_epoch", "partition"]
+    for pair in bronze.select(names).group_by(names).aggregate([]).to_pylist():
+        topic, epoch, partition = pair["topic"], pair["topic_epoch"], pair["partition"]
+        done = silver.transaction_version(app_id("silver", topic, partition, epoch))
         if done is None:
             continue
         part = pc.and_(
-            pc.and_(pc.equal(bronze["topic"], topic), pc.equal(bronze["partition"], partition)),
+            pc.and_(
+                pc.and_(pc.equal(bronze["topic"], topic), pc.equal(bronze["topic_epoch"], epoch)),
+                pc.equal(bronze["partition"], partition),
+            ),
             pc.less_equal(bronze["offset"], int(done)),
         )
         keep = part if keep is None else pc.or_(keep, part)
@@ -172,19 +182,20 @@ def _processed(bronze: pa.Table, silver: DeltaTable) -> pa.Table:
 
 
 def _quarantine(path: Path) -> pa.Table:
-    columns = ["kafka_topic", "kafka_partition", "kafka_offset", "reason"]
+    columns = ["kafka_topic", "kafka_topic_epoch", "kafka_partition", "kafka_offset", "reason"]
     if not DeltaTable.is_deltatable(str(path)):
         return _renamed(
             pa.table(
                 {
                     "kafka_topic": pa.array([], pa.string()),
+                    "kafka_topic_epoch": pa.array([], pa.int32()),
                     "kafka_partition": pa.array([], pa.int32()),
                     "kafka_offset": pa.array([], pa.int64()),
                     "reason": pa.array([], pa.string()),
                 }
             )
         )
-    return _renamed(DeltaTable(str(path)).to_pyarrow_table(columns=columns))
+    return _renamed(read(path, columns))
 
 
 def _lateness(silver: pa.Table, bronze: pa.Table) -> dict[int, list[float]]:

@@ -19,7 +19,7 @@
   incremental runs give the same tables.
 * Evolution: when the reader schema gains fields, the table gains the columns, and
   rows written before get the fields' defaults, as a fresh decode would give them.
-* Progress: the last Bronze offset processed per partition is committed in the same
+* Progress: the last Bronze offset processed per (topic epoch, partition) is committed in the same
   Delta commit as the MERGE (application transactions), so a rerun resumes exactly.
 """
 
@@ -41,17 +41,20 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from consumers.arrow_types import RENAMED, reader_arrow_schema
-from consumers.bronze import app_id
+from consumers.bronze import BRONZE_SCHEMA, app_id
 from consumers.decode import Decoder, Rejected
 from consumers.errors import PipelineError
+from consumers.evolve import add_missing_columns, read
 from consumers.identity import (
     COPIES_SCHEMA,
+    SAME_RECORD,
     Coordinates,
     Copy,
     Decision,
     Identity,
     fingerprint,
     insert_new,
+    where_of,
 )
 from consumers.products import read_catalog
 from consumers.tables import (
@@ -78,6 +81,7 @@ class SilverStats:
     inserted: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    released: int = 0  # records a replay of the quarantine took out of it
     reasons: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
 
@@ -87,12 +91,20 @@ class SilverStats:
 
 
 _COORDINATE_NAMES = [f.name for f in COORDINATES]
+_WHERE = ["kafka_topic", "kafka_topic_epoch", "kafka_partition", "kafka_offset"]
 
 
-def _last_offsets(rows: pa.Table) -> dict[int, int]:
-    last: dict[int, int] = {}
-    for row in rows.select(["partition", "offset"]).to_pylist():
-        last[row["partition"]] = max(last.get(row["partition"], -1), row["offset"])
+def _bronze_where(row: dict[str, Any]) -> Coordinates:
+    """The coordinates of a Bronze row."""
+    return (row["topic"], row.get("topic_epoch") or 0, row["partition"], row["offset"])
+
+
+def _last_offsets(rows: pa.Table) -> dict[tuple[int, int], int]:
+    """The last offset of each (topic epoch, partition) among Bronze ``rows``."""
+    last: dict[tuple[int, int], int] = {}
+    for row in rows.select(["topic_epoch", "partition", "offset"]).to_pylist():
+        key = (row["topic_epoch"] or 0, row["partition"])
+        last[key] = max(last.get(key, -1), row["offset"])
     return last
 
 
@@ -113,8 +125,10 @@ class SilverJob:
         self.quarantine = warehouse / "silver" / "quarantine"
         self.topic = topic
         self.registry = SchemaRegistryClient(registry)
+        self.reader_name = reader_schema.name
         try:
-            self.definition = json.loads(reader_schema.read_text(encoding="utf-8"))
+            self.reader_text = reader_schema.read_text(encoding="utf-8")
+            self.definition = json.loads(self.reader_text)
             self.reader = fastavro.parse_schema(self.definition)
         except (OSError, ValueError) as exc:
             raise PipelineError(f"silver: reader schema {reader_schema}: {exc}") from exc
@@ -127,7 +141,7 @@ class SilverJob:
         self.copies = Identity(warehouse / "silver" / "copies")
         self.warehouse = warehouse
         self._catalog: dict[str, tuple[str, str | None]] = {}
-        self.decoder = Decoder(self.registry, self.reader)
+        self.decoder = Decoder(self.registry, self.reader, self.reader_text)
         self._categories: dict[str, str] = {}
 
     # ------------------------------------------------------------------ the run
@@ -146,6 +160,66 @@ class SilverJob:
         if rows.num_rows == 0:
             stats.elapsed = time.monotonic() - started
             return stats
+        self._apply(rows, stats, _last_offsets(rows))
+        stats.elapsed = time.monotonic() - started
+        return stats
+
+    def replay_quarantine(self, reason: str | None = None) -> SilverStats:
+        """Decode and check again the quarantined records of the topic (those whose
+        reason starts with ``reason``, when given), once the reader or the rules are
+        fixed. Those that pass go through the identity rules as fresh records would (a
+        conflict stays quarantined unless its copies now agree) and leave the
+        quarantine; those that still fail stay, with the reason they fail for now.
+
+        Each step is idempotent (copies and quarantine rows are keyed by coordinates,
+        Silver by event id), so a replay cut short is finished by running it again.
+        Silver's progress through Bronze is not touched."""
+        stats = SilverStats()
+        started = time.monotonic()
+        if not DeltaTable.is_deltatable(str(self.quarantine)):
+            return stats
+        table = read(self.quarantine, QUARANTINE_SCHEMA.names)
+        table = table.filter(pc.equal(table["kafka_topic"], self.topic))
+        if reason:
+            table = table.filter(pc.starts_with(table["reason"], reason))
+        rows = pa.table(
+            {
+                "topic": table["kafka_topic"],
+                "partition": table["kafka_partition"],
+                "offset": table["kafka_offset"],
+                "key": pa.nulls(table.num_rows, pa.binary()),
+                "value": table["raw_value"],
+                "schema_id": table["writer_schema_id"],
+                "kafka_timestamp": table["kafka_timestamp"],
+                "ingest_time": table["ingest_time"],
+                "topic_epoch": table["kafka_topic_epoch"],
+            }
+        ).sort_by(
+            [("topic_epoch", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
+        )
+        stats.read = rows.num_rows
+        if rows.num_rows:
+            still = self._apply(rows, stats, None)
+            passed = [
+                r
+                for r in rows.select(["topic", "topic_epoch", "partition", "offset"]).to_pylist()
+                if _bronze_where(r) not in still
+            ]
+            self._release(passed)
+            stats.released = len(passed)
+        stats.elapsed = time.monotonic() - started
+        return stats
+
+    def _apply(
+        self, rows: pa.Table, stats: SilverStats, last: dict[tuple[int, int], int] | None
+    ) -> set[Coordinates]:
+        """Decode, check and decide ``rows`` (Bronze's columns) into Silver and the
+        quarantine, committing Bronze offsets ``last`` with Silver (None: a replay of
+        the quarantine, which moves no progress); the coordinates quarantined."""
+        # A reader that cannot read a writer would quarantine every record of it:
+        # refused before anything moves (no commit, no progress).
+        writers = [i for i in pc.unique(rows["schema_id"]).to_pylist() if i is not None]
+        self.decoder.refuse_unreadable(writers, "silver", self.reader_name, f"{self.topic}-value")
         self._evolve()
         self._catalog = read_catalog(self.warehouse)
         if not self._catalog:
@@ -163,7 +237,7 @@ class SilverJob:
                 stats.count(str(exc))
                 bad.append(quarantined(origin, row["value"], str(exc)))
                 continue
-            where = (row["topic"], row["partition"], row["offset"])
+            where = _bronze_where(row)
             candidates[where] = {**self._row(record), **origin, "_raw": row["value"]}
             copies.append(Copy(record["event_id"], fingerprint(row["value"]), where))
         self.copies.add(copies)
@@ -172,7 +246,7 @@ class SilverJob:
         for _ in conflicts:
             stats.count("conflict")
         if bad or conflicts:
-            self._quarantine(bad + conflicts)
+            self._quarantine(bad + conflicts, replace=last is None)
             stats.quarantined = len(bad) + len(conflicts)
         self._withdraw(decision.conflicting)
         kept = self._kept(decision)
@@ -182,11 +256,10 @@ class SilverJob:
             if where in candidates and kept.get(event_id) != where
         ]
         stats.inserted = sum(1 for r in winners if r["event_id"] not in kept)
-        self._merge(winners, _last_offsets(rows))
+        self._merge(winners, last or {})
         in_batch_conflicts = sum(1 for c in copies if c.event_id in decision.conflicting)
         stats.duplicates = len(copies) - stats.inserted - in_batch_conflicts
-        stats.elapsed = time.monotonic() - started
-        return stats
+        return {where_of(r) for r in bad + conflicts}
 
     def _conflicts(
         self, decision: Decision, candidates: dict[Coordinates, dict[str, Any]]
@@ -209,12 +282,12 @@ class SilverJob:
         return out
 
     def _bronze_rows(self, wanted: set[Coordinates]) -> dict[Coordinates, dict[str, Any]]:
-        table = DeltaTable(str(self.bronze)).to_pyarrow_table(columns=BRONZE_COLUMNS)
-        partitions = pa.array(sorted({w[1] for w in wanted}), pa.int32())
+        table = read(self.bronze, BRONZE_COLUMNS)
+        partitions = pa.array(sorted({w[2] for w in wanted}), pa.int32())
         table = table.filter(pc.is_in(table["partition"], value_set=partitions))
         found = {}
         for row in table.to_pylist():
-            where = (row["topic"], row["partition"], row["offset"])
+            where = _bronze_where(row)
             if where in wanted:
                 found[where] = row
         return found
@@ -223,15 +296,10 @@ class SilverJob:
         """Where the Silver rows of the ids decided on came from."""
         if not DeltaTable.is_deltatable(str(self.events)):
             return {}
-        table = DeltaTable(str(self.events)).to_pyarrow_table(
-            columns=["event_id", "kafka_topic", "kafka_partition", "kafka_offset"]
-        )
-        ids = pa.array(sorted(decision.copies))
+        table = read(self.events, ["event_id", *_WHERE])
+        ids = pa.array(sorted(decision.copies), pa.string())
         table = table.filter(pc.is_in(table["event_id"], value_set=ids))
-        return {
-            r["event_id"]: (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"])
-            for r in table.to_pylist()
-        }
+        return {r["event_id"]: where_of(r) for r in table.to_pylist()}
 
     def _withdraw(self, conflicting: frozenset[str]) -> None:
         """Take conflicting ids out of Silver (their copies are quarantined)."""
@@ -245,16 +313,12 @@ class SilverJob:
         copies (their content read back from Bronze)."""
         if self.copies.exists() or not DeltaTable.is_deltatable(str(self.events)):
             return
-        silver = DeltaTable(str(self.events)).to_pyarrow_table(
-            columns=["event_id", "kafka_topic", "kafka_partition", "kafka_offset"]
-        )
-        bronze = DeltaTable(str(self.bronze)).to_pyarrow_table(
-            columns=["topic", "partition", "offset", "value"]
-        )
-        values = {(r["topic"], r["partition"], r["offset"]): r["value"] for r in bronze.to_pylist()}
+        silver = read(self.events, ["event_id", *_WHERE])
+        bronze = read(self.bronze, ["topic", "topic_epoch", "partition", "offset", "value"])
+        values = {_bronze_where(r): r["value"] for r in bronze.to_pylist()}
         copies = []
         for r in silver.to_pylist():
-            where = (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"])
+            where = where_of(r)
             if where in values:
                 copies.append(Copy(r["event_id"], fingerprint(values[where]), where))
         if not copies:
@@ -331,17 +395,47 @@ class SilverJob:
         ):
             self._categories.setdefault(product, category)
 
-    def _quarantine(self, rows: list[dict[str, Any]]) -> None:
-        insert_new(self.quarantine, pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
+    def _quarantine(self, rows: list[dict[str, Any]], replace: bool = False) -> None:
+        """Quarantine ``rows``; with ``replace``, a record already there takes the reason
+        it fails for now (a replay), else it keeps the one it came with."""
+        batch = pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)
+        if not replace or not DeltaTable.is_deltatable(str(self.quarantine)):
+            insert_new(self.quarantine, batch)
+            return
+        (
+            DeltaTable(str(self.quarantine))
+            .merge(batch, SAME_RECORD, source_alias="s", target_alias="t")
+            .when_matched_update(
+                {"reason": "s.reason", "quarantined_at": "s.quarantined_at"},
+                predicate="t.reason <> s.reason",
+            )
+            .when_not_matched_insert_all()
+            .execute()
+        )
 
-    def _merge(self, rows: list[dict[str, Any]], last: dict[int, int]) -> None:
+    def _release(self, passed: list[dict[str, Any]]) -> None:
+        """Take the records at the coordinates ``passed`` out of the quarantine."""
+        if not passed:
+            return
+        names = ["topic", "topic_epoch", "partition", "offset"]
+        batch = pa.Table.from_pylist(
+            passed, schema=pa.schema([BRONZE_SCHEMA.field(n) for n in names])
+        ).rename_columns(_WHERE)
+        (
+            DeltaTable(str(self.quarantine))
+            .merge(batch, SAME_RECORD, source_alias="s", target_alias="t")
+            .when_matched_delete()
+            .execute()
+        )
+
+    def _merge(self, rows: list[dict[str, Any]], last: dict[tuple[int, int], int]) -> None:
         """Upsert the rows Silver keeps (a kept copy replaces the row of a copy at higher
         coordinates), committing the Bronze offsets read in the same commit."""
         batch = pa.Table.from_pylist(rows, schema=self.schema)
         commit = CommitProperties(
             app_transactions=[
-                Transaction(app_id("silver", self.topic, p), offset)
-                for p, offset in sorted(last.items())
+                Transaction(app_id("silver", self.topic, p, epoch), offset)
+                for (epoch, p), offset in sorted(last.items())
             ]
         )
         if not DeltaTable.is_deltatable(str(self.events)):
@@ -375,11 +469,6 @@ class SilverJob:
 
 
 def _add_missing_columns(path: Path, schema: pa.Schema) -> list[pa.Field]:
-    """Add to the table at ``path`` the columns of ``schema`` it lacks; those columns."""
-    if not DeltaTable.is_deltatable(str(path)):
-        return []
-    present = set(DeltaTable(str(path)).schema().to_arrow().names)
-    missing = [f for f in schema if f.name not in present]
-    if missing:
-        write_deltalake(str(path), schema.empty_table(), mode="append", schema_mode="merge")
-    return missing
+    """Add to the table at ``path`` the columns of ``schema`` it lacks (the topic epoch
+    filled with 0); those columns."""
+    return add_missing_columns(path, schema)

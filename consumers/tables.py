@@ -8,14 +8,15 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 
 from consumers.bronze import committed_offsets
+from consumers.evolve import read
 
 __all__ = [
     "BRONZE_COLUMNS",
     "COORDINATES",
     "QUARANTINE_SCHEMA",
+    "TOPIC_EPOCH",
     "coordinates",
     "quarantined",
     "unprocessed",
@@ -23,6 +24,10 @@ __all__ = [
 
 # Where each row came from, and when: the Kafka timestamp and Bronze's ingest time
 # measure lateness (null in rows written before Silver kept them).
+# The topic's epoch (its incarnation, see consumers.bronze) is part of a record's
+# coordinates: a topic read again from its start repeats (partition, offset). It comes
+# last in each table, as it was added after the others (0 in older rows).
+TOPIC_EPOCH = pa.field("kafka_topic_epoch", pa.int32())
 COORDINATES = [
     pa.field("kafka_topic", pa.string()),
     pa.field("kafka_partition", pa.int32()),
@@ -30,13 +35,15 @@ COORDINATES = [
     pa.field("writer_schema_id", pa.int32()),
     pa.field("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
     pa.field("ingest_time", pa.timestamp("us", tz="UTC")),
+    TOPIC_EPOCH,
 ]
 QUARANTINE_SCHEMA = pa.schema(
     [
-        *COORDINATES,
+        *COORDINATES[:-1],
         pa.field("raw_value", pa.binary()),
         pa.field("reason", pa.string()),
         pa.field("quarantined_at", pa.timestamp("us", tz="UTC")),
+        TOPIC_EPOCH,
     ]
 )
 
@@ -50,6 +57,7 @@ BRONZE_COLUMNS = [
     "schema_id",
     "kafka_timestamp",
     "ingest_time",
+    "topic_epoch",
 ]
 
 
@@ -61,6 +69,7 @@ def coordinates(bronze_row: dict[str, Any]) -> dict[str, Any]:
         "writer_schema_id": bronze_row["schema_id"],
         "kafka_timestamp": bronze_row["kafka_timestamp"],
         "ingest_time": bronze_row["ingest_time"],
+        "kafka_topic_epoch": bronze_row.get("topic_epoch") or 0,
     }
 
 
@@ -70,15 +79,22 @@ def quarantined(coordinates: dict[str, Any], raw: bytes | None, reason: str) -> 
 
 def unprocessed(bronze: Path, target: Path, job: str, topic: str) -> pa.Table:
     """The Bronze rows of ``topic`` past the offsets ``job`` committed into the table at
-    ``target``, in partition and offset order."""
-    table = DeltaTable(str(bronze)).to_pyarrow_table(columns=BRONZE_COLUMNS)
+    ``target`` (per epoch of the topic and partition), in epoch, partition and offset
+    order."""
+    table = read(bronze, BRONZE_COLUMNS)
     table = table.filter(pc.equal(table["topic"], topic))
-    partitions = sorted(set(table["partition"].to_pylist()))
-    done = committed_offsets(target, job, topic, partitions)
-    if any(v >= 0 for v in done.values()):
-        keep = None
-        for p, offset in done.items():
-            part = pc.and_(pc.equal(table["partition"], p), pc.greater(table["offset"], offset))
-            keep = part if keep is None else pc.or_(keep, part)
+    pairs = table.select(["topic_epoch", "partition"]).group_by(["topic_epoch", "partition"])
+    keep = None
+    for row in pairs.aggregate([]).to_pylist():
+        epoch, p = row["topic_epoch"], row["partition"]
+        offset = committed_offsets(target, job, topic, [p], epoch)[p]
+        part = pc.and_(
+            pc.and_(pc.equal(table["topic_epoch"], epoch), pc.equal(table["partition"], p)),
+            pc.greater(table["offset"], offset),
+        )
+        keep = part if keep is None else pc.or_(keep, part)
+    if keep is not None:
         table = table.filter(keep)
-    return table.sort_by([("partition", "ascending"), ("offset", "ascending")])
+    return table.sort_by(
+        [("topic_epoch", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
+    )

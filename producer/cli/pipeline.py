@@ -71,6 +71,14 @@ def pipeline() -> None:
     show_default=True,
     help="A currency the shop prices in (repeatable); Silver quarantines money in others.",
 )
+@click.option(
+    "--on-reset",
+    type=click.Choice(["fail", "replay"]),
+    default="fail",
+    show_default=True,
+    help="When the topic is not the log Bronze's offsets point into (recreated, reset, "
+    "truncated): fail, or read it again from its start, keeping the old rows.",
+)
 @connection_options
 def pipeline_run(
     until_idle: bool,
@@ -81,12 +89,18 @@ def pipeline_run(
     reader_schema: Path | None,
     engine: str,
     currencies: tuple[str, ...],
+    on_reset: str,
     connection: Connection,
 ) -> None:
     """Ingest the topic into Bronze, decode into Silver, compute the Gold KPI tables.
 
     The shop's catalog (the products topic) is taken in first: Silver checks every
     event's product, category and brand against it, and Gold takes them from it.
+
+    A topic recreated (a broker that kept it in memory restarted, or it was deleted and
+    created again), reset or truncated under the stored offsets stops the run in one
+    line, exit 1, before anything is read; --on-reset replay reads the new topic from
+    its start as a new epoch, keeping the rows of the old one.
 
     Ctrl-C (or SIGTERM) ends the round at the next Bronze commit, finishes Silver and
     Gold for what was ingested, and stops; a second Ctrl-C stops at once.
@@ -95,7 +109,9 @@ def pipeline_run(
     Example:
       flashsale pipeline run --until-idle
       flashsale pipeline run --warehouse /data/flash --interval 10s
+      flashsale pipeline run --until-idle --on-reset replay
     """
+    from consumers.bronze import TopicReset
     from consumers.pipeline import run_pipeline
     from consumers.silver import CONTRACT
     from producer.events import products_topic as catalog_of
@@ -107,22 +123,97 @@ def pipeline_run(
 
     with stop_on_signals(on_first=stopping) as stop:
         while not stop.is_set():
-            result = run_pipeline(
-                config.kafka(),
-                config.registry(),
-                topic,
-                warehouse,
-                reader_schema=reader_schema or CONTRACT,
-                engine=engine,
-                currencies=currencies,
-                products_topic=products_topic or catalog_of(topic),
-                on_step=click.echo,
-                stop=stop,
-            )
+            try:
+                result = run_pipeline(
+                    config.kafka(),
+                    config.registry(),
+                    topic,
+                    warehouse,
+                    reader_schema=reader_schema or CONTRACT,
+                    engine=engine,
+                    currencies=currencies,
+                    products_topic=products_topic or catalog_of(topic),
+                    on_step=click.echo,
+                    stop=stop,
+                    on_reset="replay" if on_reset == "replay" else "fail",
+                )
+            except TopicReset as exc:
+                exc.args = (f"{exc}; to read it from its start, keeping the old rows: "
+                            "flashsale pipeline run --on-reset replay",)  # fmt: skip
+                raise
             click.echo(f"pipeline: {result.bronze.records} records in {result.elapsed:.1f}s")
             if until_idle:
                 return
             stop.wait(interval)
+
+
+@pipeline.command("replay-quarantine")
+@click.option(
+    "--reason",
+    metavar="PREFIX",
+    help="Replay only the records whose quarantine reason starts with PREFIX "
+    "(e.g. 'foreign currency') [default: every record of the topic].",
+)
+@warehouse_option("Where the Delta tables live.")
+@topic_option()
+@click.option(
+    "--reader-schema",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Silver's reader schema [default: consumers/contracts/silver.avsc].",
+)
+@engine_option("Embedded engine for the Gold SQL.")
+@click.option(
+    "--currency",
+    "currencies",
+    multiple=True,
+    default=["USD"],
+    show_default=True,
+    help="A currency the shop prices in (repeatable); Silver quarantines money in others.",
+)
+@connection_options
+def pipeline_replay_quarantine(
+    reason: str | None,
+    warehouse: Path,
+    topic: str,
+    reader_schema: Path | None,
+    engine: str,
+    currencies: tuple[str, ...],
+    connection: Connection,
+) -> None:
+    """Decode and check quarantined records again, once the reader or the rules are fixed.
+
+    Records that now pass enter Silver through the same identity rules as fresh ones
+    (a duplicate is dropped; a conflict stays quarantined unless its copies now agree)
+    and leave the quarantine; those that still fail stay, with the reason they fail
+    for now. Gold is then computed again. Running it twice changes nothing more.
+
+    \b
+    Example:
+      flashsale pipeline replay-quarantine
+      flashsale pipeline replay-quarantine --reason 'foreign currency' --currency USD --currency EUR
+      flashsale pipeline replay-quarantine --reason 'unknown product' --reader-schema fixed.avsc
+    """
+    from consumers.pipeline import replay_quarantine
+    from consumers.silver import CONTRACT
+
+    result = replay_quarantine(
+        connection.config().registry(),
+        topic,
+        warehouse,
+        reason=reason,
+        reader_schema=reader_schema or CONTRACT,
+        engine=engine,
+        currencies=currencies,
+    )
+    stats = result.silver
+    still = ", ".join(f"{k} {v}" for k, v in sorted(stats.reasons.items())) or "none"
+    click.echo(
+        f"replay: {stats.read} quarantined records read, {stats.released} released "
+        f"({stats.inserted} inserted, {stats.duplicates} duplicates dropped), "
+        f"{stats.quarantined} still quarantined ({still})"
+    )
+    if result.kpis:
+        click.echo(f"gold: {len(result.kpis)} KPI tables ({engine})")
 
 
 def verify(warehouse: Path, ledgers: Sequence[dict[str, Any]]) -> None:

@@ -1,0 +1,65 @@
+"""Tables that gain columns: older warehouses stay readable.
+
+A column added to a table (a reader field, a coordinate) is added to an existing table
+with an empty append (``schema_mode="merge"``) and, where it has one, filled with its
+default in the rows written before. The topic epoch (see :mod:`consumers.bronze`) is
+such a column: 0 in every row written before epochs existed. :func:`read` also
+gives 0 where a table still lacks it, so code that reads never needs to know.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+
+__all__ = ["EPOCH_COLUMNS", "add_missing_columns", "read"]
+
+# The topic epoch, in Bronze and in Silver's tables; 0 where older rows lack it.
+EPOCH_COLUMNS = {"topic_epoch": 0, "kafka_topic_epoch": 0}
+
+
+def add_missing_columns(
+    path: Path,
+    schema: pa.Schema,
+    fill: dict[str, Any] | None = None,
+    partition_by: list[str] | None = None,
+) -> list[pa.Field]:
+    """Add to the table at ``path`` the columns of ``schema`` it lacks, filling those
+    named in ``fill`` (and the epoch columns) with their value in the existing rows;
+    the columns added."""
+    if not DeltaTable.is_deltatable(str(path)):
+        return []
+    present = set(DeltaTable(str(path)).schema().to_arrow().names)
+    missing = [f for f in schema if f.name not in present]
+    if not missing:
+        return []
+    write_deltalake(
+        str(path),
+        schema.empty_table(),
+        mode="append",
+        schema_mode="merge",
+        partition_by=partition_by,
+    )
+    values = {**EPOCH_COLUMNS, **(fill or {})}
+    filled = {f.name: values[f.name] for f in missing if values.get(f.name) is not None}
+    if filled:
+        DeltaTable(str(path)).update(new_values=filled)
+    return missing
+
+
+def read(path: Path, columns: list[str], version: int | None = None) -> pa.Table:
+    """``columns`` of the table at ``path``; an epoch column it lacks reads as 0."""
+    table = DeltaTable(str(path), version=version)
+    present = set(table.schema().to_arrow().names)
+    out = table.to_pyarrow_table(columns=[c for c in columns if c in present])
+    for i, name in enumerate(columns):
+        if name in EPOCH_COLUMNS:
+            if name not in present:
+                out = out.add_column(i, name, pa.array([0] * out.num_rows, pa.int32()))
+            else:
+                out = out.set_column(i, name, pc.fill_null(out[name], 0))
+    return out.select(columns)
