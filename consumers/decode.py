@@ -108,10 +108,8 @@ class Decoder:
         version of the writer the message names."""
         for schema_id in sorted(set(schema_ids)):
             try:
-                text = self.registry.get_schema(schema_id).schema_str
-            except SchemaRegistryError:
-                continue
-            if text is None:
+                text = self._text(schema_id)
+            except Rejected:
                 continue
             try:
                 why = why_unreadable(self.reader_text, text)
@@ -133,30 +131,35 @@ class Decoder:
         own = [v for v in found if v.subject == subject] or found
         return ", ".join(f"{v.subject} v{v.version}" for v in own) or "in no subject"
 
+    def _text(self, schema_id: int) -> str:
+        """The writer schema's text; :class:`Rejected` when the registry does not know
+        the id, :class:`RegistryOutage` when it cannot say."""
+        try:
+            schema = self.registry.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            status = exc.http_status_code
+            if status >= 500 or status in (401, 403):
+                raise RegistryOutage(
+                    f"silver: the Schema Registry answered {status} ({exc.error_message}) "
+                    f"for schema id {schema_id}: nothing was committed; run again when "
+                    "it answers"
+                ) from exc
+            raise Rejected(f"unknown schema id: {schema_id} ({exc.error_message})") from exc
+        except Exception as exc:
+            if not _transport(exc):
+                raise
+            raise RegistryOutage(
+                f"silver: the Schema Registry cannot be reached ({type(exc).__name__}) "
+                f"for schema id {schema_id}: nothing was committed; run again when it is back"
+            ) from exc
+        if schema.schema_str is None:
+            raise Rejected(f"unknown schema id: {schema_id} (the registry sent no schema)")
+        return schema.schema_str
+
     def writer(self, schema_id: int) -> Any:
         parsed = self._writers.get(schema_id)
         if parsed is None:
-            try:
-                schema = self.registry.get_schema(schema_id)
-            except SchemaRegistryError as exc:
-                status = exc.http_status_code
-                if status >= 500 or status in (401, 403):
-                    raise RegistryOutage(
-                        f"silver: the Schema Registry answered {status} ({exc.error_message}) "
-                        f"for schema id {schema_id}: nothing was committed; run again when "
-                        "it answers"
-                    ) from exc
-                raise Rejected(f"unknown schema id: {schema_id} ({exc.error_message})") from exc
-            except Exception as exc:
-                if not _transport(exc):
-                    raise
-                raise RegistryOutage(
-                    f"silver: the Schema Registry cannot be reached ({type(exc).__name__}) "
-                    f"for schema id {schema_id}: nothing was committed; run again when it is back"
-                ) from exc
-            text = schema.schema_str
-            if text is None:
-                raise Rejected(f"unknown schema id: {schema_id} (the registry sent no schema)")
+            text = self._text(schema_id)
             parsed = self._writers[schema_id] = fastavro.parse_schema(json.loads(text))
         return parsed
 
