@@ -29,6 +29,25 @@ from producer.cli.signals import stop_on_signals
 __all__ = ["demo", "kpis", "pipeline"]
 
 
+def silver_options(f: Any) -> Any:
+    """--reader-schema, --engine and --currency: how Silver reads and checks, and which
+    engine computes Gold (declared once for run and replay-quarantine)."""
+    f = click.option(
+        "--currency",
+        "currencies",
+        multiple=True,
+        default=["USD"],
+        show_default=True,
+        help="A currency the shop prices in (repeatable); Silver quarantines money in others.",
+    )(f)
+    f = engine_option("Embedded engine for the Gold SQL.")(f)
+    return click.option(
+        "--reader-schema",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Silver's reader schema [default: consumers/contracts/silver.avsc].",
+    )(f)
+
+
 @click.group(cls=FlashsaleGroup)
 def pipeline() -> None:
     """The reference Bronze -> Silver -> Gold pipeline (Delta Lake, no JVM).
@@ -57,20 +76,7 @@ def pipeline() -> None:
     help="The shop's catalog topic; Silver checks events against it "
     "[default: flash_sale_products for flash_sale_events, else TOPIC-products].",
 )
-@click.option(
-    "--reader-schema",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Silver's reader schema [default: consumers/contracts/silver.avsc].",
-)
-@engine_option("Embedded engine for the Gold SQL.")
-@click.option(
-    "--currency",
-    "currencies",
-    multiple=True,
-    default=["USD"],
-    show_default=True,
-    help="A currency the shop prices in (repeatable); Silver quarantines money in others.",
-)
+@silver_options
 @click.option(
     "--on-reset",
     type=click.Choice(["fail", "replay"]),
@@ -156,20 +162,7 @@ def pipeline_run(
 )
 @warehouse_option("Where the Delta tables live.")
 @topic_option()
-@click.option(
-    "--reader-schema",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Silver's reader schema [default: consumers/contracts/silver.avsc].",
-)
-@engine_option("Embedded engine for the Gold SQL.")
-@click.option(
-    "--currency",
-    "currencies",
-    multiple=True,
-    default=["USD"],
-    show_default=True,
-    help="A currency the shop prices in (repeatable); Silver quarantines money in others.",
-)
+@silver_options
 @connection_options
 def pipeline_replay_quarantine(
     reason: str | None,
