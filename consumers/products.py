@@ -31,7 +31,7 @@ from consumers.bronze import app_id
 from consumers.decode import Decoder, Rejected
 from consumers.errors import PipelineError
 from consumers.identity import insert_new
-from consumers.tables import QUARANTINE_SCHEMA, coordinates, quarantined, unprocessed
+from consumers.tables import COORDINATES, QUARANTINE_SCHEMA, coordinates, quarantined, unprocessed
 
 __all__ = [
     "PRODUCT_CONTRACT",
@@ -45,12 +45,8 @@ log = logging.getLogger(__name__)
 
 PRODUCT_CONTRACT = Path(__file__).resolve().parent / "contracts" / "catalog" / "product.avsc"
 _JOB = "silver-products"
-_ORIGIN = [
-    pa.field("kafka_topic", pa.string()),
-    pa.field("kafka_partition", pa.int32()),
-    pa.field("kafka_offset", pa.int64()),
-    pa.field("writer_schema_id", pa.int32()),
-]
+# Where a product's current record came from: the first of Silver's coordinates.
+_ORIGIN = COORDINATES[:4]
 
 
 @dataclass
