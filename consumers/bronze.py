@@ -64,7 +64,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from consumers.errors import PipelineError
+from consumers.errors import PipelineError, ServiceUnreachable
 from consumers.evolve import add_missing_columns
 from consumers.wire import schema_id_of
 
@@ -343,7 +343,7 @@ class BronzeIngest:
         try:
             _, high = consumer.get_watermark_offsets(tp, timeout=self.connect_timeout)
         except KafkaException as exc:
-            raise PipelineError(
+            raise ServiceUnreachable(
                 f"bronze: {self.topic} partition {partition}: no log end ({exc.args[0].str()})"
             ) from exc
         if stored is None or stored + 1 <= high:
@@ -403,7 +403,7 @@ class BronzeIngest:
         try:
             metadata = consumer.list_topics(self.topic, timeout=self.connect_timeout)
         except KafkaException as exc:
-            raise PipelineError(
+            raise ServiceUnreachable(
                 f"bronze: cannot reach Kafka within {self.connect_timeout:g}s "
                 f"({exc.args[0].name()})"
             ) from exc

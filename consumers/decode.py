@@ -25,13 +25,13 @@ from avro.compatibility import (
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from consumers.errors import PipelineError
+from consumers.errors import PipelineError, ServiceUnreachable
 from consumers.wire import WireFormatError, split
 
 __all__ = ["Decoder", "RegistryOutage", "Rejected", "UnreadableWriter", "why_unreadable"]
 
 
-class RegistryOutage(PipelineError):
+class RegistryOutage(ServiceUnreachable):
     """The registry could not answer (unreachable, refusing, failing): no record is
     judged by it, so nothing is quarantined and the run stops before committing."""
 

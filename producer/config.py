@@ -31,6 +31,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from producer.errors import ConfigError, InvalidOption
@@ -45,19 +46,27 @@ __all__ = [
     "load_client_config",
     "mask_url",
     "parse_properties",
+    "scrub",
 ]
 
 log = logging.getLogger(__name__)
 
 
 class Secret:
-    """A secret string that never shows itself (``shown`` is what it shows instead)."""
+    """A secret string that never shows itself (``shown`` is what it shows instead).
+
+    Every secret made is also remembered for :func:`scrub`, so that a message that
+    quotes one by accident (an exception of a library, a log line) is cleaned too."""
 
     __slots__ = ("_shown", "_value")
+
+    _made: ClassVar[set[str]] = set()
 
     def __init__(self, value: str, shown: str = "****") -> None:
         self._value = value
         self._shown = shown
+        if len(value) >= _SCRUB_MIN:
+            Secret._made.add(value)
 
     def reveal(self) -> str:
         return self._value
@@ -329,6 +338,19 @@ def _reveal(value: str | Secret) -> str:
 
 
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^/\s:@]*):[^\s/,]*@")
+
+
+# A secret shorter than this is not scrubbed from free text: it would mask ordinary
+# words and numbers (and a password that short is not worth the pretence).
+_SCRUB_MIN = 4
+
+
+def scrub(text: str) -> str:
+    """``text`` with every secret this process has read (:class:`Secret`) and the
+    password of every URL's user info masked: for text flashsale did not write itself."""
+    for value in sorted(Secret._made, key=len, reverse=True):
+        text = text.replace(value, "****")
+    return mask_url(text)
 
 
 def mask_url(text: str) -> str:

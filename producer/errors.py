@@ -9,12 +9,17 @@ exits with :attr:`~FlashsaleError.exit_code`.
 exit   meaning
 =====  =====================================================================
 1      the thing checked is wrong (incompatible, not registered, a failed run)
-2      the input cannot be used, or a service could not be reached: nothing ran
+2      the input cannot be used (a usage or configuration mistake): nothing ran
+3      a service (broker, registry) could not be reached in time
 130    stopped by the user; what was done is accounted for
 =====  =====================================================================
 
 The reference pipeline (``consumers``) never imports ``producer``, so its one error,
-``consumers.errors.PipelineError``, stands apart with an exit code of its own.
+``consumers.errors.PipelineError``, stands apart with an exit code of its own (and
+the same codes: ``consumers.decode.RegistryOutage`` ends in 3).
+
+:data:`UNREACHABLE` is the exit code of every "could not reach" error, so that a
+script can tell "try again later" (3) from "fix the input" (2).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import re
 from collections.abc import Callable
 
 __all__ = [
+    "UNREACHABLE",
     "BrokerBinaryNotFound",
     "BrokerUnavailable",
     "ConfigError",
@@ -45,6 +51,8 @@ __all__ = [
 
 
 _NAMED = re.compile(r"\{([a-z_]+)\}")
+
+UNREACHABLE = 3
 
 
 class FlashsaleError(Exception):
@@ -130,11 +138,14 @@ class RegistryError(FlashsaleError):
 class RegistryUnavailable(RegistryError):
     """The registry cannot be reached (or answered nothing usable) in time."""
 
-    exit_code = 2
+    exit_code = UNREACHABLE
 
 
 class RegistryUnauthorized(RegistryUnavailable):
-    """The registry refused the credentials (HTTP 401) or the access (HTTP 403)."""
+    """The registry refused the credentials (HTTP 401) or the access (HTTP 403): the
+    configuration is at fault, not the service."""
+
+    exit_code = 2
 
 
 class IncompatibleSchemaError(RegistryError):
@@ -159,7 +170,7 @@ class SchemaNotRegistered(RegistryError):
 class BrokerUnavailable(FlashsaleError):
     """Kafka cannot be reached, or refused us, within the configured time."""
 
-    exit_code = 2
+    exit_code = UNREACHABLE
 
 
 class TopicMissing(FlashsaleError):

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +22,61 @@ from producer.errors import FlashsaleError, InvalidOption, SchemaNotRegistered, 
 __all__ = ["FlashsaleCommand", "FlashsaleGroup", "Settings", "main", "pass_settings"]
 
 SCHEMAS_DIR_ENV = "FLASHSALE_SCHEMAS_DIR"
+LOG_DIR_ENV = "FLASHSALE_LOG_DIR"
+
+
+class _Run:
+    """What the root options said, for the error handler (which runs after click's
+    context is gone): the log file that ``-v`` opened, if any."""
+
+    log_file: Path | None = None
+    handler: logging.Handler | None = None
+
+    @classmethod
+    def close(cls) -> None:
+        if cls.handler is not None:
+            logging.getLogger().removeHandler(cls.handler)
+            cls.handler.close()
+        cls.log_file = cls.handler = None
+
+
+def _log_file() -> Path:
+    """Where ``-v`` writes its log: ``$FLASHSALE_LOG_DIR``, else the system's temporary
+    folder, in a file of its own per run."""
+    folder = Path(os.environ.get(LOG_DIR_ENV) or Path(tempfile.gettempdir()) / "flashsale")
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return folder / f"flashsale-{stamp}-{os.getpid()}.log"
+
+
+def _scrubbed(text: str) -> str:
+    """``text`` without a secret this run has read, nor the password of a URL in it."""
+    from producer.config import scrub
+
+    return scrub(text)
+
+
+def _log_traceback(exc: BaseException) -> str | None:
+    """Append ``exc``'s traceback to the ``-v`` log file; None when written (or when
+    there is no log file), else why it could not be."""
+    if _Run.log_file is None:
+        return None
+    try:
+        with _Run.log_file.open("a", encoding="utf-8") as log:
+            log.write(_scrubbed("".join(traceback.format_exception(exc))))
+    except OSError as err:
+        return f"the traceback could not be written to {_Run.log_file}: {err.strerror}"
+    return None
+
+
+def _unexpected(exc: BaseException) -> str:
+    """The one line for an error flashsale did not raise on purpose (a bug, or a failure
+    of the system under it), with where its traceback is, or how to get one."""
+    text = str(exc).strip().splitlines()
+    line = _scrubbed(f"unexpected {type(exc).__name__}" + (f": {text[0]}" if text else ""))
+    if _Run.log_file is None:
+        return f"{line} (run again with -v to write the traceback to a log file)"
+    return f"{line} ({_log_traceback(exc) or f'traceback in {_Run.log_file}'})"
+
 
 # click >= 8.2 raises this for a group called without a command; older click exits itself.
 _NoArgsIsHelp: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -83,8 +142,21 @@ class FlashsaleGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
+            self._standalone(args, prog_name, complete_var, **extra)
+        finally:
+            _Run.close()
+
+    def _standalone(
+        self,
+        args: Sequence[str] | None,
+        prog_name: str | None,
+        complete_var: str | None,
+        **extra: Any,
+    ) -> None:
+        try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except (FlashsaleError, PipelineError) as exc:
+            _log_traceback(exc)  # with -v, for whoever reads the log later
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except _NoArgsIsHelp as exc:  # a bare group: its help, as click shows it
@@ -100,7 +172,33 @@ class FlashsaleGroup(click.Group):
         except click.Abort:
             click.echo("Aborted.", err=True)
             sys.exit(130)
+        except Exception as exc:  # anything else is still one line, never a traceback
+            click.echo(f"Error: {_unexpected(exc)}", err=True)
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+class _Scrubbing(logging.Formatter):
+    """A formatter that keeps secrets out of the log file, as the terminal's lines are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _scrubbed(super().format(record))
+
+
+def _open_log(verbose: int) -> None:
+    """Send the log to a file too, with timestamps; a log that cannot be opened is said
+    once and the run goes on (the terminal still has every line)."""
+    path = _log_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"Warning: no log file at {path}: {exc.strerror}", err=True)
+        return
+    handler.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+    handler.setFormatter(_Scrubbing("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    _Run.log_file, _Run.handler = path, handler
 
 
 def _schemas_dir(value: str | None) -> Path:
@@ -117,7 +215,13 @@ def _schemas_dir(value: str | None) -> Path:
     help="Folder of <family>-v<N>.avsc files [default: the contract bundled with flashsale].",
     show_envvar=True,
 )
-@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More log output (repeat for debug); the log, and the traceback of an unexpected "
+    f"error, also go to a file in ${LOG_DIR_ENV} [default: the temporary folder].",
+)
 @click.version_option(package_name="flashsale")
 @click.pass_context
 def main(ctx: click.Context, schemas_dir: str | None, verbose: int) -> None:
@@ -133,6 +237,8 @@ def main(ctx: click.Context, schemas_dir: str | None, verbose: int) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if verbose:
+        _open_log(verbose)
     # librdkafka retries and reconnects on its own and says so at length; its lines
     # show with -v, while the failures that matter reach the user as one clear line.
     logging.getLogger("flashsale.librdkafka").setLevel(

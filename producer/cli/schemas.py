@@ -145,7 +145,8 @@ def _check_against_registry(catalog: SchemaCatalog, subject: str, connection: Co
         result = check_against_registry(Registry(connection.config()), catalog, subject)
     except RegistryError as exc:
         error = RegistryError(f"could not check: {exc}", exc.http_status, exc.error_code)
-        error.exit_code = 2  # 1 means incompatible
+        # 1 means incompatible: a check that could not be made says why it could not.
+        error.exit_code = exc.exit_code if exc.exit_code != 1 else 2
         raise error from exc
     if not result.subject_exists:
         click.echo(f"{result.local}: {subject} has no versions yet; the first registration is free")

@@ -555,7 +555,8 @@ def test_a_registry_outage_while_silver_decodes_quarantines_nothing(
     stack: Endpoints, topic: str, tmp_path: Path
 ) -> None:
     # The writer schemas cannot be fetched: that says nothing about the records, so
-    # none is quarantined and nothing is committed past Bronze; one line, exit 1.
+    # none is quarantined and nothing is committed past Bronze; one line, exit 3
+    # (unreachable: try again later).
     warehouse = tmp_path / "warehouse"
     with own_registry() as (url, registry):
         config = load_client_config(
@@ -576,7 +577,7 @@ def test_a_registry_outage_while_silver_decodes_quarantines_nothing(
              "--bootstrap-servers", stack.bootstrap_servers, "--schema-registry-url", url],
             capture_output=True, text=True, timeout=180, check=False,
         )  # fmt: skip
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 3, result.stdout + result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert "Schema Registry cannot be reached" in line and "Traceback" not in result.stderr
     # The catalog comes first: its records are in Bronze, and the run stopped there.

@@ -265,7 +265,7 @@ def test_unreachable_broker_fails_in_bounded_time(stack: Endpoints, topic: str) 
         "--bootstrap-servers",
         f"127.0.0.1:{closed_port()}",
     )
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith("Error: cannot reach Kafka at 127.0.0.1:")
     assert "within 2s" in result.stderr  # the configured bound, named in the one line
@@ -286,7 +286,7 @@ def test_unreachable_registry_fails_in_bounded_time(stack: Endpoints, topic: str
         "--schema-registry-url",
         url,
     )
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert result.stderr == f"Error: cannot reach the Schema Registry at {url}: ConnectError\n"
 
 
@@ -323,7 +323,7 @@ def test_consume_with_an_unreachable_registry_is_one_line(stack: Endpoints, topi
         "--schema-registry-url",
         url,
     )
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert result.stderr == f"Error: cannot reach the Schema Registry at {url}: ConnectError\n"
 
 

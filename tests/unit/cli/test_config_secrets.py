@@ -131,7 +131,7 @@ def test_an_unreachable_registry_is_one_line_without_the_secret(
     args, env = sources(tmp_path, command[:1])[source]
     output = flashsale(tmp_path, *command, *args, env=env)
     code, rest = output.split("\n", 1)
-    assert code == "2", output
+    assert code == "3", output
     stderr = rest.split("--stderr--\n", 1)[1]
     assert stderr.count("\n") == 1 and stderr.startswith("Error: "), output
     assert f"cannot reach the Schema Registry at http://127.0.0.1:{PORT}: " in stderr
@@ -140,8 +140,16 @@ def test_an_unreachable_registry_is_one_line_without_the_secret(
 
 @pytest.mark.parametrize("source", ["file", "env", "flags"])
 def test_debug_logs_carry_no_secret_either(tmp_path: Path, source: str) -> None:
+    logs = tmp_path / "logs"
     for command in (("schemas", "status"), ("produce", "--events", "1", "--connect-timeout", "1")):
         args, env = sources(tmp_path, command[:1])[source]
-        output = flashsale(tmp_path, "-vv", *command, *args, env=env)
-        assert output.startswith("2\n"), output
+        output = flashsale(
+            tmp_path, "-vv", *command, *args, env={**env, "FLASHSALE_LOG_DIR": str(logs)}
+        )
+        assert output.startswith("3\n"), output  # nothing answers: unreachable
         assert_no_secret(output)
+    # -v also writes the debug log, and the tracebacks, to a file: as clean as the terminal.
+    files = sorted(logs.iterdir())
+    assert len(files) == 2 and all("Traceback" in f.read_text() for f in files)
+    for f in files:
+        assert_no_secret(f.read_text())
