@@ -80,9 +80,15 @@ class Demo:
         )
         self.work.mkdir(parents=True, exist_ok=True)
 
+    def use(self, config: ClientConfig) -> None:
+        """Run against a broker and registry of the user's (``demo --external``, e.g. the
+        compose stack) instead of starting the local one."""
+        self.config = config
+        self.work.mkdir(parents=True, exist_ok=True)
+
     def _config(self) -> ClientConfig:
         if self.config is None:
-            raise RuntimeError("start_stack() comes first")
+            raise RuntimeError("start_stack() or use() comes first")
         return self.config
 
     def register(self) -> None:

@@ -283,6 +283,14 @@ def kpis(warehouse: Path, ledger: tuple[Path, ...], engine: str | None, top: int
 @click.command("demo", cls=FlashsaleCommand)
 @data_dir_option("The local stack's data dir; the demo's warehouse and ledger go under it.")
 @port_options
+@click.option(
+    "--external",
+    is_flag=True,
+    help="Use the configured broker and registry (--bootstrap-servers, "
+    "--schema-registry-url, --config or the environment) instead of starting the "
+    "local stack: the compose stack, or your own.",
+)
+@connection_options
 @speed_option(30.0)
 @click.option(
     "--duration",
@@ -293,7 +301,16 @@ def kpis(warehouse: Path, ledger: tuple[Path, ...], engine: str | None, top: int
 )
 @click.option("--seed", type=int, default=2026, show_default=True)
 @pass_settings
-def demo(settings: Settings, /, data_dir: Path, duration: float, speed: float, **kw: Any) -> None:
+def demo(
+    settings: Settings,
+    /,
+    data_dir: Path,
+    duration: float,
+    speed: float,
+    external: bool,
+    connection: Connection,
+    **kw: Any,
+) -> None:
     """The whole flow on this machine: stack, schemas, a flash sale, pipeline, KPIs.
 
     Starts the local stack, registers the schemas, produces the flash-sale scenario
@@ -305,15 +322,27 @@ def demo(settings: Settings, /, data_dir: Path, duration: float, speed: float, *
     Example:
       flashsale demo
       flashsale demo --data-dir /tmp/demo --broker-port 19092 --registry-port 18081
+      flashsale demo --external --config client.properties
+      docker compose run --rm flashsale demo --external
     """
     from producer.contract.catalog import load_catalog
     from producer.demo import Demo
     from producer.simulation.ledger import read_ledger
 
+    given = [f for f, v in (("--bootstrap-servers", connection.bootstrap_servers),
+                            ("--schema-registry-url", connection.schema_registry_url),
+                            ("--config", connection.config_file)) if v]  # fmt: skip
+    if given and not external:
+        raise click.UsageError(f"{given[0]} needs --external (the demo starts its own stack)")
     catalog = load_catalog(settings.schemas_dir)
+    config = connection.config() if external else None  # a bad file stops it here
     run = Demo(data_dir=data_dir, catalog=catalog, speed=speed, duration=duration, **kw)
-    click.echo(f"1/5 local stack in {data_dir}")
-    run.start_stack(on_progress=lambda line: click.echo(f"    {line}"))
+    if config is not None:
+        click.echo(f"1/5 external stack: {config.bootstrap_servers}, {config.registry_url}")
+        run.use(config)
+    else:
+        click.echo(f"1/5 local stack in {data_dir}")
+        run.start_stack(on_progress=lambda line: click.echo(f"    {line}"))
     click.echo(f"2/5 schemas registered under {run.topic}-key and {run.topic}-value")
     run.register()
     click.echo(
@@ -329,6 +358,7 @@ def demo(settings: Settings, /, data_dir: Path, duration: float, speed: float, *
     click.echo("5/5 KPIs")
     kpi_tables(outcome.kpis, 10)
     verify(run.warehouse, [read_ledger(run.ledger)])
-    click.echo(
-        f"\nthe stack keeps running; stop it with: flashsale local down --data-dir {data_dir}"
-    )
+    if not external:
+        click.echo(
+            f"\nthe stack keeps running; stop it with: flashsale local down --data-dir {data_dir}"
+        )

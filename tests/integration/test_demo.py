@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import free_port
+from tests.integration.conftest import Endpoints, cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,3 +71,27 @@ def test_demo_runs_the_whole_flow_and_reconciles(tmp_path: Path) -> None:
     assert tallest in {f"{start + timedelta(minutes=m):%H:%M}" for m in (2, 3)}
     assert bars[tallest] == 40
     assert bars[f"{start:%H:%M}"] < 5
+
+
+def test_demo_external_runs_against_a_configured_stack(stack: Endpoints, tmp_path: Path) -> None:
+    # What `docker compose run --rm flashsale demo --external` does: the broker and the
+    # registry come from the environment, as the compose service sets them; no local
+    # stack is started (its data dir gets no stack files, and nothing to stop).
+    data = tmp_path / "demo"
+    result = cli(stack, "demo", "--external", "--data-dir", str(data),
+                 "--speed", "60", "--duration", "1m")  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    out = result.stdout
+    assert f"1/5 external stack: {stack.bootstrap_servers}, {stack.registry_url}" in out
+    assert "reconciled: every Gold table equals the ledger (" in out
+    assert "local down" not in out
+    assert sorted(p.name for p in data.iterdir()) == ["demo"]  # a warehouse, no stack
+    (ledger,) = (data / "demo").glob("*/ledger.json")
+    assert json.loads(ledger.read_text())["complete"] is True
+
+
+def test_demo_refuses_connection_flags_without_external(stack: Endpoints, tmp_path: Path) -> None:
+    result = cli(stack, "demo", "--data-dir", str(tmp_path), "--bootstrap-servers", "x:1")
+    assert result.returncode == 2
+    assert result.stderr.startswith("Error: --bootstrap-servers needs --external ")
+    assert not any(tmp_path.iterdir())  # refused before anything was started
