@@ -27,11 +27,12 @@ from producer.cli.signals import stop_on_signals
 __all__ = ["consume", "produce", "stream_until_signalled"]
 
 
-def stream_until_signalled(stream: Any, live: bool) -> Any:
+def stream_until_signalled(stream: Any, live: bool, metrics: Any = None) -> Any:
     """Run a :class:`~producer.kafka.produce.StreamProducer` until it ends or a signal
-    stops it (then it flushes and accounts); the live line while ``live``."""
+    stops it (then it flushes and accounts); the live line while ``live``; ``metrics``
+    (:class:`~producer.metrics.ProduceMetrics`) kept up to date."""
     with stop_on_signals() as stop:
-        result = stream.run(stop=stop, on_progress=live_line if live else None)
+        result = stream.run(stop=stop, on_progress=live_line if live else None, metrics=metrics)
     if live:
         click.echo("", err=True)
     return result
@@ -77,6 +78,12 @@ def stream_until_signalled(stream: Any, live: bool) -> Any:
 @click.option("--dry-run", is_flag=True, help="Serialize for real, send nothing, print a sample.")
 @click.option("--quiet", is_flag=True, help="No live line, only the summary.")
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve Prometheus metrics on this port (/metrics) while producing: events sent, "
+    "acknowledged and failed by type, in flight, delivery latency.",
+)
+@click.option(
     "--connect-timeout",
     type=click.FloatRange(min=0.1),
     default=10.0,
@@ -108,6 +115,7 @@ def produce(
     speed: float,
     dry_run: bool,
     quiet: bool,
+    metrics_port: int | None,
     producer_overrides: dict[str, str],
     connection: Connection,
     **options: Any,
@@ -123,6 +131,7 @@ def produce(
       flashsale produce --scenario flash-sale --speed 10 --duration 10m --ledger ledger.json
       flashsale produce --events 100000 --max-rate --config client.properties
       flashsale produce --schema-version 1 --switch-to-version 2 --switch-at 3m
+      flashsale produce --duration 10m --metrics-port 9464   # scrape :9464/metrics
     """
     from producer.contract.catalog import load_catalog
     from producer.kafka.produce import ProduceOptions, StreamProducer
@@ -145,8 +154,16 @@ def produce(
     if dry_run:
         _dry_run(stream)
         return
+    metrics = None
+    if metrics_port is not None:  # a busy port is refused before anything is sent
+        from producer.metrics import ProduceMetrics
+
+        metrics = ProduceMetrics()
+        metrics.serve(metrics_port)
+        if not quiet:
+            click.echo(f"metrics on http://localhost:{metrics_port}/metrics", err=True)
     stream.preflight()
-    result = stream_until_signalled(stream, live=not quiet and sys.stderr.isatty())
+    result = stream_until_signalled(stream, live=not quiet and sys.stderr.isatty(), metrics=metrics)
     produce_summary(result, produce_options.topic)
     if not result.ok:
         raise SystemExit(1)

@@ -21,6 +21,7 @@ import gc
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -34,11 +35,12 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from producer.config import ClientConfig
 from producer.contract.catalog import KEY_FAMILY, PRODUCT_FAMILY, SchemaCatalog, SchemaFile
 from producer.errors import ConfigError, SchemaNotRegistered, UsageError
-from producer.events import FlashSaleEvent
+from producer.events import EventType, FlashSaleEvent
 from producer.kafka.admin import cluster_metadata, create_topic, librdkafka_log, require_topic
 from producer.kafka.catalog import COMPACTED, product_records, products_topic, publish_catalog
 from producer.kafka.encoding import FramedAvroEncoder, FramedKeyEncoder
 from producer.kafka.outcome import ProduceOptions, ProduceResult, Progress
+from producer.metrics import ProduceMetrics
 from producer.paths import check_writable
 from producer.registry.client import SERIALIZER_CONF, Registry, key_subject, value_subject
 from producer.simulation.engine import Simulation, new_run_id
@@ -264,16 +266,19 @@ class StreamProducer:
         stop: threading.Event | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         progress_every: float = 0.5,
+        metrics: ProduceMetrics | None = None,
     ) -> ProduceResult:
-        """Stream the run; every record ends acknowledged, failed or counted unconfirmed."""
+        """Stream the run; every record ends acknowledged, failed or counted unconfirmed.
+        ``metrics`` are brought up to date every ``progress_every`` seconds and at the end."""
         with _steady_gc():
-            return self._run(stop, on_progress, progress_every)
+            return self._run(stop, on_progress, progress_every, metrics)
 
     def _run(
         self,
         stop: threading.Event | None,
         on_progress: Callable[[Progress], None] | None,
         progress_every: float,
+        metrics: ProduceMetrics | None,
     ) -> ProduceResult:
         stop = stop or threading.Event()
         options = self.options
@@ -317,13 +322,31 @@ class StreamProducer:
         acked: list[FlashSaleEvent] = []
         ack = acked.append
         sample_latency = latencies.append
+        # By event type, for the metrics: sent (counted only when metrics are on) and
+        # failed (the rare path).
+        sent_kinds: Counter[EventType] | None = Counter() if metrics is not None else None
+        failed_kinds: Counter[EventType] = Counter()
+        latencies_folded = 0
 
         def fold() -> None:
+            nonlocal latencies_folded
             result.acked += len(acked)
+            if metrics is not None and sent_kinds is not None:
+                metrics.fold(
+                    sent_kinds,
+                    Counter(event.event_type for event in acked),
+                    failed_kinds,
+                    latencies[latencies_folded:],
+                    in_flight=sent - result.acked - result.failed,
+                )
+                sent_kinds.clear()
+                failed_kinds.clear()
+                latencies_folded = len(latencies)
             ledger.record_many(acked, sold_out_ids)
             acked.clear()
             if len(latencies) >= 400_000:  # keep the most recent samples only
                 del latencies[:200_000]
+                latencies_folded = max(0, latencies_folded - 200_000)
 
         def delivered(event: FlashSaleEvent, err: KafkaError | None, msg: Any) -> None:
             if err is None:
@@ -332,6 +355,7 @@ class StreamProducer:
                     sample_latency(msg.latency() * 1000.0)
             else:
                 result.failed += 1
+                failed_kinds[event.event_type] += 1
                 errors[err.name()] += 1
                 level = logging.WARNING if err.retriable() else logging.ERROR
                 log.log(level, "delivery failed for %s: %s", event.event_id, err.str())
@@ -348,11 +372,28 @@ class StreamProducer:
         sent = 0
         paced = options.speed is not None
 
+        ticking = on_progress is not None or metrics is not None
+
+        def tick(now: float) -> None:
+            """Fold the delivery reports; the live line and the metrics see them."""
+            nonlocal last_tick, acked_at_tick
+            result.sent = sent
+            fold()
+            if on_progress is not None:
+                rate = (result.acked - acked_at_tick) / max(now - last_tick, 1e-6)
+                on_progress(self._progress(result, simulation, rate))
+            last_tick, acked_at_tick = now, result.acked
+
         def second_begins(second: int) -> bool:
             """Each simulated second, events or not: keep pace, and stop when asked (a
-            very low rate has long runs of empty seconds)."""
+            very low rate has long runs of empty seconds), and tick at low rates too."""
             if paced:
                 pacer.wait_for(float(second))
+            # A paced run may wait long between records: tick here too, so the live
+            # line and the metrics keep up at low rates.
+            if paced and ticking and (now := time.monotonic()) - last_tick >= progress_every:
+                poll(0)
+                tick(now)
             if stop.is_set():
                 result.interrupted = True
                 return False
@@ -377,6 +418,8 @@ class StreamProducer:
                 value = serialize_value(event)
                 key = serialize_key(event.user_id)
                 sent += 1
+                if sent_kinds is not None:
+                    sent_kinds[event.event_type] += 1
                 while True:
                     try:
                         # Positional (partition -1: the partitioner's choice): cheaper to parse.
@@ -397,16 +440,8 @@ class StreamProducer:
                     if len(acked) >= 65536:
                         fold()
                     now = time.monotonic()
-                    if on_progress is not None and now - last_tick >= progress_every:
-                        fold()
-                        on_progress(
-                            self._progress(
-                                result,
-                                simulation,
-                                (result.acked - acked_at_tick) / (now - last_tick),
-                            )
-                        )
-                        last_tick, acked_at_tick = now, result.acked
+                    if ticking and now - last_tick >= progress_every:
+                        tick(now)
         finally:
             result.sent = sent
             remaining = producer.flush(options.flush_timeout)
