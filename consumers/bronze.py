@@ -46,7 +46,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -181,6 +181,9 @@ class BronzeStats:
     records: int = 0
     commits: int = 0
     elapsed: float = 0.0
+    # Records in the log and not yet in Bronze, by partition, as of the newest commit
+    # (from the high watermarks the fetches brought back: no extra request).
+    lag: dict[int, int] = field(default_factory=dict)
 
 
 class BronzeIngest:
@@ -257,6 +260,7 @@ class BronzeIngest:
                             partition = m.partition()
                             if partition is not None:
                                 at_end.add(partition)
+                                stats.lag[partition] = 0
                             continue
                         raise PipelineError(f"bronze: consuming {self.topic}: {error.str()}")
                     at_end.discard(m.partition())
@@ -265,6 +269,7 @@ class BronzeIngest:
                     self._commit(rows)
                     stats.records += len(rows)
                     stats.commits += 1
+                    self._lag(consumer, rows, stats.lag)
                     idle_since = time.monotonic()
                     if on_commit is not None:
                         on_commit(stats)
@@ -335,6 +340,15 @@ class BronzeIngest:
             self._write(BRONZE_SCHEMA.empty_table(), self._markers)
             self._markers = []
         return {p: stored[p] for p in partitions}
+
+    def _lag(self, consumer: Consumer, rows: list[Any], lag: dict[int, int]) -> None:
+        """The lag of the partitions in ``rows`` once they are committed."""
+        last = {m.partition(): m.offset() for m in rows}
+        for partition, offset in last.items():
+            tp = TopicPartition(self.topic, partition)
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0:
+                lag[partition] = max(0, int(high) - offset - 1)
 
     def _end(self, consumer: Consumer, partition: int, stored: int | None = None) -> int:
         """The partition's log end (high watermark), confirmed by a fetch when it says

@@ -44,6 +44,7 @@ def run_pipeline(
     on_step: Callable[[str], None] = lambda _: None,
     stop: threading.Event | None = None,
     on_reset: OnReset = "fail",
+    on_bronze: Callable[[BronzeStats], None] | None = None,
 ) -> PipelineResult:
     """Ingest what the topic holds, decode and check it, and compute Gold.
 
@@ -60,6 +61,7 @@ def run_pipeline(
     truncated) ends the run as a :class:`~consumers.bronze.TopicReset` before anything
     is read; ``on_reset="replay"`` reads it again from its start as a new epoch,
     keeping the rows of the old one.
+    ``on_bronze`` sees Bronze's counts and lag after each of its commits.
     """
     started = time.monotonic()
     try:
@@ -78,7 +80,7 @@ def run_pipeline(
                 f"{catalog.quarantined} quarantined)"
             )
         ingest = BronzeIngest(kafka, topic, warehouse / "bronze" / "events", on_reset=on_reset)
-        bronze = ingest.run(until_idle=until_idle, stop=stop)
+        bronze = ingest.run(until_idle=until_idle, stop=stop, on_commit=on_bronze)
         on_step(f"bronze: {bronze.records} records in {bronze.commits} commits")
         silver = SilverJob(warehouse, registry, topic, reader_schema, currencies).run()
         on_step(

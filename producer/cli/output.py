@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import click
 
 __all__ = [
+    "Every",
+    "Live",
     "cell",
     "contract_table",
     "kpi_tables",
     "live_line",
+    "produce_line",
     "produce_summary",
+    "progress",
     "stack_status",
     "table",
 ]
@@ -61,17 +67,70 @@ def contract_table(report: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def live_line(p: Any) -> None:
-    """The produce progress line, rewritten in place on stderr."""
+def produce_line(p: Any) -> str:
+    """One produce progress snapshot as a line: the sale's clock and phase, the rates,
+    the counts and the delivery latency."""
     target = "max" if p.target_rate == float("inf") else f"{p.target_rate:,.0f}/s"
     latency = f"p50 {p.p50_ms:.1f} ms p99 {p.p99_ms:.1f} ms" if p.p50_ms is not None else "-"
-    click.echo(
-        f"\r{p.phase:<10} target {target:>9} achieved {p.achieved_rate:>9,.0f}/s  "
-        f"sent {p.sent:,} acked {p.acked:,} failed {p.failed:,} in-flight "
-        f"{p.in_flight:,}  {latency}   ",
-        err=True,
-        nl=False,
+    minutes, seconds = divmod(p.second, 60)
+    return (
+        f"t+{minutes:02d}:{seconds:02d} {p.phase:<10} target {target:>9} achieved "
+        f"{p.achieved_rate:>9,.0f}/s  sent {p.sent:,} acked {p.acked:,} failed {p.failed:,} "
+        f"in-flight {p.in_flight:,}  {latency}"
     )
+
+
+def live_line(p: Any) -> None:
+    """The produce progress line, rewritten in place on stderr."""
+    click.echo(f"\r{produce_line(p)}   ", err=True, nl=False)
+
+
+class Every:
+    """Progress for output that is not a terminal (a CI log): the line of the newest
+    snapshot, at most once every ``seconds``."""
+
+    def __init__(self, render: Callable[[Any], str], seconds: float = 5.0) -> None:
+        self.render = render
+        self.seconds = seconds
+        self._last = time.monotonic()
+
+    def __call__(self, snapshot: Any) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.seconds:
+            self._last = now
+            click.echo(self.render(snapshot), err=True)
+
+    def end(self) -> None:
+        """Before other output: nothing to end for plain lines."""
+
+
+class Live:
+    """Progress on a terminal: one line, rewritten in place."""
+
+    def __init__(self, render: Callable[[Any], str]) -> None:
+        self.render = render
+        self.shown = False
+
+    def __call__(self, snapshot: Any) -> None:
+        click.echo(f"\r{self.render(snapshot)}   ", err=True, nl=False)
+        self.shown = True
+
+    def end(self) -> None:
+        """End the line, so that what is printed next starts on its own."""
+        if self.shown:
+            click.echo("", err=True)
+            self.shown = False
+
+
+def progress(render: Callable[[Any], str], quiet: bool, every: float = 5.0) -> Live | Every | None:
+    """The progress callback of a long command: a line rewritten in place on a
+    terminal, a plain line every ``every`` seconds elsewhere, nothing when ``quiet``.
+    Call its ``end()`` before printing anything else."""
+    if quiet:
+        return None
+    if sys.stderr.isatty():
+        return Live(render)
+    return Every(render, every)
 
 
 def produce_summary(result: Any, topic: str) -> None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from producer.cli.options import (
     topic_option,
     warehouse_option,
 )
-from producer.cli.output import kpi_tables, produce_summary
+from producer.cli.output import kpi_tables, produce_summary, progress
 from producer.cli.produce import stream_until_signalled
 from producer.cli.root import FlashsaleCommand, FlashsaleGroup, Settings, pass_settings
 from producer.cli.signals import stop_on_signals
@@ -85,6 +85,17 @@ def pipeline() -> None:
     help="When the topic is not the log Bronze's offsets point into (recreated, reset, "
     "truncated): fail, or read it again from its start, keeping the old rows.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve Prometheus metrics on this port (/metrics): records per layer, "
+    "duplicates, quarantined by reason, lag per partition, rounds.",
+)
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="No Bronze progress (a live line on a terminal, a line every 5 s elsewhere).",
+)
 @connection_options
 def pipeline_run(
     until_idle: bool,
@@ -96,6 +107,8 @@ def pipeline_run(
     engine: str,
     currencies: tuple[str, ...],
     on_reset: str,
+    metrics_port: int | None,
+    quiet: bool,
     connection: Connection,
 ) -> None:
     """Ingest the topic into Bronze, decode into Silver, compute the Gold KPI tables.
@@ -116,6 +129,7 @@ def pipeline_run(
       flashsale pipeline run --until-idle
       flashsale pipeline run --warehouse /data/flash --interval 10s
       flashsale pipeline run --until-idle --on-reset replay
+      flashsale pipeline run --metrics-port 9465   # follow, scrape :9465/metrics
     """
     from consumers.bronze import TopicReset
     from consumers.pipeline import run_pipeline
@@ -123,6 +137,20 @@ def pipeline_run(
     from producer.events import products_topic as catalog_of
 
     config = connection.config()
+    metrics = None
+    if metrics_port is not None:  # a busy port is refused before anything is read
+        from producer.metrics import PipelineMetrics
+
+        metrics = PipelineMetrics()
+        metrics.serve(metrics_port)
+        if not quiet:
+            click.echo(f"metrics on http://localhost:{metrics_port}/metrics", err=True)
+    shown = progress(bronze_line, quiet)
+
+    def step(line: str) -> None:
+        if shown is not None:
+            shown.end()
+        click.echo(line)
 
     def stopping() -> None:
         click.echo("stopping after this round (Ctrl-C again to stop now)", err=True)
@@ -139,18 +167,47 @@ def pipeline_run(
                     engine=engine,
                     currencies=currencies,
                     products_topic=products_topic or catalog_of(topic),
-                    on_step=click.echo,
+                    on_step=step,
                     stop=stop,
                     on_reset="replay" if on_reset == "replay" else "fail",
+                    on_bronze=_on_bronze(shown, metrics),
                 )
             except TopicReset as exc:
                 exc.args = (f"{exc}; to read it from its start, keeping the old rows: "
                             "flashsale pipeline run --on-reset replay",)  # fmt: skip
                 raise
+            if metrics is not None:
+                silver = result.silver
+                metrics.round(silver.inserted, silver.duplicates, silver.reasons)
             click.echo(f"pipeline: {result.bronze.records} records in {result.elapsed:.1f}s")
             if until_idle:
                 return
             stop.wait(interval)
+
+
+def bronze_line(snapshot: tuple[Any, float]) -> str:
+    """Bronze's progress: records read this round, their rate, and the lag."""
+    stats, elapsed = snapshot
+    lag = sum(stats.lag.values())
+    worst = max(stats.lag.items(), key=lambda kv: kv[1], default=None)
+    behind = f" (most on partition {worst[0]}: {worst[1]:,})" if worst and worst[1] else ""
+    rate = stats.records / elapsed if elapsed > 0 else 0.0
+    return f"bronze: {stats.records:,} records, {rate:,.0f}/s, lag {lag:,}{behind}"
+
+
+def _on_bronze(shown: Any, metrics: Any) -> Any:
+    """What sees each Bronze commit: the progress line and the metrics."""
+    if shown is None and metrics is None:
+        return None
+    started = time.monotonic()
+
+    def seen(stats: Any) -> None:
+        if shown is not None:
+            shown((stats, time.monotonic() - started))
+        if metrics is not None:
+            metrics.bronze(stats.records, stats.lag)
+
+    return seen
 
 
 @pipeline.command("replay-quarantine")
@@ -349,7 +406,7 @@ def demo(
         f"3/5 producing {duration / 60:g} simulated minutes of the flash-sale scenario at "
         f"{speed:g}x, schema v1 switching to v{run.newest} at {duration / 120:g} min"
     )
-    result = stream_until_signalled(run.stream(), live=sys.stderr.isatty())
+    result = stream_until_signalled(run.stream(), quiet=False)
     produce_summary(result, run.topic)
     if not result.ok:
         raise SystemExit(1)

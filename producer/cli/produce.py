@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +19,23 @@ from producer.cli.options import (
     speed_option,
     topic_option,
 )
-from producer.cli.output import live_line, produce_summary
+from producer.cli.output import produce_line, produce_summary, progress
 from producer.cli.root import FlashsaleCommand, Settings, pass_settings
 from producer.cli.signals import stop_on_signals
 
 __all__ = ["consume", "produce", "stream_until_signalled"]
 
 
-def stream_until_signalled(stream: Any, live: bool, metrics: Any = None) -> Any:
+def stream_until_signalled(stream: Any, quiet: bool, metrics: Any = None) -> Any:
     """Run a :class:`~producer.kafka.produce.StreamProducer` until it ends or a signal
-    stops it (then it flushes and accounts); the live line while ``live``; ``metrics``
+    stops it (then it flushes and accounts), with its progress unless ``quiet`` (a live
+    line on a terminal, a plain line every 5 s elsewhere); ``metrics``
     (:class:`~producer.metrics.ProduceMetrics`) kept up to date."""
+    on_progress = progress(produce_line, quiet)
     with stop_on_signals() as stop:
-        result = stream.run(stop=stop, on_progress=live_line if live else None, metrics=metrics)
-    if live:
-        click.echo("", err=True)
+        result = stream.run(stop=stop, on_progress=on_progress, metrics=metrics)
+    if on_progress is not None:
+        on_progress.end()
     return result
 
 
@@ -76,7 +77,11 @@ def stream_until_signalled(stream: Any, live: bool, metrics: Any = None) -> Any:
     "TOPIC-products; compacted, created when missing) before the events.",
 )
 @click.option("--dry-run", is_flag=True, help="Serialize for real, send nothing, print a sample.")
-@click.option("--quiet", is_flag=True, help="No live line, only the summary.")
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="No progress (a live line on a terminal, a line every 5 s elsewhere), only the summary.",
+)
 @click.option(
     "--metrics-port",
     type=click.IntRange(1, 65535),
@@ -163,7 +168,7 @@ def produce(
         if not quiet:
             click.echo(f"metrics on http://localhost:{metrics_port}/metrics", err=True)
     stream.preflight()
-    result = stream_until_signalled(stream, live=not quiet and sys.stderr.isatty(), metrics=metrics)
+    result = stream_until_signalled(stream, quiet, metrics=metrics)
     produce_summary(result, produce_options.topic)
     if not result.ok:
         raise SystemExit(1)

@@ -52,6 +52,7 @@ class Progress:
     in_flight: int
     p50_ms: float | None
     p99_ms: float | None
+    second: int = 0  # the simulated clock: seconds since the scenario's start
 
 
 @dataclass

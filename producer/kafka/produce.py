@@ -478,4 +478,5 @@ class StreamProducer:
             in_flight=result.sent - result.acked - result.failed,
             p50_ms=result.percentile(0.5, last=5000),
             p99_ms=result.percentile(0.99, last=5000),
+            second=simulation.current_second,
         )

@@ -109,6 +109,7 @@ class Simulation:
     seconds_done: int = field(init=False, default=0)
     current_phase: str = field(init=False, default="")
     current_count: int = field(init=False, default=0)  # events planned for the current second
+    current_second: int = field(init=False, default=0)  # simulated seconds since the start
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -229,6 +230,7 @@ class Simulation:
                 return
             self.current_phase = phase
             self.current_count = count
+            self.current_second = second
             in_sale = sale is not None and sale_start <= second < sale_end
             sale_now = sale_id if in_sale and v2 else None
             discount_now = discount if in_sale and v2 else 0
