@@ -23,11 +23,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
-from devstack.registry.store import RegistryStore, RestError
+from devstack.registry.store import RegisteredVersion, RegistryStore, RestError
 
 __all__ = ["CONTENT_TYPE", "create_app"]
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+# What Confluent answers in (the first is its default), and what it reads.
+ANSWER_TYPES = (CONTENT_TYPE, "application/vnd.schemaregistry+json", "application/json")
+REQUEST_TYPES = (*ANSWER_TYPES, "application/octet-stream")
+MAX_BODY = 16 * 1024 * 1024  # bytes; a schema over 1 MiB is refused with 42209 before this
 
 T = TypeVar("T")
 
@@ -83,14 +87,43 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         except ValueError:
             raise RestError(404, 40403, "Schema not found") from None
 
+    def schema_string(found: RegisteredVersion, with_subject: bool) -> dict[str, Any]:
+        answer: dict[str, Any] = {}
+        if with_subject and found.subject:
+            answer.update(subject=found.subject, version=found.version)
+        return {**answer, "schemaType": "AVRO", **found.extras(), "schema": found.schema,
+                "guid": found.guid}  # fmt: skip
+
     async def get_schema(request: Request) -> Response:
         """
-        summary: Schema text by global id
+        summary: Schema by global id, soft-deleted too (with subject and version for ?subject=)
         responses:
-          200: {description: '{"schema": "..."}'}
+          200: {description: '{"schemaType": "AVRO", "schema": "...", "guid": "..."}'}
           404: {description: 40403 schema not found}
         """
-        return ConfluentJSON({"schema": await call(store.schema_by_id, schema_id(request))})
+        subject = request.query_params.get("subject") or None
+        found = await call(store.schema_by_id, schema_id(request), subject)
+        return ConfluentJSON(schema_string(found, subject is not None))
+
+    async def get_schema_only(request: Request) -> Response:
+        """
+        summary: The raw schema text of a global id
+        responses:
+          200: {description: the schema JSON}
+          404: {description: 40403 schema not found}
+        """
+        found = await call(store.schema_by_id, schema_id(request))
+        return Response(found.schema, media_type=CONTENT_TYPE)
+
+    async def get_schema_by_guid(request: Request) -> Response:
+        """
+        summary: Schema by GUID
+        responses:
+          200: {description: '{"schemaType": "AVRO", "schema": "...", "guid": "..."}'}
+          404: {description: 40403 schema not found}
+        """
+        found = await call(store.schema_by_guid, str(request.path_params["guid"]))
+        return ConfluentJSON(schema_string(found, False))
 
     async def get_schema_versions(request: Request) -> Response:
         """
@@ -121,7 +154,10 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         prefix = request.query_params.get("subjectPrefix", "")
         if prefix in (":*:", ":.:"):  # Confluent's "every context" wildcard
             prefix = ""
-        return ConfluentJSON(await call(store.subjects, _flag(request, "deleted"), prefix))
+        found = await call(
+            store.subjects, _flag(request, "deleted"), prefix, _flag(request, "deletedOnly")
+        )
+        return ConfluentJSON(found)
 
     async def list_versions(request: Request) -> Response:
         """
@@ -130,22 +166,27 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
           200: {description: "[1, 2]"}
           404: {description: 40401 subject not found}
         """
-        versions = await call(store.versions, subject_of(request), _flag(request, "deleted"))
+        versions = await call(
+            store.versions,
+            subject_of(request),
+            _flag(request, "deleted"),
+            _flag(request, "deletedOnly"),
+        )
         return ConfluentJSON(versions)
 
     async def register(request: Request) -> Response:
         """
         summary: Register a schema under a subject (idempotent)
         responses:
-          200: {description: '{"id": 1}'}
-          409: {description: incompatible with an earlier version}
-          422: {description: 42201 invalid schema, 42205 read-only mode}
+          200: {description: '{"id", "version", "guid", "schemaType", "schema"}'}
+          409: {description: 40901 incompatible with an earlier version}
+          422: {description: 42201 invalid schema, 42205 not permitted in this mode}
         """
         body = await _body(request)
         registered = await call(
             store.register, subject_of(request), body, _flag(request, "normalize")
         )
-        return ConfluentJSON({"id": registered.schema_id})
+        return ConfluentJSON(registered.registered_json())
 
     async def lookup(request: Request) -> Response:
         """
@@ -200,7 +241,10 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
           404: {description: 40401, 40402}
         """
         found = await call(
-            store.get_version, subject_of(request), request.path_params["version"], False
+            store.get_version,
+            subject_of(request),
+            request.path_params["version"],
+            _flag(request, "deleted"),
         )
         return Response(found.schema, media_type=CONTENT_TYPE)
 
@@ -224,19 +268,25 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         summary: Test a schema against one version, or against what the level names
         responses:
           200: {description: '{"is_compatible": true} (+ "messages" with verbose=true)'}
-          404: {description: 40401, 40402}
-          422: {description: 42201 invalid schema, 42202 invalid version}
+          404: {description: 40402 version not found}
+          422: {description: 42201 invalid schema (verbose answers 200), 42202 invalid version}
         """
         body = await _body(request)
-        messages = await call(
-            store.test_compatibility,
-            subject_of(request),
-            body,
-            request.path_params.get("version"),
-            _flag(request, "normalize"),
-        )
+        verbose = _flag(request, "verbose")
+        try:
+            messages = await call(
+                store.test_compatibility,
+                subject_of(request),
+                body,
+                request.path_params.get("version"),
+                _flag(request, "normalize"),
+            )
+        except RestError as exc:
+            if not (verbose and exc.error_code == 42201):
+                raise
+            messages = [exc.message]  # Confluent: a verbose check explains, with 200
         answer: dict[str, Any] = {"is_compatible": not messages}
-        if _flag(request, "verbose"):
+        if verbose:
             answer["messages"] = messages
         return ConfluentJSON(answer)
 
@@ -249,8 +299,8 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         summary: Global or subject compatibility level (GET, PUT, DELETE)
         responses:
           200: {description: '{"compatibilityLevel": "BACKWARD"} or {"compatibility": "FULL"}'}
-          404: {description: 40408 no subject-level compatibility}
-          422: {description: 42203 invalid compatibility level}
+          404: {description: 40408 no subject-level compatibility, 40401 none to delete}
+          422: {description: 42203 invalid compatibility level, 42205 read-only mode}
         """
         subject = config_subject(request)
         if request.method == "PUT":
@@ -264,17 +314,23 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
 
     async def mode(request: Request) -> Response:
         """
-        summary: Global or subject mode (READWRITE, READONLY, IMPORT)
+        summary: Global or subject mode (READWRITE, READONLY, READONLY_OVERRIDE, IMPORT, FORWARD)
         responses:
           200: {description: '{"mode": "READWRITE"}'}
-          422: {description: 42204 invalid mode}
+          404: {description: 40409 no subject-level mode, 40401 none to delete}
+          422: {description: 42204 invalid mode, 42205 IMPORT over existing schemas}
         """
         subject = config_subject(request)
         if request.method == "PUT":
             body = await _body(request)
-            wanted = body.get("mode") if isinstance(body, dict) else None
-            return ConfluentJSON({"mode": await call(store.set_mode, wanted, subject)})
-        return ConfluentJSON({"mode": await call(store.get_mode, subject)})
+            if not isinstance(body, dict):
+                raise RestError(422, 42204, "Invalid mode: the body needs a 'mode'")
+            changed = await call(store.set_mode, body.get("mode"), subject, _flag(request, "force"))
+            return ConfluentJSON({"mode": changed})
+        if request.method == "DELETE":
+            return ConfluentJSON({"mode": await call(store.delete_mode, subject)})
+        current = await call(store.get_mode, subject, _flag(request, "defaultToGlobal"))
+        return ConfluentJSON({"mode": current})
 
     async def contexts(request: Request) -> Response:
         """
@@ -288,10 +344,9 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         """
         summary: Associations are not kept here, so clients fall back to TopicNameStrategy
         responses:
-          404: {description: 40401 no association}
+          200: {description: "[] (Confluent's answer when none exist)"}
         """
-        name = request.path_params["name"]
-        return _error(404, 40401, f"No associations found for resource '{name}'")
+        return ConfluentJSON([])
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(generator.get_schema(routes=app.routes))
@@ -301,6 +356,8 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Route("/schemas/types", schema_types, methods=["GET"]),
         Route("/schemas/ids/{id}", get_schema, methods=["GET"]),
+        Route("/schemas/ids/{id}/schema", get_schema_only, methods=["GET"]),
+        Route("/schemas/guids/{guid}", get_schema_by_guid, methods=["GET"]),
         Route("/schemas/ids/{id}/versions", get_schema_versions, methods=["GET"]),
         Route("/schemas/ids/{id}/subjects", get_schema_subjects, methods=["GET"]),
         Route("/subjects", list_subjects, methods=["GET"]),
@@ -317,8 +374,8 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         ),
         Route("/config", config, methods=["GET", "PUT", "DELETE"]),
         Route("/config/{subject}", config, methods=["GET", "PUT", "DELETE"]),
-        Route("/mode", mode, methods=["GET", "PUT"]),
-        Route("/mode/{subject}", mode, methods=["GET", "PUT"]),
+        Route("/mode", mode, methods=["GET", "PUT", "DELETE"]),
+        Route("/mode/{subject}", mode, methods=["GET", "PUT", "DELETE"]),
         Route("/contexts", contexts, methods=["GET"]),
         Route("/associations/resources/{namespace}/{name}", associations, methods=["GET"]),
     ]
@@ -331,7 +388,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         assert isinstance(exc, HTTPException)
         return _error(exc.status_code, exc.status_code, f"HTTP {exc.status_code} {exc.detail}")
 
-    middleware = []
+    middleware = [Middleware(ContentNegotiation)]
     if basic_auth:
         middleware.append(Middleware(BasicAuth, credentials=basic_auth))
     generator = SchemaGenerator(
@@ -369,3 +426,59 @@ class BasicAuth(BaseHTTPMiddleware):
             denied.headers["WWW-Authenticate"] = 'Basic realm="SchemaRegistry"'
             return denied
         return await call_next(request)
+
+
+def _media_types(header: str) -> list[str]:
+    return [part.split(";")[0].strip().lower() for part in header.split(",") if part.strip()]
+
+
+class ContentNegotiation:
+    """Confluent's media types: a body of another type is 415, an ``Accept`` that none of
+    its JSON types satisfies is 406, and the answer is in the type that was asked for.
+    A body over ``MAX_BODY`` is refused (413) before it is read."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        answer_type = self._answer_type(headers.get("accept", ""))
+        problem: tuple[int, str] | None = None
+        if answer_type is None:
+            problem = (406, "HTTP 406 Not Acceptable")
+        elif scope["method"] in ("POST", "PUT"):
+            sent = _media_types(headers.get("content-type", ""))
+            if sent and sent[0] not in REQUEST_TYPES:
+                problem = (415, "HTTP 415 Unsupported Media Type")
+            elif int(headers.get("content-length", "0") or 0) > MAX_BODY:
+                problem = (413, "HTTP 413 Payload Too Large")
+        if problem is not None:
+            await _error(problem[0], problem[0], problem[1])(scope, receive, send)
+            return
+        chosen = (answer_type or CONTENT_TYPE).encode("latin-1")
+
+        async def send_as_asked(message: Any) -> None:
+            if message["type"] == "http.response.start" and chosen != CONTENT_TYPE.encode():
+                message["headers"] = [
+                    (k, chosen if k.lower() == b"content-type" and v == CONTENT_TYPE.encode()
+                     else v)
+                    for k, v in message["headers"]
+                ]  # fmt: skip
+            await send(message)
+
+        await self.app(scope, receive, send_as_asked)
+
+    @staticmethod
+    def _answer_type(accept: str) -> str | None:
+        wanted = _media_types(accept)
+        if not wanted:
+            return CONTENT_TYPE
+        for media_type in wanted:
+            if media_type in ANSWER_TYPES:
+                return media_type
+            if media_type in ("*/*", "application/*"):
+                return CONTENT_TYPE
+        return None

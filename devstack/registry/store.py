@@ -1,23 +1,28 @@
 """Schema Registry state in SQLite, with Confluent's semantics and error codes.
 
-Ids are global and never reused; one schema text under two subjects shares one id.
-Versions are per subject. Every operation runs under one lock inside one SQLite
-transaction, so concurrent registrations never share an id or a version.
+Ids are global and never reused; one schema under two subjects shares one id. A
+schema's identity is Confluent's: its canonical Avro text (``canonical.py``) with its
+references, metadata and rule set. Versions are per subject. Every operation runs
+under one lock inside one SQLite transaction, so concurrent registrations never share
+an id or a version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import avro.schema
 
+from devstack.registry.canonical import canonical_text
 from producer.contract.catalog import parse_schema_text
 from producer.contract.compat import CompatibilityLevel, LabelledSchema, check_compatibility
 from producer.errors import SchemaFileError
@@ -25,25 +30,36 @@ from producer.errors import SchemaFileError
 __all__ = ["MODES", "RegisteredVersion", "RegistryStore", "RestError"]
 
 DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
-MODES = ("READWRITE", "READONLY", "IMPORT")
+DEFAULT_MODE = "READWRITE"
+MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT", "FORWARD")
+_IMPORTING = ("IMPORT", "FORWARD")
+_READ_ONLY = ("READONLY", "READONLY_OVERRIDE")
 _GLOBAL = ""  # the config/mode row of the registry as a whole
+_CONTEXT = "."  # the only context served here, as Confluent names it in messages
+MAX_ID = 2**31 - 1
+MAX_SCHEMA_CHARS = 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schemas (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    schema_text TEXT NOT NULL UNIQUE,
-    normalized TEXT NOT NULL
+    id INTEGER PRIMARY KEY,
+    schema_text TEXT NOT NULL,
+    normalized TEXT NOT NULL,
+    refs TEXT NOT NULL DEFAULT '[]',
+    metadata TEXT,
+    rule_set TEXT
 );
+CREATE INDEX IF NOT EXISTS schemas_by_text ON schemas (schema_text);
 CREATE TABLE IF NOT EXISTS versions (
     subject TEXT NOT NULL,
     version INTEGER NOT NULL,
-    schema_id INTEGER NOT NULL REFERENCES schemas(id),
+    schema_id INTEGER NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (subject, version)
 );
 CREATE TABLE IF NOT EXISTS config (subject TEXT PRIMARY KEY, level TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS mode (subject TEXT PRIMARY KEY, mode TEXT NOT NULL);
 """
+_SCHEMA_VERSION = 2  # PRAGMA user_version of the layout above
 
 
 class RestError(Exception):
@@ -72,6 +88,20 @@ def schema_not_found(detail: str = "Schema not found") -> RestError:
     return RestError(404, 40403, detail)
 
 
+def not_permitted(message: str) -> RestError:
+    return RestError(422, 42205, message)
+
+
+def read_only(subject: str | None) -> RestError:
+    if subject is None:
+        return not_permitted(f"The registry (context {_CONTEXT}) is in read-only mode")
+    return not_permitted(f"Subject {subject} in context {_CONTEXT} is in read-only mode")
+
+
+def invalid_schema(problem: str) -> RestError:
+    return RestError(422, 42201, f"Invalid schema: {problem}")
+
+
 def invalid_level(level: object) -> RestError:
     return RestError(
         422,
@@ -81,6 +111,18 @@ def invalid_level(level: object) -> RestError:
     )
 
 
+def guid_of(text: str, refs: str, metadata: str | None, rule_set: str | None) -> str:
+    """A schema's GUID: like Confluent's, the MD5 of its content, written as a UUID."""
+    digest = hashlib.md5(usedforsecurity=False)
+    digest.update(text.encode())
+    if refs != "[]":
+        digest.update(refs.encode())
+    for part in (metadata, rule_set):
+        if part is not None:
+            digest.update(part.encode())
+    return str(uuid.UUID(bytes=digest.digest()))
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     subject: str
@@ -88,47 +130,114 @@ class RegisteredVersion:
     schema_id: int
     schema: str
     deleted: bool = False
+    refs: str = "[]"
+    metadata: str | None = None
+    rule_set: str | None = None
+
+    @property
+    def guid(self) -> str:
+        return guid_of(self.schema, self.refs, self.metadata, self.rule_set)
+
+    def extras(self) -> dict[str, Any]:
+        """references, metadata and ruleSet, each only when present (as Confluent omits them)."""
+        answer: dict[str, Any] = {}
+        if self.refs != "[]":
+            answer["references"] = json.loads(self.refs)
+        if self.metadata is not None:
+            answer["metadata"] = json.loads(self.metadata)
+        if self.rule_set is not None:
+            answer["ruleSet"] = json.loads(self.rule_set)
+        return answer
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "subject": self.subject,
             "version": self.version,
             "id": self.schema_id,
+            "guid": self.guid,
+            "schemaType": "AVRO",
+            **self.extras(),
+            "schema": self.schema,
+        }
+        if self.deleted:
+            answer["deleted"] = True
+        return answer
+
+    def registered_json(self) -> dict[str, Any]:
+        """The answer to a registration (Confluent's ``RegisterSchemaResponse``)."""
+        return {
+            "id": self.schema_id,
+            "version": self.version,
+            "guid": self.guid,
+            "schemaType": "AVRO",
+            **self.extras(),
             "schema": self.schema,
         }
 
 
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
 @dataclass(frozen=True)
 class CandidateSchema:
-    """A schema sent by a client, parsed and in both identity forms."""
+    """A schema sent by a client, parsed, in both identity forms, with what came with it."""
 
-    text: str  # compact JSON, key order kept: identity without ?normalize
-    normalized: str  # compact JSON, keys sorted: identity with ?normalize=true
+    text: str  # Confluent's canonical text: identity without ?normalize
+    normalized: str  # the normalized canonical text: identity with ?normalize=true
     parsed: avro.schema.Schema
+    refs: str = "[]"
+    metadata: str | None = None
+    rule_set: str | None = None
+    explicit_id: int | None = None
+    explicit_version: int | None = None
+    sent: frozenset[str] = field(default_factory=frozenset)  # the body's keys
 
     @classmethod
     def from_request(cls, body: Any) -> CandidateSchema:
         if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
-            raise RestError(422, 42201, "Invalid schema: the body needs a 'schema' string")
+            raise invalid_schema("the body needs a 'schema' string")
+        if len(body["schema"]) > MAX_SCHEMA_CHARS:  # Kafka's record limit, in Confluent
+            raise RestError(
+                422,
+                42209,
+                f"Schema is too large: {len(body['schema'])} characters, the limit is "
+                f"{MAX_SCHEMA_CHARS}",
+            )
         schema_type = body.get("schemaType") or "AVRO"
         if schema_type != "AVRO":
-            raise RestError(
-                422, 42201, f"Invalid schema: only AVRO is supported here, not {schema_type}"
-            )
+            raise invalid_schema(f"only AVRO is supported here, not {schema_type}")
         if body.get("references"):
-            raise RestError(422, 42201, "Invalid schema: schema references are not supported here")
+            raise invalid_schema("schema references are not supported here")
         try:
             definition, _, parsed = parse_schema_text(body["schema"], "schema")
         except SchemaFileError as exc:
-            raise RestError(422, 42201, f"Invalid schema: {exc.problem}") from exc
+            raise invalid_schema(exc.problem) from exc
+        for name in ("metadata", "ruleSet"):
+            if body.get(name) is not None and not isinstance(body[name], dict):
+                raise invalid_schema(f"'{name}' must be an object")
         return cls(
-            text=json.dumps(definition, separators=(",", ":")),
-            normalized=json.dumps(definition, separators=(",", ":"), sort_keys=True),
+            text=canonical_text(definition),
+            normalized=canonical_text(definition, normalize=True),
             parsed=parsed,
+            metadata=_json_or_none(body.get("metadata")),
+            rule_set=_json_or_none(body.get("ruleSet")),
+            explicit_id=_optional_number(body, "id", "id"),
+            explicit_version=_optional_number(body, "version", "version"),
+            sent=frozenset(body),
         )
 
     def form(self, normalize: bool) -> str:
         return self.normalized if normalize else self.text
+
+
+def _optional_number(body: dict[str, Any], key: str, what: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value > MAX_ID:
+        raise RestError(422, 42201 if key == "id" else 42202, f"Invalid {what}: {value!r}")
+    return value if value > 0 else None
 
 
 class RegistryStore:
@@ -139,8 +248,26 @@ class RegistryStore:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         if str(path) != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._migrate()
         self._parsed: dict[int, avro.schema.Schema] = {}
+
+    def _migrate(self) -> None:
+        """Bring a file written by an older devstack to today's layout, keeping its data."""
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        old = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schemas'"
+        ).fetchone()
+        if old is not None and version < _SCHEMA_VERSION:
+            # The first layout had UNIQUE schema texts and no references or metadata.
+            self._db.executescript(
+                "BEGIN; ALTER TABLE schemas RENAME TO schemas_v1;"
+                + _SCHEMA
+                + "INSERT INTO schemas (id, schema_text, normalized)"
+                " SELECT id, schema_text, normalized FROM schemas_v1;"
+                " DROP TABLE schemas_v1; COMMIT;"
+            )
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -160,14 +287,38 @@ class RegistryStore:
 
     # ------------------------------------------------------------------ schemas by id
 
-    def schema_by_id(self, schema_id: int) -> str:
+    def schema_by_id(self, schema_id: int, subject: str | None = None) -> RegisteredVersion:
+        """The schema of ``schema_id``; with ``subject``, the subject-version that uses it
+        (that subject's if it does, else any), as Confluent answers ``?subject=``."""
         with self._tx() as db:
             row = db.execute(
-                "SELECT schema_text FROM schemas WHERE id = ?", (schema_id,)
+                "SELECT schema_text, refs, metadata, rule_set FROM schemas WHERE id = ?",
+                (schema_id,),
             ).fetchone()
-        if row is None:
-            raise schema_not_found(f"Schema {schema_id} not found")
-        return str(row[0])
+            if row is None:
+                raise schema_not_found(f"Schema {schema_id} not found")
+            pairs = db.execute(
+                "SELECT subject, version, deleted FROM versions WHERE schema_id = ?"
+                " ORDER BY subject = ? DESC, version DESC",
+                (schema_id, subject or ""),
+            ).fetchall()
+        text, refs, metadata, rule_set = row
+        where = ("", 0, 0) if subject is None or not pairs else pairs[0]
+        return RegisteredVersion(
+            str(where[0]), int(where[1]), schema_id, str(text), bool(where[2]),
+            str(refs), metadata, rule_set,
+        )  # fmt: skip
+
+    def schema_by_guid(self, guid: str) -> RegisteredVersion:
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, schema_text, refs, metadata, rule_set FROM schemas ORDER BY id"
+            ).fetchall()
+        for schema_id, text, refs, metadata, rule_set in rows:
+            if guid_of(text, refs, metadata, rule_set) == guid.lower():
+                return RegisteredVersion("", 0, int(schema_id), text, False, refs, metadata,
+                                         rule_set)  # fmt: skip
+        raise schema_not_found(f"Schema {guid} not found")
 
     def versions_of_id(self, schema_id: int, deleted: bool = False) -> list[tuple[str, int]]:
         self.schema_by_id(schema_id)
@@ -181,31 +332,43 @@ class RegistryStore:
 
     # ------------------------------------------------------------------ subjects
 
-    def subjects(self, deleted: bool = False, prefix: str = "") -> list[str]:
+    def subjects(
+        self, deleted: bool = False, prefix: str = "", deleted_only: bool = False
+    ) -> list[str]:
+        """Subject names: live ones, every one (``deleted``), or the fully soft-deleted ones."""
         with self._tx() as db:
             rows = db.execute(
-                "SELECT DISTINCT subject FROM versions WHERE (deleted = 0 OR ?) ORDER BY subject",
-                (deleted,),
+                "SELECT subject, MIN(deleted) FROM versions GROUP BY subject ORDER BY subject"
             ).fetchall()
-        return [str(s) for (s,) in rows if str(s).startswith(prefix)]
+        wanted = [
+            str(s)
+            for s, all_deleted in rows
+            if (all_deleted if deleted_only else deleted or not all_deleted)
+        ]
+        return [s for s in wanted if s.startswith(prefix)]
 
     def _versions(
         self, db: sqlite3.Connection, subject: str, deleted: bool
     ) -> list[RegisteredVersion]:
         rows = db.execute(
-            "SELECT v.version, v.schema_id, s.schema_text, v.deleted FROM versions v"
-            " JOIN schemas s ON s.id = v.schema_id WHERE v.subject = ? AND (v.deleted = 0 OR ?)"
-            " ORDER BY v.version",
+            "SELECT v.version, v.schema_id, s.schema_text, v.deleted, s.refs, s.metadata,"
+            " s.rule_set FROM versions v JOIN schemas s ON s.id = v.schema_id"
+            " WHERE v.subject = ? AND (v.deleted = 0 OR ?) ORDER BY v.version",
             (subject, deleted),
         ).fetchall()
-        return [RegisteredVersion(subject, int(v), int(i), str(t), bool(d)) for v, i, t, d in rows]
+        return [
+            RegisteredVersion(subject, int(v), int(i), str(t), bool(d), str(r), m, rs)
+            for v, i, t, d, r, m, rs in rows
+        ]
 
-    def versions(self, subject: str, deleted: bool = False) -> list[int]:
+    def versions(
+        self, subject: str, deleted: bool = False, deleted_only: bool = False
+    ) -> list[int]:
         with self._tx() as db:
-            found = self._versions(db, subject, deleted)
+            found = self._versions(db, subject, deleted or deleted_only)
         if not found:
             raise subject_not_found(subject)
-        return [v.version for v in found]
+        return [v.version for v in found if v.deleted or not deleted_only]
 
     def get_version(self, subject: str, version: str, deleted: bool = False) -> RegisteredVersion:
         with self._tx() as db:
@@ -218,8 +381,11 @@ class RegistryStore:
         found = self._versions(db, subject, deleted)
         if not found:
             raise subject_not_found(subject)
-        if number == -1:
-            return found[-1]
+        if number == -1:  # latest is always a live version, as in Confluent
+            live = [v for v in found if not v.deleted]
+            if not live:
+                raise version_not_found(subject, version)
+            return live[-1]
         for v in found:
             if v.version == number:
                 return v
@@ -230,41 +396,130 @@ class RegistryStore:
     def register(self, subject: str, body: Any, normalize: bool = False) -> RegisteredVersion:
         candidate = CandidateSchema.from_request(body)
         with self._tx() as db:
-            if self._mode(db, subject) == "READONLY":
-                raise RestError(422, 42205, f"Subject {subject} is in read-only mode")
-            live = self._versions(db, subject, deleted=False)
-            for existing in live:
-                if self._same(db, existing.schema_id, candidate, normalize):
-                    return existing
-            level = self._level(db, subject)
-            problems = self._check(candidate, live, level)
-            if problems:
-                raise RestError(
-                    409,
-                    409,
-                    "Schema being registered is incompatible with an earlier schema for "
-                    f'subject "{subject}", details: [' + "; ".join(problems) + "]",
+            every = self._versions(db, subject, deleted=True)
+            live = [v for v in every if not v.deleted]
+            mode = self._mode(db, subject)
+            if mode not in _IMPORTING:
+                candidate = self._inherit(candidate, live)
+            wanted_id = candidate.explicit_id
+            if candidate.explicit_version is None:
+                for existing in reversed(live):  # an equal live version answers for itself
+                    if self._same(existing, candidate, normalize) and wanted_id in (
+                        None,
+                        existing.schema_id,
+                    ):
+                        return existing
+            if mode in _READ_ONLY:
+                raise read_only(subject)
+            if wanted_id is not None and mode not in _IMPORTING:
+                raise not_permitted(
+                    f"Subject {subject} in context {_CONTEXT} is not in import mode"
+                )
+            if wanted_id is None and mode != "READWRITE":
+                raise not_permitted(
+                    f"Subject {subject} in context {_CONTEXT} is not in read-write mode"
                 )
             text = candidate.form(normalize)
-            row = db.execute("SELECT id FROM schemas WHERE schema_text = ?", (text,)).fetchone()
-            if row is None:
-                cursor = db.execute(
-                    "INSERT INTO schemas (schema_text, normalized) VALUES (?, ?)",
-                    (text, candidate.normalized),
-                )
-                schema_id = int(cursor.lastrowid or 0)
+            next_version = max((v.version for v in every), default=0) + 1
+            if mode in _IMPORTING:
+                version = candidate.explicit_version or next_version
+                if any(v.version == version for v in every):
+                    raise not_permitted(
+                        f"Version {version} of subject {subject} already exists; "
+                        "import into an empty version"
+                    )
+                schema_id = self._import_id(db, candidate, text, wanted_id)
             else:
-                schema_id = int(row[0])
-            (last,) = db.execute(
-                "SELECT COALESCE(MAX(version), 0) FROM versions WHERE subject = ?", (subject,)
-            ).fetchone()
-            version = int(last) + 1
+                if candidate.explicit_version not in (None, next_version):
+                    raise invalid_schema("Version is not one more than previous version")
+                level = self._level(db, subject)
+                problems = self._check(candidate, live, level)
+                if problems:
+                    raise RestError(
+                        409,
+                        40901,
+                        "Schema being registered is incompatible with an earlier schema for "
+                        f'subject "{subject}", details: [' + ", ".join(problems) + "]",
+                    )
+                version = next_version
+                schema_id = self._id_for(db, candidate, text)
+                # Confluent tombstones the soft-deleted versions of this very schema.
+                db.execute(
+                    "DELETE FROM versions WHERE subject = ? AND schema_id = ? AND deleted = 1",
+                    (subject, schema_id),
+                )
             db.execute(
                 "INSERT INTO versions (subject, version, schema_id) VALUES (?, ?, ?)",
                 (subject, version, schema_id),
             )
             self._parsed[schema_id] = candidate.parsed
-            return RegisteredVersion(subject, version, schema_id, text)
+            return RegisteredVersion(
+                subject, version, schema_id, text, False, candidate.refs, candidate.metadata,
+                candidate.rule_set,
+            )  # fmt: skip
+
+    @staticmethod
+    def _inherit(candidate: CandidateSchema, live: list[RegisteredVersion]) -> CandidateSchema:
+        """Metadata and rules not sent carry over from the latest version, as in Confluent."""
+        if not live:
+            return candidate
+        latest = live[-1]
+        changes: dict[str, Any] = {}
+        if "metadata" not in candidate.sent and latest.metadata is not None:
+            changes["metadata"] = latest.metadata
+        if "ruleSet" not in candidate.sent and latest.rule_set is not None:
+            changes["rule_set"] = latest.rule_set
+        if not changes:
+            return candidate
+        fields = {**candidate.__dict__, **changes}
+        return CandidateSchema(**fields)
+
+    def _rows_like(
+        self, db: sqlite3.Connection, candidate: CandidateSchema, text: str
+    ) -> list[int]:
+        rows = db.execute(
+            "SELECT id FROM schemas WHERE schema_text = ? AND refs = ? AND metadata IS ?"
+            " AND rule_set IS ? ORDER BY id",
+            (text, candidate.refs, candidate.metadata, candidate.rule_set),
+        ).fetchall()
+        return [int(i) for (i,) in rows]
+
+    def _id_for(self, db: sqlite3.Connection, candidate: CandidateSchema, text: str) -> int:
+        """The id this schema already has, or the next one."""
+        known = self._rows_like(db, candidate, text)
+        if known:
+            return known[0]
+        (highest,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM schemas").fetchone()
+        return self._insert(db, int(highest) + 1, candidate, text)
+
+    def _import_id(
+        self, db: sqlite3.Connection, candidate: CandidateSchema, text: str, wanted: int | None
+    ) -> int:
+        """IMPORT keeps the sender's id; an id taken by another schema is refused."""
+        if wanted is None:
+            return self._id_for(db, candidate, text)
+        row = db.execute(
+            "SELECT schema_text, refs, metadata, rule_set FROM schemas WHERE id = ?", (wanted,)
+        ).fetchone()
+        if row is None:
+            return self._insert(db, wanted, candidate, text)
+        if tuple(row) != (text, candidate.refs, candidate.metadata, candidate.rule_set):
+            raise not_permitted(
+                f"Overwrite new schema with id {wanted} in context {_CONTEXT} is not permitted."
+            )
+        return wanted
+
+    @staticmethod
+    def _insert(
+        db: sqlite3.Connection, schema_id: int, candidate: CandidateSchema, text: str
+    ) -> int:
+        db.execute(
+            "INSERT INTO schemas (id, schema_text, normalized, refs, metadata, rule_set)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (schema_id, text, candidate.normalized, candidate.refs, candidate.metadata,
+             candidate.rule_set),
+        )  # fmt: skip
+        return schema_id
 
     def lookup(
         self, subject: str, body: Any, normalize: bool = False, deleted: bool = False
@@ -274,18 +529,27 @@ class RegistryStore:
             found = self._versions(db, subject, deleted)
             if not found:
                 raise subject_not_found(subject)
-            for v in found:
-                if self._same(db, v.schema_id, candidate, normalize):
+            candidate = self._inherit(candidate, [v for v in found if not v.deleted])
+            for v in reversed(found):
+                if self._same(v, candidate, normalize):
                     return v
         raise schema_not_found()
 
     def _same(
-        self, db: sqlite3.Connection, schema_id: int, candidate: CandidateSchema, normalize: bool
+        self, existing: RegisteredVersion, candidate: CandidateSchema, normalize: bool
     ) -> bool:
-        text, normalized = db.execute(
-            "SELECT schema_text, normalized FROM schemas WHERE id = ?", (schema_id,)
-        ).fetchone()
-        return bool(normalized == candidate.normalized if normalize else text == candidate.text)
+        if (existing.refs, existing.metadata, existing.rule_set) != (
+            candidate.refs,
+            candidate.metadata,
+            candidate.rule_set,
+        ):
+            return False
+        if existing.schema == candidate.text or existing.schema == candidate.normalized:
+            return True
+        if not normalize:
+            return False
+        stored = canonical_text(json.loads(existing.schema), normalize=True)
+        return stored == candidate.normalized
 
     # ------------------------------------------------------------------ compatibility
 
@@ -297,11 +561,18 @@ class RegistryStore:
         candidate = CandidateSchema.from_request(body)
         with self._tx() as db:
             level = self._level(db, subject)
+            live = self._versions(db, subject, deleted=False)
             if version is None:
-                live = self._versions(db, subject, deleted=False)
                 return self._check(candidate, live, level)
-            target = self._get_version(db, subject, version, deleted=False)
-            return self._check(candidate, [target], level)
+            number = _parse_version(version)
+            if number == -1:
+                if not live:  # nothing to be incompatible with
+                    return []
+                return self._check(candidate, live[-1:], level)
+            for v in live:
+                if v.version == number:
+                    return self._check(candidate, [v], level)
+            raise version_not_found(subject, number)
 
     def _check(
         self,
@@ -309,12 +580,22 @@ class RegistryStore:
         live: list[RegisteredVersion],
         level: CompatibilityLevel,
     ) -> list[str]:
-        """Judge ``candidate`` against ``live`` (oldest first) at ``level``."""
-        existing = [LabelledSchema(f"version {v.version}", self._parsed_schema(v)) for v in live]
-        report = check_compatibility(
-            LabelledSchema("new schema", candidate.parsed), existing, level
-        )
-        return report.messages()
+        """Confluent's verdict on ``candidate`` against ``live`` (oldest first) at ``level``:
+        the reasons against the newest version that refuses it, that version's number and
+        text, and the level; empty when compatible. Soft-deleted versions are never here."""
+        targets = live if level.transitive else live[-1:]
+        new = LabelledSchema("new schema", candidate.parsed)
+        for old in reversed(targets):
+            existing = LabelledSchema(f"version {old.version}", self._parsed_schema(old))
+            report = check_compatibility(new, [existing], level)
+            if report.problems:
+                return [
+                    *report.messages(),
+                    f"{{oldSchemaVersion: {old.version}}}",
+                    f"{{oldSchema: '{old.schema}'}}",
+                    f"{{validateFields: 'false', compatibility: '{level.value}'}}",
+                ]
+        return []
 
     def _parsed_schema(self, version: RegisteredVersion) -> avro.schema.Schema:
         parsed = self._parsed.get(version.schema_id)
@@ -330,6 +611,8 @@ class RegistryStore:
             every = self._versions(db, subject, deleted=True)
             if not every:
                 raise subject_not_found(subject)
+            if self._mode(db, subject) in _READ_ONLY:
+                raise read_only(subject)
             live = [v for v in every if not v.deleted]
             if permanent:
                 if live:
@@ -341,6 +624,7 @@ class RegistryStore:
                     )
                 db.execute("DELETE FROM versions WHERE subject = ?", (subject,))
                 db.execute("DELETE FROM config WHERE subject = ?", (subject,))
+                db.execute("DELETE FROM mode WHERE subject = ?", (subject,))
                 return [v.version for v in every]
             if not live:
                 raise RestError(
@@ -355,10 +639,11 @@ class RegistryStore:
     def delete_version(self, subject: str, version: str, permanent: bool = False) -> int:
         with self._tx() as db:
             target = self._get_version(db, subject, version, deleted=True)
-            if version in ("latest", "-1"):
-                live = self._versions(db, subject, deleted=False)
-                if live and not permanent:
-                    target = live[-1]
+            if self._mode(db, subject) in _READ_ONLY:
+                raise read_only(subject)
+            if version in ("latest", "-1") and permanent:
+                every = self._versions(db, subject, deleted=True)
+                target = every[-1]
             if permanent:
                 if not target.deleted:
                     raise RestError(
@@ -415,6 +700,8 @@ class RegistryStore:
         except ValueError:
             raise invalid_level(level) from None
         with self._tx() as db:
+            if self._mode(db, subject or _GLOBAL) in _READ_ONLY:
+                raise read_only(subject)
             db.execute(
                 "INSERT INTO config (subject, level) VALUES (?, ?) "
                 "ON CONFLICT(subject) DO UPDATE SET level = excluded.level",
@@ -423,34 +710,85 @@ class RegistryStore:
         return parsed.value
 
     def delete_config(self, subject: str | None = None) -> str:
-        previous = self.get_config(subject, default_to_global=subject is None)
+        """Remove a level: the global one answers what applied; a subject's, what it had."""
         with self._tx() as db:
+            if self._mode(db, subject or _GLOBAL) in _READ_ONLY:
+                raise read_only(subject)
+            previous = self._level(db, _GLOBAL).value
+            if subject is not None:
+                row = db.execute(
+                    "SELECT level FROM config WHERE subject = ?", (subject,)
+                ).fetchone()
+                if row is None:
+                    raise subject_not_found(subject)
+                previous = str(row[0])
             db.execute("DELETE FROM config WHERE subject = ?", (subject or _GLOBAL,))
         return previous
 
+    def _mode_row(self, db: sqlite3.Connection, key: str) -> str | None:
+        row = db.execute("SELECT mode FROM mode WHERE subject = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
     def _mode(self, db: sqlite3.Connection, subject: str) -> str:
-        for key in (subject, _GLOBAL):
-            row = db.execute("SELECT mode FROM mode WHERE subject = ?", (key,)).fetchone()
-            if row is not None:
-                return str(row[0])
-        return "READWRITE"
+        """The mode in force for ``subject``: READONLY_OVERRIDE globally beats its own."""
+        global_mode = self._mode_row(db, _GLOBAL)
+        if global_mode == "READONLY_OVERRIDE":
+            return global_mode
+        return self._mode_row(db, subject) or global_mode or DEFAULT_MODE
 
-    def get_mode(self, subject: str | None = None) -> str:
+    def get_mode(self, subject: str | None = None, default_to_global: bool = False) -> str:
         with self._tx() as db:
-            return self._mode(db, subject or _GLOBAL)
+            if subject is None:
+                return self._mode_row(db, _GLOBAL) or DEFAULT_MODE
+            own = self._mode_row(db, subject)
+            if own is not None and self._mode_row(db, _GLOBAL) != "READONLY_OVERRIDE":
+                return own
+            if default_to_global or own is not None:
+                return self._mode(db, subject)
+        raise RestError(
+            404, 40409, f"Subject '{subject}' does not have subject-level mode configured"
+        )
 
-    def set_mode(self, mode: Any, subject: str | None = None) -> str:
+    def set_mode(self, mode: Any, subject: str | None = None, force: bool = False) -> str | None:
+        """Set (or, with ``None``, clear) a mode; IMPORT needs an empty registry or force."""
+        if mode is None:
+            self.delete_mode(subject, missing_ok=True)
+            return None
         if not isinstance(mode, str) or mode.upper() not in MODES:
             raise RestError(
-                422, 42204, f"Invalid mode {mode!r}. Valid values are " + ", ".join(MODES)
+                422,
+                42204,
+                "Invalid mode. Valid values are READWRITE, READONLY, IMPORT and FORWARD.",
             )
+        wanted = mode.upper()
+        if wanted == "FORWARD" and subject is not None:
+            raise RestError(422, 42204, "Forward mode only supported on global level")
         with self._tx() as db:
+            key = subject or _GLOBAL
+            if wanted == "IMPORT" and self._mode(db, key) != "IMPORT" and not force:
+                clause, args = ("subject = ?", (subject,)) if subject else ("1", ())
+                live = db.execute(
+                    f"SELECT 1 FROM versions WHERE {clause} AND deleted = 0 LIMIT 1", args
+                ).fetchone()
+                if live is not None:
+                    raise not_permitted("Cannot import since found existing subjects")
+                db.execute(f"DELETE FROM versions WHERE {clause}", args)  # soft-deleted leftovers
             db.execute(
                 "INSERT INTO mode (subject, mode) VALUES (?, ?) "
                 "ON CONFLICT(subject) DO UPDATE SET mode = excluded.mode",
-                (subject or _GLOBAL, mode.upper()),
+                (key, wanted),
             )
-        return mode.upper()
+        return wanted
+
+    def delete_mode(self, subject: str | None = None, missing_ok: bool = False) -> str:
+        """Remove a mode and answer it; a subject without one is 40401, as in Confluent."""
+        with self._tx() as db:
+            key = subject or _GLOBAL
+            previous = self._mode_row(db, key)
+            if previous is None and subject is not None and not missing_ok:
+                raise subject_not_found(subject)
+            db.execute("DELETE FROM mode WHERE subject = ?", (key,))
+        return previous or DEFAULT_MODE
 
 
 def _parse_version(version: str) -> int:
@@ -460,7 +798,7 @@ def _parse_version(version: str) -> int:
         number = int(version)
     except ValueError:
         number = 0
-    if number < 1:
+    if number < 1 or number > MAX_ID:
         raise RestError(
             422,
             42202,
