@@ -54,6 +54,8 @@ async def _body(request: Request) -> Any:
         return json.loads(raw or b"null")
     except json.JSONDecodeError as exc:
         raise RestError(400, 400, f"Unrecognized request body: {exc.msg}") from exc
+    except (RecursionError, UnicodeDecodeError) as exc:  # nested too deep, or not UTF-8
+        raise RestError(400, 400, "Unrecognized request body: unreadable JSON") from exc
 
 
 def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette:
@@ -91,8 +93,13 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         answer: dict[str, Any] = {}
         if with_subject and found.subject:
             answer.update(subject=found.subject, version=found.version)
-        return {**answer, "schemaType": "AVRO", **found.extras(), "schema": found.schema,
-                "guid": found.guid}  # fmt: skip
+        return {
+            **answer,
+            "schemaType": "AVRO",
+            **found.extras(),
+            "schema": found.schema,
+            "guid": found.guid,
+        }
 
     async def get_schema(request: Request) -> Response:
         """
@@ -463,10 +470,14 @@ class ContentNegotiation:
         async def send_as_asked(message: Any) -> None:
             if message["type"] == "http.response.start" and chosen != CONTENT_TYPE.encode():
                 message["headers"] = [
-                    (k, chosen if k.lower() == b"content-type" and v == CONTENT_TYPE.encode()
-                     else v)
+                    (
+                        k,
+                        chosen
+                        if k.lower() == b"content-type" and v == CONTENT_TYPE.encode()
+                        else v,
+                    )
                     for k, v in message["headers"]
-                ]  # fmt: skip
+                ]
             await send(message)
 
         await self.app(scope, receive, send_as_asked)

@@ -44,8 +44,8 @@ def canonical_text(definition: Any, normalize: bool = False) -> str:
     return _Writer(normalize).write(definition, namespace=None)
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def _dump(value: Any, sort_keys: bool = False) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys)
 
 
 def _split(name: str, namespace: str | None) -> tuple[str, str | None]:
@@ -65,7 +65,7 @@ class _Writer:
         keys = [k for k in node if k not in reserved]
         if self.normalize:  # the logical type first, as Confluent writes it, then sorted
             keys.sort(key=lambda k: (_LOGICAL.index(k) if k in _LOGICAL else len(_LOGICAL), k))
-        return [f"{_dump(k)}:{_dump(node[k])}" for k in keys]
+        return [f"{_dump(k)}:{_dump(node[k], self.normalize)}" for k in keys]
 
     def aliases(self, node: dict[str, Any]) -> list[str]:
         aliases = node.get("aliases")
@@ -135,7 +135,7 @@ class _Writer:
         if node.get("doc") is not None:
             parts.append(f'"doc":{_dump(node["doc"])}')
         if "default" in node:
-            parts.append(f'"default":{_dump(node["default"])}')
+            parts.append(f'"default":{_dump(node["default"], self.normalize)}')
         order = node.get("order", "ascending")
         if order != "ascending":
             parts.append(f'"order":{_dump(order)}')

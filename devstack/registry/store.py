@@ -305,9 +305,15 @@ class RegistryStore:
         text, refs, metadata, rule_set = row
         where = ("", 0, 0) if subject is None or not pairs else pairs[0]
         return RegisteredVersion(
-            str(where[0]), int(where[1]), schema_id, str(text), bool(where[2]),
-            str(refs), metadata, rule_set,
-        )  # fmt: skip
+            str(where[0]),
+            int(where[1]),
+            schema_id,
+            str(text),
+            bool(where[2]),
+            str(refs),
+            metadata,
+            rule_set,
+        )
 
     def schema_by_guid(self, guid: str) -> RegisteredVersion:
         with self._tx() as db:
@@ -316,8 +322,9 @@ class RegistryStore:
             ).fetchall()
         for schema_id, text, refs, metadata, rule_set in rows:
             if guid_of(text, refs, metadata, rule_set) == guid.lower():
-                return RegisteredVersion("", 0, int(schema_id), text, False, refs, metadata,
-                                         rule_set)  # fmt: skip
+                return RegisteredVersion(
+                    "", 0, int(schema_id), text, False, refs, metadata, rule_set
+                )
         raise schema_not_found(f"Schema {guid} not found")
 
     def versions_of_id(self, schema_id: int, deleted: bool = False) -> list[tuple[str, int]]:
@@ -454,9 +461,15 @@ class RegistryStore:
             )
             self._parsed[schema_id] = candidate.parsed
             return RegisteredVersion(
-                subject, version, schema_id, text, False, candidate.refs, candidate.metadata,
+                subject,
+                version,
+                schema_id,
+                text,
+                False,
+                candidate.refs,
+                candidate.metadata,
                 candidate.rule_set,
-            )  # fmt: skip
+            )
 
     @staticmethod
     def _inherit(candidate: CandidateSchema, live: list[RegisteredVersion]) -> CandidateSchema:
@@ -516,9 +529,15 @@ class RegistryStore:
         db.execute(
             "INSERT INTO schemas (id, schema_text, normalized, refs, metadata, rule_set)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (schema_id, text, candidate.normalized, candidate.refs, candidate.metadata,
-             candidate.rule_set),
-        )  # fmt: skip
+            (
+                schema_id,
+                text,
+                candidate.normalized,
+                candidate.refs,
+                candidate.metadata,
+                candidate.rule_set,
+            ),
+        )
         return schema_id
 
     def lookup(
@@ -544,12 +563,11 @@ class RegistryStore:
             candidate.rule_set,
         ):
             return False
-        if existing.schema == candidate.text or existing.schema == candidate.normalized:
+        if existing.schema == candidate.text:
             return True
         if not normalize:
             return False
-        stored = canonical_text(json.loads(existing.schema), normalize=True)
-        return stored == candidate.normalized
+        return canonical_text(json.loads(existing.schema), normalize=True) == candidate.normalized
 
     # ------------------------------------------------------------------ compatibility
 
