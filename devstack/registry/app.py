@@ -23,7 +23,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
-from devstack.registry.store import RegisteredVersion, RegistryStore, RestError
+from devstack.registry.errors import RestError
+from devstack.registry.schemas import RegisteredVersion
+from devstack.registry.store import RegistryStore
 
 __all__ = ["CONTENT_TYPE", "create_app"]
 

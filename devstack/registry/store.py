@@ -9,25 +9,32 @@ an id or a version.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import avro.schema
 
 from devstack.registry.canonical import canonical_text
-from producer.contract.catalog import parse_schema_text
+from devstack.registry.errors import (
+    CONTEXT,
+    RestError,
+    invalid_level,
+    invalid_schema,
+    not_permitted,
+    read_only,
+    schema_not_found,
+    subject_not_found,
+    version_not_found,
+)
+from devstack.registry.schemas import CandidateSchema, RegisteredVersion, guid_of, parse_version
 from producer.contract.compat import CompatibilityLevel, LabelledSchema, check_compatibility
-from producer.errors import SchemaFileError
 
-__all__ = ["MODES", "RegisteredVersion", "RegistryStore", "RestError"]
+__all__ = ["MODES", "RegistryStore"]
 
 DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
 DEFAULT_MODE = "READWRITE"
@@ -35,9 +42,6 @@ MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT", "FORWARD")
 _IMPORTING = ("IMPORT", "FORWARD")
 _READ_ONLY = ("READONLY", "READONLY_OVERRIDE")
 _GLOBAL = ""  # the config/mode row of the registry as a whole
-_CONTEXT = "."  # the only context served here, as Confluent names it in messages
-MAX_ID = 2**31 - 1
-MAX_SCHEMA_CHARS = 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schemas (
@@ -60,184 +64,6 @@ CREATE TABLE IF NOT EXISTS config (subject TEXT PRIMARY KEY, level TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS mode (subject TEXT PRIMARY KEY, mode TEXT NOT NULL);
 """
 _SCHEMA_VERSION = 2  # PRAGMA user_version of the layout above
-
-
-class RestError(Exception):
-    """An error answer of the REST API: HTTP status, Confluent error code and message.
-
-    Raised inside the server only; it becomes the JSON body Confluent answers with.
-    (Clients of the registry see ``producer.errors.RegistryError`` instead.)
-    """
-
-    def __init__(self, http_status: int, error_code: int, message: str) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.error_code = error_code
-        self.message = message
-
-
-def subject_not_found(subject: str) -> RestError:
-    return RestError(404, 40401, f"Subject '{subject}' not found.")
-
-
-def version_not_found(subject: str, version: object) -> RestError:
-    return RestError(404, 40402, f"Version {version} not found for subject '{subject}'.")
-
-
-def schema_not_found(detail: str = "Schema not found") -> RestError:
-    return RestError(404, 40403, detail)
-
-
-def not_permitted(message: str) -> RestError:
-    return RestError(422, 42205, message)
-
-
-def read_only(subject: str | None) -> RestError:
-    if subject is None:
-        return not_permitted(f"The registry (context {_CONTEXT}) is in read-only mode")
-    return not_permitted(f"Subject {subject} in context {_CONTEXT} is in read-only mode")
-
-
-def invalid_schema(problem: str) -> RestError:
-    return RestError(422, 42201, f"Invalid schema: {problem}")
-
-
-def invalid_level(level: object) -> RestError:
-    return RestError(
-        422,
-        42203,
-        f"Invalid compatibility level {level!r}. Valid values are "
-        + ", ".join(x.value for x in CompatibilityLevel),
-    )
-
-
-def guid_of(text: str, refs: str, metadata: str | None, rule_set: str | None) -> str:
-    """A schema's GUID: like Confluent's, the MD5 of its content, written as a UUID."""
-    digest = hashlib.md5(usedforsecurity=False)
-    digest.update(text.encode())
-    if refs != "[]":
-        digest.update(refs.encode())
-    for part in (metadata, rule_set):
-        if part is not None:
-            digest.update(part.encode())
-    return str(uuid.UUID(bytes=digest.digest()))
-
-
-@dataclass(frozen=True)
-class RegisteredVersion:
-    subject: str
-    version: int
-    schema_id: int
-    schema: str
-    deleted: bool = False
-    refs: str = "[]"
-    metadata: str | None = None
-    rule_set: str | None = None
-
-    @property
-    def guid(self) -> str:
-        return guid_of(self.schema, self.refs, self.metadata, self.rule_set)
-
-    def extras(self) -> dict[str, Any]:
-        """references, metadata and ruleSet, each only when present (as Confluent omits them)."""
-        answer: dict[str, Any] = {}
-        if self.refs != "[]":
-            answer["references"] = json.loads(self.refs)
-        if self.metadata is not None:
-            answer["metadata"] = json.loads(self.metadata)
-        if self.rule_set is not None:
-            answer["ruleSet"] = json.loads(self.rule_set)
-        return answer
-
-    def to_json(self) -> dict[str, Any]:
-        answer: dict[str, Any] = {
-            "subject": self.subject,
-            "version": self.version,
-            "id": self.schema_id,
-            "guid": self.guid,
-            "schemaType": "AVRO",
-            **self.extras(),
-            "schema": self.schema,
-        }
-        if self.deleted:
-            answer["deleted"] = True
-        return answer
-
-    def registered_json(self) -> dict[str, Any]:
-        """The answer to a registration (Confluent's ``RegisterSchemaResponse``)."""
-        return {
-            "id": self.schema_id,
-            "version": self.version,
-            "guid": self.guid,
-            "schemaType": "AVRO",
-            **self.extras(),
-            "schema": self.schema,
-        }
-
-
-def _json_or_none(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-@dataclass(frozen=True)
-class CandidateSchema:
-    """A schema sent by a client, parsed, in both identity forms, with what came with it."""
-
-    text: str  # Confluent's canonical text: identity without ?normalize
-    normalized: str  # the normalized canonical text: identity with ?normalize=true
-    parsed: avro.schema.Schema
-    refs: str = "[]"
-    metadata: str | None = None
-    rule_set: str | None = None
-    explicit_id: int | None = None
-    explicit_version: int | None = None
-    sent: frozenset[str] = field(default_factory=frozenset)  # the body's keys
-
-    @classmethod
-    def from_request(cls, body: Any) -> CandidateSchema:
-        if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
-            raise invalid_schema("the body needs a 'schema' string")
-        if len(body["schema"]) > MAX_SCHEMA_CHARS:  # Kafka's record limit, in Confluent
-            raise RestError(
-                422,
-                42209,
-                f"Schema is too large: {len(body['schema'])} characters, the limit is "
-                f"{MAX_SCHEMA_CHARS}",
-            )
-        schema_type = body.get("schemaType") or "AVRO"
-        if schema_type != "AVRO":
-            raise invalid_schema(f"only AVRO is supported here, not {schema_type}")
-        if body.get("references"):
-            raise invalid_schema("schema references are not supported here")
-        try:
-            definition, _, parsed = parse_schema_text(body["schema"], "schema")
-        except SchemaFileError as exc:
-            raise invalid_schema(exc.problem) from exc
-        for name in ("metadata", "ruleSet"):
-            if body.get(name) is not None and not isinstance(body[name], dict):
-                raise invalid_schema(f"'{name}' must be an object")
-        return cls(
-            text=canonical_text(definition),
-            normalized=canonical_text(definition, normalize=True),
-            parsed=parsed,
-            metadata=_json_or_none(body.get("metadata")),
-            rule_set=_json_or_none(body.get("ruleSet")),
-            explicit_id=_optional_number(body, "id", "id"),
-            explicit_version=_optional_number(body, "version", "version"),
-            sent=frozenset(body),
-        )
-
-    def form(self, normalize: bool) -> str:
-        return self.normalized if normalize else self.text
-
-
-def _optional_number(body: dict[str, Any], key: str, what: str) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value > MAX_ID:
-        raise RestError(422, 42201 if key == "id" else 42202, f"Invalid {what}: {value!r}")
-    return value if value > 0 else None
 
 
 class RegistryStore:
@@ -384,7 +210,7 @@ class RegistryStore:
     def _get_version(
         self, db: sqlite3.Connection, subject: str, version: str, deleted: bool
     ) -> RegisteredVersion:
-        number = _parse_version(version)
+        number = parse_version(version)
         found = self._versions(db, subject, deleted)
         if not found:
             raise subject_not_found(subject)
@@ -419,12 +245,10 @@ class RegistryStore:
             if mode in _READ_ONLY:
                 raise read_only(subject)
             if wanted_id is not None and mode not in _IMPORTING:
-                raise not_permitted(
-                    f"Subject {subject} in context {_CONTEXT} is not in import mode"
-                )
+                raise not_permitted(f"Subject {subject} in context {CONTEXT} is not in import mode")
             if wanted_id is None and mode != "READWRITE":
                 raise not_permitted(
-                    f"Subject {subject} in context {_CONTEXT} is not in read-write mode"
+                    f"Subject {subject} in context {CONTEXT} is not in read-write mode"
                 )
             text = candidate.form(normalize)
             next_version = max((v.version for v in every), default=0) + 1
@@ -518,7 +342,7 @@ class RegistryStore:
             return self._insert(db, wanted, candidate, text)
         if tuple(row) != (text, candidate.refs, candidate.metadata, candidate.rule_set):
             raise not_permitted(
-                f"Overwrite new schema with id {wanted} in context {_CONTEXT} is not permitted."
+                f"Overwrite new schema with id {wanted} in context {CONTEXT} is not permitted."
             )
         return wanted
 
@@ -582,7 +406,7 @@ class RegistryStore:
             live = self._versions(db, subject, deleted=False)
             if version is None:
                 return self._check(candidate, live, level)
-            number = _parse_version(version)
+            number = parse_version(version)
             if number == -1:
                 if not live:  # nothing to be incompatible with
                     return []
@@ -807,20 +631,3 @@ class RegistryStore:
                 raise subject_not_found(subject)
             db.execute("DELETE FROM mode WHERE subject = ?", (key,))
         return previous or DEFAULT_MODE
-
-
-def _parse_version(version: str) -> int:
-    if version in ("latest", "-1"):
-        return -1
-    try:
-        number = int(version)
-    except ValueError:
-        number = 0
-    if number < 1 or number > MAX_ID:
-        raise RestError(
-            422,
-            42202,
-            f"The specified version '{version}' is not a valid version id. Allowed values are "
-            'between [1, 2^31-1] and the string "latest"',
-        )
-    return number
