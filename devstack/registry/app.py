@@ -70,19 +70,11 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return str(request.path_params["subject"])
 
     async def root(request: Request) -> Response:
-        """
-        summary: Health check
-        responses:
-          200: {description: "{}"}
-        """
+        """Health check."""
         return ConfluentJSON({})
 
     async def schema_types(request: Request) -> Response:
-        """
-        summary: Supported schema types
-        responses:
-          200: {description: '["AVRO"]'}
-        """
+        """Supported schema types."""
         return ConfluentJSON(["AVRO"])
 
     def schema_id(request: Request) -> int:
@@ -104,62 +96,33 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         }
 
     async def get_schema(request: Request) -> Response:
-        """
-        summary: Schema by global id, soft-deleted too (with subject and version for ?subject=)
-        responses:
-          200: {description: '{"schemaType": "AVRO", "schema": "...", "guid": "..."}'}
-          404: {description: 40403 schema not found}
-        """
+        """Schema by global id, soft-deleted too (with subject and version for ?subject=)."""
         subject = request.query_params.get("subject") or None
         found = await call(store.schema_by_id, schema_id(request), subject)
         return ConfluentJSON(schema_string(found, subject is not None))
 
     async def get_schema_only(request: Request) -> Response:
-        """
-        summary: The raw schema text of a global id
-        responses:
-          200: {description: the schema JSON}
-          404: {description: 40403 schema not found}
-        """
+        """The raw schema text of a global id."""
         found = await call(store.schema_by_id, schema_id(request))
         return Response(found.schema, media_type=CONTENT_TYPE)
 
     async def get_schema_by_guid(request: Request) -> Response:
-        """
-        summary: Schema by GUID
-        responses:
-          200: {description: '{"schemaType": "AVRO", "schema": "...", "guid": "..."}'}
-          404: {description: 40403 schema not found}
-        """
+        """Schema by GUID."""
         found = await call(store.schema_by_guid, str(request.path_params["guid"]))
         return ConfluentJSON(schema_string(found, False))
 
     async def get_schema_versions(request: Request) -> Response:
-        """
-        summary: Subject-version pairs that use a schema id
-        responses:
-          200: {description: '[{"subject": "...", "version": 1}]'}
-          404: {description: 40403 schema not found}
-        """
+        """Subject-version pairs that use a schema id."""
         pairs = await call(store.versions_of_id, schema_id(request), _flag(request, "deleted"))
         return ConfluentJSON([{"subject": s, "version": v} for s, v in pairs])
 
     async def get_schema_subjects(request: Request) -> Response:
-        """
-        summary: Subjects that use a schema id
-        responses:
-          200: {description: '["subject"]'}
-          404: {description: 40403 schema not found}
-        """
+        """Subjects that use a schema id."""
         pairs = await call(store.versions_of_id, schema_id(request), _flag(request, "deleted"))
         return ConfluentJSON(sorted({s for s, _ in pairs}))
 
     async def list_subjects(request: Request) -> Response:
-        """
-        summary: Subject names (deleted=true includes soft-deleted ones)
-        responses:
-          200: {description: '["subject"]'}
-        """
+        """Subject names (deleted=true includes soft-deleted ones)."""
         prefix = request.query_params.get("subjectPrefix", "")
         if prefix in (":*:", ":.:"):  # Confluent's "every context" wildcard
             prefix = ""
@@ -169,12 +132,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return ConfluentJSON(found)
 
     async def list_versions(request: Request) -> Response:
-        """
-        summary: Versions of a subject
-        responses:
-          200: {description: "[1, 2]"}
-          404: {description: 40401 subject not found}
-        """
+        """Versions of a subject."""
         versions = await call(
             store.versions,
             subject_of(request),
@@ -184,13 +142,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return ConfluentJSON(versions)
 
     async def register(request: Request) -> Response:
-        """
-        summary: Register a schema under a subject (idempotent)
-        responses:
-          200: {description: '{"id", "version", "guid", "schemaType", "schema"}'}
-          409: {description: 40901 incompatible with an earlier version}
-          422: {description: 42201 invalid schema, 42205 not permitted in this mode}
-        """
+        """Register a schema under a subject (idempotent)."""
         body = await _body(request)
         registered = await call(
             store.register, subject_of(request), body, _flag(request, "normalize")
@@ -198,12 +150,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return ConfluentJSON(registered.registered_json())
 
     async def lookup(request: Request) -> Response:
-        """
-        summary: Look a schema up under a subject
-        responses:
-          200: {description: '{"subject", "id", "version", "schema"}'}
-          404: {description: 40401 subject not found, 40403 schema not found}
-        """
+        """Look a schema up under a subject."""
         body = await _body(request)
         found = await call(
             store.lookup,
@@ -214,26 +161,44 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         )
         return ConfluentJSON(found.to_json())
 
+    async def latest_with_metadata(request: Request) -> Response:
+        """The newest version of a subject whose metadata has every key=value asked."""
+        keys = request.query_params.getlist("key")
+        values = request.query_params.getlist("value")
+        if len(keys) != len(values):
+            raise RestError(422, 42201, "Each metadata key needs one value")
+        found = await call(
+            store.latest_with_metadata,
+            subject_of(request),
+            dict(zip(keys, values, strict=True)),
+            _flag(request, "deleted"),
+        )
+        return ConfluentJSON(found.to_json())
+
+    async def list_schemas(request: Request) -> Response:
+        """Every subject-version (subjectPrefix, deleted, latestOnly)."""
+        found = await call(
+            store.every_schema,
+            request.query_params.get("subjectPrefix", ""),
+            _flag(request, "deleted"),
+            _flag(request, "latestOnly"),
+        )
+        return ConfluentJSON([v.to_json() for v in found])
+
+    async def referenced_by(request: Request) -> Response:
+        """Ids of the schemas that reference one version."""
+        ids = await call(store.referenced_by, subject_of(request), request.path_params["version"])
+        return ConfluentJSON(ids)
+
     async def delete_subject(request: Request) -> Response:
-        """
-        summary: Soft-delete a subject, or hard-delete it with permanent=true
-        responses:
-          200: {description: "[1, 2]"}
-          404: {description: 40401, 40404 already soft-deleted, 40405 not soft-deleted first}
-        """
+        """Soft-delete a subject, or hard-delete it with permanent=true."""
         versions = await call(
             store.delete_subject, subject_of(request), _flag(request, "permanent")
         )
         return ConfluentJSON(versions)
 
     async def get_version(request: Request) -> Response:
-        """
-        summary: One version of a subject (a number, latest or -1)
-        responses:
-          200: {description: '{"subject", "version", "id", "schema"}'}
-          404: {description: 40401 subject not found, 40402 version not found}
-          422: {description: 42202 invalid version}
-        """
+        """One version of a subject (a number, latest or -1)."""
         found = await call(
             store.get_version,
             subject_of(request),
@@ -243,12 +208,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return ConfluentJSON(found.to_json())
 
     async def get_version_schema(request: Request) -> Response:
-        """
-        summary: The raw schema text of one version
-        responses:
-          200: {description: the schema JSON}
-          404: {description: 40401, 40402}
-        """
+        """The raw schema text of one version."""
         found = await call(
             store.get_version,
             subject_of(request),
@@ -258,12 +218,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return Response(found.schema, media_type=CONTENT_TYPE)
 
     async def delete_version(request: Request) -> Response:
-        """
-        summary: Soft-delete one version, or hard-delete it with permanent=true
-        responses:
-          200: {description: the version number}
-          404: {description: 40401, 40402, 40406 already soft-deleted, 40407 not soft-deleted}
-        """
+        """Soft-delete one version, or hard-delete it with permanent=true."""
         version = await call(
             store.delete_version,
             subject_of(request),
@@ -273,13 +228,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return ConfluentJSON(version)
 
     async def compatibility(request: Request) -> Response:
-        """
-        summary: Test a schema against one version, or against what the level names
-        responses:
-          200: {description: '{"is_compatible": true} (+ "messages" with verbose=true)'}
-          404: {description: 40402 version not found}
-          422: {description: 42201 invalid schema (verbose answers 200), 42202 invalid version}
-        """
+        """Test a schema against one version, or against what the level names."""
         body = await _body(request)
         verbose = _flag(request, "verbose")
         try:
@@ -304,13 +253,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return str(subject) if subject is not None else None
 
     async def config(request: Request) -> Response:
-        """
-        summary: Global or subject compatibility level (GET, PUT, DELETE)
-        responses:
-          200: {description: '{"compatibilityLevel": "BACKWARD"} or {"compatibility": "FULL"}'}
-          404: {description: 40408 no subject-level compatibility, 40401 none to delete}
-          422: {description: 42203 invalid compatibility level, 42205 read-only mode}
-        """
+        """Global or subject compatibility level (GET, PUT, DELETE)."""
         subject = config_subject(request)
         if request.method == "PUT":
             body = await _body(request)
@@ -322,13 +265,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return ConfluentJSON({"compatibilityLevel": level})
 
     async def mode(request: Request) -> Response:
-        """
-        summary: Global or subject mode (READWRITE, READONLY, READONLY_OVERRIDE, IMPORT, FORWARD)
-        responses:
-          200: {description: '{"mode": "READWRITE"}'}
-          404: {description: 40409 no subject-level mode, 40401 none to delete}
-          422: {description: 42204 invalid mode, 42205 IMPORT over existing schemas}
-        """
+        """Global or subject mode (READWRITE, READONLY, READONLY_OVERRIDE, IMPORT, FORWARD)."""
         subject = config_subject(request)
         if request.method == "PUT":
             body = await _body(request)
@@ -342,19 +279,11 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return ConfluentJSON({"mode": current})
 
     async def contexts(request: Request) -> Response:
-        """
-        summary: Contexts (only the default one)
-        responses:
-          200: {description: '["."]'}
-        """
+        """Contexts (only the default one)."""
         return ConfluentJSON(["."])
 
     async def associations(request: Request) -> Response:
-        """
-        summary: Associations are not kept here, so clients fall back to TopicNameStrategy
-        responses:
-          200: {description: "[] (Confluent's answer when none exist)"}
-        """
+        """Associations are not kept here, so clients fall back to TopicNameStrategy."""
         return ConfluentJSON([])
 
     async def openapi(request: Request) -> Response:
@@ -363,6 +292,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
     routes = [
         Route("/", root, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+        Route("/schemas", list_schemas, methods=["GET"]),
         Route("/schemas/types", schema_types, methods=["GET"]),
         Route("/schemas/ids/{id}", get_schema, methods=["GET"]),
         Route("/schemas/ids/{id}/schema", get_schema_only, methods=["GET"]),
@@ -377,6 +307,10 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         Route("/subjects/{subject}/versions/{version}", get_version, methods=["GET"]),
         Route("/subjects/{subject}/versions/{version}", delete_version, methods=["DELETE"]),
         Route("/subjects/{subject}/versions/{version}/schema", get_version_schema, methods=["GET"]),
+        Route(
+            "/subjects/{subject}/versions/{version}/referencedby", referenced_by, methods=["GET"]
+        ),
+        Route("/subjects/{subject}/metadata", latest_with_metadata, methods=["GET"]),
         Route("/compatibility/subjects/{subject}/versions", compatibility, methods=["POST"]),
         Route(
             "/compatibility/subjects/{subject}/versions/{version}", compatibility, methods=["POST"]

@@ -101,7 +101,7 @@ class CandidateSchema:
     rule_set: str | None = None
     explicit_id: int | None = None
     explicit_version: int | None = None
-    sent: frozenset[str] = field(default_factory=frozenset)  # the body's keys
+    sent: frozenset[str] = field(default_factory=frozenset)  # the keys sent, not null
 
     @classmethod
     def from_request(cls, body: Any) -> CandidateSchema:
@@ -134,7 +134,7 @@ class CandidateSchema:
             rule_set=_json_or_none(body.get("ruleSet")),
             explicit_id=_optional_number(body, "id", "id"),
             explicit_version=_optional_number(body, "version", "version"),
-            sent=frozenset(body),
+            sent=frozenset(k for k, v in body.items() if v is not None),
         )
 
     def form(self, normalize: bool) -> str:

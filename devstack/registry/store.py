@@ -224,6 +224,43 @@ class RegistryStore:
                 return v
         raise version_not_found(subject, number)
 
+    def latest_with_metadata(
+        self, subject: str, wanted: dict[str, str], deleted: bool = False
+    ) -> RegisteredVersion:
+        """The newest version whose metadata properties include every ``wanted`` pair."""
+        with self._tx() as db:
+            found = self._versions(db, subject, deleted)
+        if not found:
+            raise subject_not_found(subject)
+        for v in reversed(found):
+            if v.metadata is None:
+                continue
+            properties = json.loads(v.metadata).get("properties") or {}
+            if all(properties.get(k) == value for k, value in wanted.items()):
+                return v
+        raise schema_not_found()
+
+    def every_schema(
+        self, prefix: str = "", deleted: bool = False, latest_only: bool = False
+    ) -> list[RegisteredVersion]:
+        """Every subject-version whose subject starts with ``prefix``, by subject and version."""
+        with self._tx() as db:
+            subjects = db.execute(
+                "SELECT DISTINCT subject FROM versions ORDER BY subject"
+            ).fetchall()
+            answer: list[RegisteredVersion] = []
+            for (subject,) in subjects:
+                if str(subject).startswith(prefix):
+                    found = self._versions(db, str(subject), deleted)
+                    answer += found[-1:] if latest_only else found
+        return answer
+
+    def referenced_by(self, subject: str, version: str) -> list[int]:
+        """Ids of the schemas that reference this subject-version (none can, yet)."""
+        with self._tx() as db:
+            self._get_version(db, subject, version, deleted=False)
+        return []
+
     # ------------------------------------------------------------------ register / lookup
 
     def register(self, subject: str, body: Any, normalize: bool = False) -> RegisteredVersion:

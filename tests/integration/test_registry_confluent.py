@@ -370,6 +370,33 @@ def test_metadata_is_kept_and_carried_to_the_next_registration(
     assert latest["metadata"] == metadata
 
 
+def test_latest_with_metadata_and_schema_listing(stack: Endpoints, unique: str) -> None:
+    # SubjectsResource.getLatestWithMetadata, SchemasResource.getSchemas (no RestApiTest of
+    # their own); the client's get_latest_with_metadata
+    url, subject = stack.registry_url, f"conf-{unique}-meta"
+    http(url, "PUT", f"/config/{subject}", {"compatibility": "NONE"})
+    for n, app_version in ((1, "1"), (2, "2"), (3, None)):
+        metadata = {"properties": {"app": "shop", "application.version": app_version}}
+        sent = body(record(f"R{n}", F_STRING), metadata=metadata if app_version else None)
+        assert http(url, "POST", f"/subjects/{subject}/versions", sent).status_code == 200
+    sr = SchemaRegistryClient({"url": url})
+    found = sr.get_latest_with_metadata(subject, {"application.version": "1"})
+    assert (found.version, found.schema.metadata.properties.properties["app"]) == (1, "shop")
+    # Version 3 sent no metadata, so it carries version 2's: it is the latest with app=shop.
+    assert sr.get_latest_with_metadata(subject, {"app": "shop"}).version == 3
+    missing = http(url, "GET", f"/subjects/{subject}/metadata?key=app&value=other")
+    assert error_of(missing) == (404, 40403)
+    unknown = http(url, "GET", f"/subjects/{subject}-none/metadata?key=app&value=shop")
+    assert error_of(unknown) == (404, 40401)
+    listed = http(url, "GET", f"/schemas?subjectPrefix=conf-{unique}-meta").json()
+    assert [(s["subject"], s["version"]) for s in listed] == [(subject, n) for n in (1, 2, 3)]
+    latest = http(url, "GET", f"/schemas?subjectPrefix=conf-{unique}-meta&latestOnly=true")
+    assert [s["version"] for s in latest.json()] == [3]
+    assert http(url, "GET", f"/subjects/{subject}/versions/1/referencedby").json() == []
+    gone = http(url, "GET", f"/subjects/{subject}/versions/9/referencedby")
+    assert error_of(gone) == (404, 40402)
+
+
 # ---------------------------------------------------------------------------- modes
 
 
