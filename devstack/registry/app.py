@@ -1,8 +1,8 @@
 """The HTTP face of the registry: Confluent's REST paths, shapes and content type.
 
 Every handler translates a request into one :class:`RegistryStore` call and its
-answer (or :class:`RestError`) into Confluent's JSON. The OpenAPI description at
-``/openapi.json`` is generated from the handlers' docstrings.
+answer (or :class:`RestError`) into Confluent's JSON. ``/openapi.json`` serves the
+description in ``openapi.py``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.schemas import SchemaGenerator
 
 from devstack.registry.errors import RestError
-from devstack.registry.schemas import RegisteredVersion
+from devstack.registry.openapi import openapi_document
+from devstack.registry.schemas import MAX_ID, RegisteredVersion
 from devstack.registry.store import RegistryStore
 
 __all__ = ["CONTENT_TYPE", "create_app"]
@@ -78,10 +78,14 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return ConfluentJSON(["AVRO"])
 
     def schema_id(request: Request) -> int:
+        text = str(request.path_params["id"])
         try:
-            return int(request.path_params["id"])
+            number = int(text)
         except ValueError:
             raise RestError(404, 40403, "Schema not found") from None
+        if not -MAX_ID <= number <= MAX_ID:  # an id is a Java int; SQLite's would overflow
+            raise RestError(404, 40403, f"Schema {text} not found")
+        return number
 
     def schema_string(found: RegisteredVersion, with_subject: bool) -> dict[str, Any]:
         answer: dict[str, Any] = {}
@@ -287,7 +291,7 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return ConfluentJSON([])
 
     async def openapi(request: Request) -> Response:
-        return JSONResponse(generator.get_schema(routes=app.routes))
+        return JSONResponse(openapi_document())
 
     routes = [
         Route("/", root, methods=["GET"]),
@@ -334,12 +338,6 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
     middleware = [Middleware(ContentNegotiation)]
     if basic_auth:
         middleware.append(Middleware(BasicAuth, credentials=basic_auth))
-    generator = SchemaGenerator(
-        {
-            "openapi": "3.0.0",
-            "info": {"title": "flashsale devstack Schema Registry", "version": "1"},
-        }
-    )
     app = Starlette(
         routes=routes,
         middleware=middleware,

@@ -605,6 +605,7 @@ def test_bad_requests_get_their_status_and_the_server_keeps_serving(
         url + path, data=b"[" * (5 * 1024 * 1024), headers={"Content-Type": CT}, timeout=30
     )
     assert huge_garbage.status_code == 400
+    assert error_of(http(url, "GET", "/schemas/ids/99999999999999999999")) == (404, 40403)
     assert error_of(http(url, "GET", "/no/such/path")) == (404, 404)
     assert error_of(http(url, "PATCH", path, {})) == (405, 405)
     assert error_of(http(url, "POST", path, ["not", "an", "object"])) == (422, 42201)
