@@ -31,7 +31,15 @@ from devstack.registry.errors import (
     subject_not_found,
     version_not_found,
 )
-from devstack.registry.schemas import CandidateSchema, RegisteredVersion, guid_of, parse_version
+from devstack.registry.schemas import (
+    CandidateSchema,
+    Reference,
+    RegisteredVersion,
+    Resolver,
+    guid_of,
+    parse_version,
+    parse_with,
+)
 from producer.contract.compat import CompatibilityLevel, LabelledSchema, check_compatibility
 
 __all__ = ["MODES", "RegistryStore"]
@@ -256,16 +264,16 @@ class RegistryStore:
         return answer
 
     def referenced_by(self, subject: str, version: str) -> list[int]:
-        """Ids of the schemas that reference this subject-version (none can, yet)."""
+        """Ids of the schemas whose live versions reference this subject-version."""
         with self._tx() as db:
-            self._get_version(db, subject, version, deleted=False)
-        return []
+            target = self._get_version(db, subject, version, deleted=False)
+            return self._referrers(db, subject, target.version, deleted=False)
 
     # ------------------------------------------------------------------ register / lookup
 
     def register(self, subject: str, body: Any, normalize: bool = False) -> RegisteredVersion:
-        candidate = CandidateSchema.from_request(body)
         with self._tx() as db:
+            candidate = CandidateSchema.from_request(body, self._resolver(db))
             every = self._versions(db, subject, deleted=True)
             live = [v for v in every if not v.deleted]
             mode = self._mode(db, subject)
@@ -301,7 +309,7 @@ class RegistryStore:
                 if candidate.explicit_version not in (None, next_version):
                     raise invalid_schema("Version is not one more than previous version")
                 level = self._level(db, subject)
-                problems = self._check(candidate, live, level)
+                problems = self._check(db, candidate, live, level)
                 if problems:
                     raise RestError(
                         409,
@@ -404,8 +412,8 @@ class RegistryStore:
     def lookup(
         self, subject: str, body: Any, normalize: bool = False, deleted: bool = False
     ) -> RegisteredVersion:
-        candidate = CandidateSchema.from_request(body)
         with self._tx() as db:
+            candidate = CandidateSchema.from_request(body, self._resolver(db))
             found = self._versions(db, subject, deleted)
             if not found:
                 raise subject_not_found(subject)
@@ -418,10 +426,10 @@ class RegistryStore:
     def _same(
         self, existing: RegisteredVersion, candidate: CandidateSchema, normalize: bool
     ) -> bool:
-        if (existing.refs, existing.metadata, existing.rule_set) != (
-            candidate.refs,
-            candidate.metadata,
-            candidate.rule_set,
+        if (existing.metadata, existing.rule_set) != (candidate.metadata, candidate.rule_set):
+            return False
+        if existing.refs != candidate.refs and not (
+            normalize and _sorted_refs(existing.refs) == _sorted_refs(candidate.refs)
         ):
             return False
         if existing.schema == candidate.text:
@@ -437,24 +445,25 @@ class RegistryStore:
     ) -> list[str]:
         """Reasons why the schema would be refused; empty when compatible."""
         del normalize  # identity does not matter to a compatibility verdict
-        candidate = CandidateSchema.from_request(body)
         with self._tx() as db:
+            candidate = CandidateSchema.from_request(body, self._resolver(db))
             level = self._level(db, subject)
             live = self._versions(db, subject, deleted=False)
             if version is None:
-                return self._check(candidate, live, level)
+                return self._check(db, candidate, live, level)
             number = parse_version(version)
             if number == -1:
                 if not live:  # nothing to be incompatible with
                     return []
-                return self._check(candidate, live[-1:], level)
+                return self._check(db, candidate, live[-1:], level)
             for v in live:
                 if v.version == number:
-                    return self._check(candidate, [v], level)
+                    return self._check(db, candidate, [v], level)
             raise version_not_found(subject, number)
 
     def _check(
         self,
+        db: sqlite3.Connection,
         candidate: CandidateSchema,
         live: list[RegisteredVersion],
         level: CompatibilityLevel,
@@ -465,7 +474,7 @@ class RegistryStore:
         targets = live if level.transitive else live[-1:]
         new = LabelledSchema("new schema", candidate.parsed)
         for old in reversed(targets):
-            existing = LabelledSchema(f"version {old.version}", self._parsed_schema(old))
+            existing = LabelledSchema(f"version {old.version}", self._parsed_schema(db, old))
             report = check_compatibility(new, [existing], level)
             if report.problems:
                 return [
@@ -476,12 +485,79 @@ class RegistryStore:
                 ]
         return []
 
-    def _parsed_schema(self, version: RegisteredVersion) -> avro.schema.Schema:
+    def _parsed_schema(
+        self, db: sqlite3.Connection, version: RegisteredVersion
+    ) -> avro.schema.Schema:
         parsed = self._parsed.get(version.schema_id)
         if parsed is None:
-            parsed = avro.schema.parse(version.schema)
+            dependencies: list[str] = []
+            if version.refs != "[]":
+                _, dependencies = self._resolver(db)(json.loads(version.refs))
+            _, parsed = parse_with(version.schema, dependencies)
             self._parsed[version.schema_id] = parsed
         return parsed
+
+    # ------------------------------------------------------------------ references
+
+    def _resolver(self, db: sqlite3.Connection) -> Resolver:
+        """Resolve references inside ``db``'s transaction: each to its subject-version
+        (``-1`` to the latest), and every schema they name, dependencies first."""
+
+        def resolve(refs: list[Reference]) -> tuple[list[Reference], list[str]]:
+            fixed: list[Reference] = []
+            texts: list[str] = []
+            seen: set[tuple[str, int]] = set()
+
+            def visit(ref: Reference, depth: int) -> Reference:
+                if depth > 32:
+                    raise invalid_schema("references nest deeper than 32 levels, or in a cycle")
+                try:
+                    target = self._get_version(db, ref["subject"], str(ref["version"]), True)
+                except RestError:
+                    raise invalid_schema(
+                        f"reference '{ref['name']}' names subject '{ref['subject']}' version "
+                        f"{ref['version']}, which does not exist"
+                    ) from None
+                if (target.subject, target.version) not in seen:
+                    seen.add((target.subject, target.version))
+                    for inner in json.loads(target.refs):
+                        visit(inner, depth + 1)
+                    texts.append(target.schema)
+                return {**ref, "version": target.version}
+
+            for ref in refs:
+                fixed.append(visit(ref, 0))
+            return fixed, texts
+
+        return resolve
+
+    def _referrers(
+        self, db: sqlite3.Connection, subject: str, version: int, deleted: bool
+    ) -> list[int]:
+        """Ids of schemas with a live (or, with ``deleted``, any) version that reference
+        ``subject`` ``version``."""
+        rows = db.execute(
+            "SELECT DISTINCT s.id, s.refs FROM schemas s JOIN versions v ON v.schema_id = s.id"
+            " WHERE s.refs != '[]' AND (v.deleted = 0 OR ?) ORDER BY s.id",
+            (deleted,),
+        ).fetchall()
+        return [
+            int(schema_id)
+            for schema_id, refs in rows
+            if any(r["subject"] == subject and r["version"] == version for r in json.loads(refs))
+        ]
+
+    def _refuse_if_referenced(
+        self, db: sqlite3.Connection, targets: list[RegisteredVersion], permanent: bool
+    ) -> None:
+        for target in targets:
+            if self._referrers(db, target.subject, target.version, deleted=permanent):
+                raise RestError(
+                    422,
+                    42206,
+                    "One or more references exist to the schema {magic=1,keytype=SCHEMA,"
+                    f"subject={target.subject},version={target.version}}}.",
+                )
 
     # ------------------------------------------------------------------ deletion
 
@@ -493,6 +569,7 @@ class RegistryStore:
             if self._mode(db, subject) in _READ_ONLY:
                 raise read_only(subject)
             live = [v for v in every if not v.deleted]
+            self._refuse_if_referenced(db, every if permanent else live, permanent)
             if permanent:
                 if live:
                     raise RestError(
@@ -516,37 +593,45 @@ class RegistryStore:
             return [v.version for v in live]
 
     def delete_version(self, subject: str, version: str, permanent: bool = False) -> int:
+        number = parse_version(version)
         with self._tx() as db:
-            target = self._get_version(db, subject, version, deleted=True)
+            every = self._versions(db, subject, deleted=True)
+            if not every:
+                raise subject_not_found(subject)
             if self._mode(db, subject) in _READ_ONLY:
                 raise read_only(subject)
-            if version in ("latest", "-1") and permanent:
-                every = self._versions(db, subject, deleted=True)
-                target = every[-1]
-            if permanent:
-                if not target.deleted:
-                    raise RestError(
-                        404,
-                        40407,
-                        f"Subject '{subject}' Version {target.version} was not deleted first "
-                        "before being permanently deleted",
-                    )
-                db.execute(
-                    "DELETE FROM versions WHERE subject = ? AND version = ?",
-                    (subject, target.version),
+            if number == -1:  # the latest live one; permanently, the latest of all
+                candidates = every if permanent else [v for v in every if not v.deleted]
+            else:
+                candidates = [v for v in every if v.version == number]
+            if not candidates:
+                raise version_not_found(subject, version if number == -1 else number)
+            target = candidates[-1]
+            if permanent and not target.deleted:
+                raise RestError(
+                    404,
+                    40407,
+                    f"Subject '{subject}' Version {target.version} was not deleted first "
+                    "before being permanently deleted",
                 )
-                return target.version
-            if target.deleted:
+            if not permanent and target.deleted:
                 raise RestError(
                     404,
                     40406,
                     f"Subject '{subject}' Version {target.version} was soft deleted. "
                     "Set permanent=true to delete permanently",
                 )
-            db.execute(
-                "UPDATE versions SET deleted = 1 WHERE subject = ? AND version = ?",
-                (subject, target.version),
-            )
+            self._refuse_if_referenced(db, [target], permanent)
+            if permanent:
+                db.execute(
+                    "DELETE FROM versions WHERE subject = ? AND version = ?",
+                    (subject, target.version),
+                )
+            else:
+                db.execute(
+                    "UPDATE versions SET deleted = 1 WHERE subject = ? AND version = ?",
+                    (subject, target.version),
+                )
             return target.version
 
     # ------------------------------------------------------------------ config and mode
@@ -668,3 +753,7 @@ class RegistryStore:
                 raise subject_not_found(subject)
             db.execute("DELETE FROM mode WHERE subject = ?", (key,))
         return previous or DEFAULT_MODE
+
+
+def _sorted_refs(refs: str) -> list[tuple[str, str, int]]:
+    return sorted((r["name"], r["subject"], r["version"]) for r in json.loads(refs))

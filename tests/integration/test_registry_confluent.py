@@ -352,6 +352,175 @@ def test_subject_config_delete(stack: Endpoints, subject: str, sr: SchemaRegistr
     assert error_of(http(url, "GET", f"/config/{subject}")) == (404, 40408)
 
 
+# ---------------------------------------------------------------------------- references
+
+SUBRECORD = {
+    "type": "record",
+    "name": "Subrecord",
+    "namespace": "otherns",
+    "fields": [{"name": "field2", "type": "string"}],
+}
+MY_RECORD = {
+    "type": "record",
+    "name": "MyRecord",
+    "namespace": "ns",
+    "fields": [{"name": "field1", "type": "otherns.Subrecord"}],
+}
+
+
+def test_schema_references(stack: Endpoints, unique: str, sr: SchemaRegistryClient) -> None:
+    # RestApiTest.testSchemaReferences (testSchemaReferencesInContext in the default context)
+    url, referenced, referrer = stack.registry_url, f"conf-{unique}-ref", f"conf-{unique}-use"
+    sr.register_schema(referenced, avro(SUBRECORD))
+    ref = {"name": "otherns.Subrecord", "subject": referenced, "version": 1}
+    registered = http(
+        url, "POST", f"/subjects/{referrer}/versions", body(MY_RECORD, references=[ref])
+    ).json()
+    assert registered["references"] == [ref]
+    assert json.loads(registered["schema"]) == MY_RECORD  # the reference stays a name
+    by_id = sr.get_schema(registered["id"], subject_name=referrer)
+    assert [(r.name, r.subject, r.version) for r in by_id.references] == [
+        ("otherns.Subrecord", referenced, 1)
+    ]
+    with_subject = http(url, "GET", f"/schemas/ids/{registered['id']}?subject={referrer}").json()
+    assert (with_subject["subject"], with_subject["version"]) == (referrer, 1)
+    assert sr.get_referenced_by(referenced, 1) == [registered["id"]]
+    blocked = http(url, "DELETE", f"/subjects/{referenced}/versions/1")
+    assert error_of(blocked) == (422, 42206)
+    assert blocked.json()["message"] == (
+        "One or more references exist to the schema "
+        f"{{magic=1,keytype=SCHEMA,subject={referenced},version=1}}."
+    )
+    assert error_of(http(url, "DELETE", f"/subjects/{referenced}")) == (422, 42206)
+    # A lookup with the same references finds it; the official client's serializer too.
+    found = http(url, "POST", f"/subjects/{referrer}", body(MY_RECORD, references=[ref]))
+    assert found.json()["id"] == registered["id"]
+    assert sr.delete_version(referrer, 1) == 1
+    assert sr.get_referenced_by(referenced, 1) == []
+    # Soft-deleted, the referrer still holds the version against a permanent delete.
+    assert sr.delete_version(referenced, 1) == 1
+    permanent = http(url, "DELETE", f"/subjects/{referenced}/versions/1?permanent=true")
+    assert error_of(permanent) == (422, 42206)
+
+
+def test_references_over_several_levels(stack: Endpoints, unique: str) -> None:
+    # RestApiTest.testSchemaReferencesMultipleLevels
+    url = stack.registry_url
+    shared, one, two, root = (f"conf-{unique}-{n}" for n in ("shared", "ref1", "ref2", "root"))
+    currency = {
+        "type": "enum",
+        "name": "Currency",
+        "namespace": "myavro.currencies",
+        "symbols": ["EUR", "USD"],
+    }
+
+    def budget(name: str, amount: str) -> dict[str, Any]:
+        return {
+            "type": "record",
+            "name": name,
+            "namespace": "myavro",
+            "fields": [
+                {"name": "buyerId", "type": "long"},
+                {"name": "currency", "type": {"type": "myavro.currencies.Currency"}},
+                {"name": amount, "type": "double"},
+            ],
+        }
+
+    to_currency = [{"name": "myavro.currencies.Currency", "subject": shared, "version": 1}]
+    assert http(url, "POST", f"/subjects/{shared}/versions", body(currency)).status_code == 200
+    for subject, name, amount in (
+        (one, "BudgetDecreased", "amount"),
+        (two, "BudgetUpdated", "updatedValue"),
+    ):
+        answer = http(
+            url,
+            "POST",
+            f"/subjects/{subject}/versions",
+            body(budget(name, amount), references=to_currency),
+        )
+        assert answer.status_code == 200, answer.text
+    union = '["myavro.BudgetDecreased","myavro.BudgetUpdated"]'
+    refs = [
+        {"name": "myavro.BudgetDecreased", "subject": one, "version": -1},
+        {"name": "myavro.BudgetUpdated", "subject": two, "version": 1},
+    ]
+    top = http(url, "POST", f"/subjects/{root}/versions", {"schema": union, "references": refs})
+    assert top.status_code == 200, top.text
+    assert top.json()["schema"] == union
+    assert [r["version"] for r in top.json()["references"]] == [1, 1]  # -1: the latest, fixed
+    # The official client resolves the references and serializes a record through them.
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    client = SchemaRegistryClient({"url": url})
+    serializer = AvroSerializer(
+        client,
+        None,
+        conf={
+            "auto.register.schemas": False,
+            "use.latest.version": True,
+            "subject.name.strategy": lambda ctx, name: root,
+        },
+    )
+    context = SerializationContext("topic-unused", MessageField.VALUE)
+    datum = ("myavro.BudgetUpdated", {"buyerId": 7, "currency": "USD", "updatedValue": 1.5})
+    framed = serializer(datum, context)
+    assert framed[1:5] == top.json()["id"].to_bytes(4, "big")
+    decoded = AvroDeserializer(client)(framed, context)
+    assert decoded == {"buyerId": 7, "currency": "USD", "updatedValue": 1.5}
+
+
+def test_missing_references_are_invalid(stack: Endpoints, unique: str) -> None:
+    # RestApiTest.testSchemaMissingReferences, testRegisterInvalidSchemaBadReference
+    url, subject = stack.registry_url, f"conf-{unique}-missing"
+    without = http(url, "POST", f"/subjects/{subject}/versions", body(MY_RECORD))
+    assert error_of(without) == (422, 42201)
+    dangling = [{"name": "otherns.Subrecord", "subject": f"conf-{unique}-none", "version": 1}]
+    refused = http(
+        url, "POST", f"/subjects/{subject}/versions", body(MY_RECORD, references=dangling)
+    )
+    assert error_of(refused) == (422, 42201)
+    assert f"conf-{unique}-none" in refused.json()["message"]
+    malformed = http(
+        url, "POST", f"/subjects/{subject}/versions", body(MY_RECORD, references=[{"name": "x"}])
+    )
+    assert error_of(malformed) == (422, 42201)
+
+
+def test_normalized_lookup_ignores_the_order_of_references(stack: Endpoints, unique: str) -> None:
+    # RestApiTest.testSchemaNormalization (with its references)
+    url = stack.registry_url
+    subs = [
+        {
+            "type": "record",
+            "name": f"Subrecord{n}",
+            "namespace": "otherns",
+            "fields": [{"name": f"field{n}", "type": "string"}],
+        }
+        for n in (1, 2)
+    ]
+    refs = []
+    for n, sub in enumerate(subs, start=1):
+        http(url, "POST", f"/subjects/conf-{unique}-r{n}/versions", body(sub))
+        refs.append(
+            {"name": f"otherns.Subrecord{n}", "subject": f"conf-{unique}-r{n}", "version": 1}
+        )
+    main = record(
+        "myrecord",
+        {"name": "field1", "type": "otherns.Subrecord1"},
+        {"name": "field2", "type": "otherns.Subrecord2"},
+    )
+    subject = f"conf-{unique}-main"
+    first = http(
+        url, "POST", f"/subjects/{subject}/versions?normalize=true", body(main, references=refs)
+    )
+    assert first.status_code == 200, first.text
+    swapped = body(main, references=list(reversed(refs)))
+    found = http(url, "POST", f"/subjects/{subject}?normalize=true", swapped)
+    assert (found.json()["id"], found.json()["version"]) == (first.json()["id"], 1)
+    assert error_of(http(url, "POST", f"/subjects/{subject}", swapped)) == (404, 40403)
+
+
 # ---------------------------------------------------------------------------- metadata
 
 
