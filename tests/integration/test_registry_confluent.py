@@ -11,6 +11,7 @@ own, so that they never disturb the shared stack.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -564,6 +565,53 @@ def test_latest_with_metadata_and_schema_listing(stack: Endpoints, unique: str) 
     assert http(url, "GET", f"/subjects/{subject}/versions/1/referencedby").json() == []
     gone = http(url, "GET", f"/subjects/{subject}/versions/9/referencedby")
     assert error_of(gone) == (404, 40402)
+
+
+def test_header_serializer_carries_the_guid_and_latest_with_metadata_picks_the_writer(
+    stack: Endpoints, unique: str
+) -> None:
+    # The newer confluent-kafka serializers: use.latest.with.metadata and the GUID in the
+    # __value_schema_id header (SchemasResource.getSchemaByGuid serves the reader side).
+    from confluent_kafka.schema_registry import header_schema_id_serializer
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    url, subject = stack.registry_url, f"conf-{unique}-guid"
+    http(url, "PUT", f"/config/{subject}", {"compatibility": "NONE"})
+    wanted = record("Wanted", F_STRING)
+    sent = http(
+        url,
+        "POST",
+        f"/subjects/{subject}/versions",
+        body(wanted, metadata={"properties": {"role": "writer"}}),
+    ).json()
+    http(
+        url,
+        "POST",
+        f"/subjects/{subject}/versions",
+        body(record("Newer", G_INT), metadata={"properties": {"role": "other"}}),
+    )
+    serializer = AvroSerializer(
+        SchemaRegistryClient({"url": url}),
+        None,
+        conf={
+            "auto.register.schemas": False,
+            "use.latest.with.metadata": {"role": "writer"},
+            "schema.id.serializer": header_schema_id_serializer,
+            "subject.name.strategy": lambda ctx, name: subject,
+        },
+    )
+    headers: list[tuple[str, bytes]] = []
+    context = SerializationContext("topic-unused", MessageField.VALUE, headers)
+    payload = serializer({"f": "hello"}, context)
+    ((name, value),) = headers
+    assert name == "__value_schema_id"
+    assert value[0] == 1 and str(uuid.UUID(bytes=value[1:])) == sent["guid"]
+    assert payload == b"\x0ahello"  # the bare Avro body: no 5-byte prefix
+    fresh = AvroDeserializer(SchemaRegistryClient({"url": url}))
+    assert fresh(payload, SerializationContext("topic-unused", MessageField.VALUE, headers)) == {
+        "f": "hello"
+    }
 
 
 # ---------------------------------------------------------------------------- modes
