@@ -254,6 +254,77 @@ def test_schema_by_id_with_subject_and_raw(
     assert error_of(unknown_guid) == (404, 40403)
 
 
+def test_unknown_subjects_versions_and_ids(
+    stack: Endpoints, subject: str, sr: SchemaRegistryClient
+) -> None:
+    # RestApiTest.testLookUpSchemaUnderNonExistentSubject, testListVersionsNonExistingSubject,
+    # testGetVersionNonExistentSubject, testGetLatestVersionNonExistentSubject,
+    # testDeleteNonExistentSubject, testDeleteSchemaVersionInvalidSubject,
+    # testGetSubjectsAssociatedWithNotFoundSchemaId, testLookUpNonExistentSchemaUnderSubject,
+    # testGetNonExistingVersion, testGetInvalidVersion, testDeleteInvalidVersion
+    url, schema = stack.registry_url, record("R", F_STRING)
+    for method, path, sent in (
+        ("POST", f"/subjects/{subject}", body(schema)),
+        ("GET", f"/subjects/{subject}/versions", None),
+        ("GET", f"/subjects/{subject}/versions/1", None),
+        ("GET", f"/subjects/{subject}/versions/latest", None),
+        ("DELETE", f"/subjects/{subject}", None),
+        ("DELETE", f"/subjects/{subject}/versions/1", None),
+    ):
+        assert error_of(http(url, method, path, sent)) == (404, 40401), (method, path)
+    with pytest.raises(SchemaRegistryError) as no_id:
+        sr.get_subjects_by_schema_id(2147483000)
+    assert no_id.value.error_code == 40403
+    sr.register_schema(subject, avro(schema))
+    other = http(url, "POST", f"/subjects/{subject}", body(record("Other", F_STRING)))
+    assert error_of(other) == (404, 40403)
+    assert error_of(http(url, "GET", f"/subjects/{subject}/versions/200")) == (404, 40402)
+    for bad in ("0", "-2", "2147483648", "first"):
+        got = http(url, "GET", f"/subjects/{subject}/versions/{bad}")
+        assert error_of(got) == (422, 42202), bad
+        assert error_of(http(url, "DELETE", f"/subjects/{subject}/versions/{bad}")) == (
+            422,
+            42202,
+        )
+    # Other schema types are Confluent's too, but not served here (42201, as documented).
+    json_schema = http(
+        url, "POST", f"/subjects/{subject}/versions", {"schema": "{}", "schemaType": "JSON"}
+    )
+    assert error_of(json_schema) == (422, 42201)
+
+
+def test_lookup_of_deleted_versions(
+    stack: Endpoints, subject: str, sr: SchemaRegistryClient
+) -> None:
+    # RestApiTest.testDeleteWithLookup, testDeleteSubjectException
+    one, two = avro(record("R", F_STRING)), avro(record("R", F_STRING, G_STRING))
+    sr.register_schema(subject, one)
+    sr.register_schema(subject, two)
+    assert sr.delete_version(subject, 1) == 1
+    with pytest.raises(SchemaRegistryError) as hidden:
+        SchemaRegistryClient({"url": stack.registry_url}).lookup_schema(subject, one)
+    assert hidden.value.error_code == 40403
+    assert sr.lookup_schema(subject, one, deleted=True).version == 1
+    # back as version 3 (a fresh client: this one would answer from its cache)
+    SchemaRegistryClient({"url": stack.registry_url}).register_schema(subject, one)
+    assert (
+        SchemaRegistryClient({"url": stack.registry_url})
+        .lookup_schema(subject, one, deleted=True)
+        .version
+        == 3
+    )
+    assert sr.delete_subject(subject) == [2, 3]
+    assert (
+        SchemaRegistryClient({"url": stack.registry_url})
+        .lookup_schema(subject, two, deleted=True)
+        .version
+        == 2
+    )
+    with pytest.raises(SchemaRegistryError) as again:
+        sr.delete_subject(subject)
+    assert again.value.error_code == 40404
+
+
 # ---------------------------------------------------------------------------- deletion
 
 
