@@ -299,12 +299,15 @@ class RegistryStore:
             next_version = max((v.version for v in every), default=0) + 1
             if mode in _IMPORTING:
                 version = candidate.explicit_version or next_version
-                if any(v.version == version for v in every):
-                    raise not_permitted(
-                        f"Version {version} of subject {subject} already exists; "
-                        "import into an empty version"
-                    )
                 schema_id = self._import_id(db, candidate, text, wanted_id)
+                for existing in every:  # an imported version replaces what it names
+                    if existing.version == version:
+                        if existing.schema_id == schema_id and not existing.deleted:
+                            return existing
+                        db.execute(
+                            "DELETE FROM versions WHERE subject = ? AND version = ?",
+                            (subject, version),
+                        )
             else:
                 if candidate.explicit_version not in (None, next_version):
                     raise invalid_schema("Version is not one more than previous version")

@@ -774,14 +774,32 @@ def test_import_mode_keeps_ids_and_needs_force_over_schemas(private: str) -> Non
         assert clash.json()["message"] == (
             "Overwrite new schema with id 1000 in context . is not permitted."
         )
+        # RestApiTest.testImportSameSchemaDifferentVersion: importing again is idempotent.
+        for version in (3, 1):
+            same = http(
+                private,
+                "POST",
+                "/subjects/imp-target/versions",
+                body(schema, id=1000, version=version),
+            )
+            assert (same.json()["id"], same.json()["version"]) == (1000, version)
         # Incompatible schemas are imported as they are: no compatibility check.
         other = http(
             private,
             "POST",
             "/subjects/imp-target/versions",
-            body(record("Imported", G_INT), id=1001, version=3),
+            body(record("Imported", G_INT), id=1001, version=4),
         )
         assert other.status_code == 200, other.text
+        # A version imported again under another schema replaces it (Confluent's put).
+        replaced = http(
+            private,
+            "POST",
+            "/subjects/imp-target/versions",
+            body(record("Replacing", F_STRING), id=1002, version=3),
+        )
+        assert (replaced.json()["id"], replaced.json()["version"]) == (1002, 3)
+        assert http(private, "GET", "/subjects/imp-target/versions/3").json()["id"] == 1002
     finally:
         sr.update_mode("imp-target", "READWRITE")
     with_id = http(
@@ -791,7 +809,7 @@ def test_import_mode_keeps_ids_and_needs_force_over_schemas(private: str) -> Non
     assert with_id.json()["message"] == f"Subject {existing} in context . is not in import mode"
     # After an import, new ids continue above the imported ones.
     fresh = sr.register_schema("imp-after", avro(record("After", F_STRING)))
-    assert fresh == 2001
+    assert fresh == 2001  # above 2000, the highest imported
 
 
 def test_global_modes(private: str) -> None:
