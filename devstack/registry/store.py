@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import avro.schema
@@ -23,7 +19,6 @@ from devstack.registry.canonical import canonical_text
 from devstack.registry.errors import (
     CONTEXT,
     RestError,
-    invalid_level,
     invalid_schema,
     not_permitted,
     read_only,
@@ -40,84 +35,14 @@ from devstack.registry.schemas import (
     parse_version,
     parse_with,
 )
+from devstack.registry.settings import IMPORTING, MODES, READ_ONLY, Settings
 from producer.contract.compat import CompatibilityLevel, LabelledSchema, check_compatibility
 
 __all__ = ["MODES", "RegistryStore"]
 
-DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
-DEFAULT_MODE = "READWRITE"
-MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT", "FORWARD")
-_IMPORTING = ("IMPORT", "FORWARD")
-_READ_ONLY = ("READONLY", "READONLY_OVERRIDE")
-_GLOBAL = ""  # the config/mode row of the registry as a whole
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schemas (
-    id INTEGER PRIMARY KEY,
-    schema_text TEXT NOT NULL,
-    normalized TEXT NOT NULL,
-    refs TEXT NOT NULL DEFAULT '[]',
-    metadata TEXT,
-    rule_set TEXT
-);
-CREATE INDEX IF NOT EXISTS schemas_by_text ON schemas (schema_text);
-CREATE TABLE IF NOT EXISTS versions (
-    subject TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    schema_id INTEGER NOT NULL,
-    deleted INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (subject, version)
-);
-CREATE TABLE IF NOT EXISTS config (subject TEXT PRIMARY KEY, level TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS mode (subject TEXT PRIMARY KEY, mode TEXT NOT NULL);
-"""
-_SCHEMA_VERSION = 2  # PRAGMA user_version of the layout above
-
-
-class RegistryStore:
+class RegistryStore(Settings):
     """The registry's state and rules; the HTTP layer only translates."""
-
-    def __init__(self, path: str | Path = ":memory:") -> None:
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        if str(path) != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._migrate()
-        self._parsed: dict[int, avro.schema.Schema] = {}
-
-    def _migrate(self) -> None:
-        """Bring a file written by an older devstack to today's layout, keeping its data."""
-        (version,) = self._db.execute("PRAGMA user_version").fetchone()
-        old = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schemas'"
-        ).fetchone()
-        if old is not None and version < _SCHEMA_VERSION:
-            # The first layout had UNIQUE schema texts and no references or metadata.
-            self._db.executescript(
-                "BEGIN; ALTER TABLE schemas RENAME TO schemas_v1;"
-                + _SCHEMA
-                + "INSERT INTO schemas (id, schema_text, normalized)"
-                " SELECT id, schema_text, normalized FROM schemas_v1;"
-                " DROP TABLE schemas_v1; COMMIT;"
-            )
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._db.execute("COMMIT")
 
     # ------------------------------------------------------------------ schemas by id
 
@@ -277,7 +202,7 @@ class RegistryStore:
             every = self._versions(db, subject, deleted=True)
             live = [v for v in every if not v.deleted]
             mode = self._mode(db, subject)
-            if mode not in _IMPORTING:
+            if mode not in IMPORTING:
                 candidate = self._inherit(candidate, live)
             wanted_id = candidate.explicit_id
             if candidate.explicit_version is None:
@@ -287,9 +212,9 @@ class RegistryStore:
                         existing.schema_id,
                     ):
                         return existing
-            if mode in _READ_ONLY:
+            if mode in READ_ONLY:
                 raise read_only(subject)
-            if wanted_id is not None and mode not in _IMPORTING:
+            if wanted_id is not None and mode not in IMPORTING:
                 raise not_permitted(f"Subject {subject} in context {CONTEXT} is not in import mode")
             if wanted_id is None and mode != "READWRITE":
                 raise not_permitted(
@@ -297,7 +222,7 @@ class RegistryStore:
                 )
             text = candidate.form(normalize)
             next_version = max((v.version for v in every), default=0) + 1
-            if mode in _IMPORTING:
+            if mode in IMPORTING:
                 version = candidate.explicit_version or next_version
                 schema_id = self._import_id(db, candidate, text, wanted_id)
                 for existing in every:  # an imported version replaces what it names
@@ -569,7 +494,7 @@ class RegistryStore:
             every = self._versions(db, subject, deleted=True)
             if not every:
                 raise subject_not_found(subject)
-            if self._mode(db, subject) in _READ_ONLY:
+            if self._mode(db, subject) in READ_ONLY:
                 raise read_only(subject)
             live = [v for v in every if not v.deleted]
             self._refuse_if_referenced(db, every if permanent else live, permanent)
@@ -601,7 +526,7 @@ class RegistryStore:
             every = self._versions(db, subject, deleted=True)
             if not every:
                 raise subject_not_found(subject)
-            if self._mode(db, subject) in _READ_ONLY:
+            if self._mode(db, subject) in READ_ONLY:
                 raise read_only(subject)
             if number == -1:  # the latest live one; permanently, the latest of all
                 candidates = every if permanent else [v for v in every if not v.deleted]
@@ -636,126 +561,6 @@ class RegistryStore:
                     (subject, target.version),
                 )
             return target.version
-
-    # ------------------------------------------------------------------ config and mode
-
-    def _level(self, db: sqlite3.Connection, subject: str) -> CompatibilityLevel:
-        for key in (subject, _GLOBAL):
-            row = db.execute("SELECT level FROM config WHERE subject = ?", (key,)).fetchone()
-            if row is not None:
-                return CompatibilityLevel(row[0])
-        return DEFAULT_LEVEL
-
-    def get_config(self, subject: str | None = None, default_to_global: bool = False) -> str:
-        with self._tx() as db:
-            if subject is None:
-                return self._level(db, _GLOBAL).value
-            row = db.execute("SELECT level FROM config WHERE subject = ?", (subject,)).fetchone()
-            if row is not None:
-                return str(row[0])
-            if default_to_global:
-                return self._level(db, _GLOBAL).value
-        raise RestError(
-            404, 40408, f"Subject '{subject}' does not have subject-level compatibility configured"
-        )
-
-    def set_config(self, level: Any, subject: str | None = None) -> str:
-        if not isinstance(level, str):
-            raise invalid_level(level)
-        try:
-            parsed = CompatibilityLevel.parse(level)
-        except ValueError:
-            raise invalid_level(level) from None
-        with self._tx() as db:
-            if self._mode(db, subject or _GLOBAL) in _READ_ONLY:
-                raise read_only(subject)
-            db.execute(
-                "INSERT INTO config (subject, level) VALUES (?, ?) "
-                "ON CONFLICT(subject) DO UPDATE SET level = excluded.level",
-                (subject or _GLOBAL, parsed.value),
-            )
-        return parsed.value
-
-    def delete_config(self, subject: str | None = None) -> str:
-        """Remove a level: the global one answers what applied; a subject's, what it had."""
-        with self._tx() as db:
-            if self._mode(db, subject or _GLOBAL) in _READ_ONLY:
-                raise read_only(subject)
-            previous = self._level(db, _GLOBAL).value
-            if subject is not None:
-                row = db.execute(
-                    "SELECT level FROM config WHERE subject = ?", (subject,)
-                ).fetchone()
-                if row is None:
-                    raise subject_not_found(subject)
-                previous = str(row[0])
-            db.execute("DELETE FROM config WHERE subject = ?", (subject or _GLOBAL,))
-        return previous
-
-    def _mode_row(self, db: sqlite3.Connection, key: str) -> str | None:
-        row = db.execute("SELECT mode FROM mode WHERE subject = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def _mode(self, db: sqlite3.Connection, subject: str) -> str:
-        """The mode in force for ``subject``: READONLY_OVERRIDE globally beats its own."""
-        global_mode = self._mode_row(db, _GLOBAL)
-        if global_mode == "READONLY_OVERRIDE":
-            return global_mode
-        return self._mode_row(db, subject) or global_mode or DEFAULT_MODE
-
-    def get_mode(self, subject: str | None = None, default_to_global: bool = False) -> str:
-        with self._tx() as db:
-            if subject is None:
-                return self._mode_row(db, _GLOBAL) or DEFAULT_MODE
-            own = self._mode_row(db, subject)
-            if own is not None and self._mode_row(db, _GLOBAL) != "READONLY_OVERRIDE":
-                return own
-            if default_to_global or own is not None:
-                return self._mode(db, subject)
-        raise RestError(
-            404, 40409, f"Subject '{subject}' does not have subject-level mode configured"
-        )
-
-    def set_mode(self, mode: Any, subject: str | None = None, force: bool = False) -> str | None:
-        """Set (or, with ``None``, clear) a mode; IMPORT needs an empty registry or force."""
-        if mode is None:
-            self.delete_mode(subject, missing_ok=True)
-            return None
-        if not isinstance(mode, str) or mode.upper() not in MODES:
-            raise RestError(
-                422,
-                42204,
-                "Invalid mode. Valid values are READWRITE, READONLY, IMPORT and FORWARD.",
-            )
-        wanted = mode.upper()
-        if wanted == "FORWARD" and subject is not None:
-            raise RestError(422, 42204, "Forward mode only supported on global level")
-        with self._tx() as db:
-            key = subject or _GLOBAL
-            if wanted == "IMPORT" and self._mode(db, key) != "IMPORT" and not force:
-                clause, args = ("subject = ?", (subject,)) if subject else ("1", ())
-                live = db.execute(
-                    f"SELECT 1 FROM versions WHERE {clause} AND deleted = 0 LIMIT 1", args
-                ).fetchone()
-                if live is not None:
-                    raise not_permitted("Cannot import since found existing subjects")
-                db.execute(f"DELETE FROM versions WHERE {clause}", args)  # soft-deleted leftovers
-            db.execute(
-                "INSERT INTO mode (subject, mode) VALUES (?, ?) "
-                "ON CONFLICT(subject) DO UPDATE SET mode = excluded.mode",
-                (key, wanted),
-            )
-        return wanted
-
-    def delete_mode(self, subject: str | None = None, missing_ok: bool = False) -> str:
-        """Remove a mode and answer it; a subject without one is 40401, as in Confluent."""
-        with self._tx() as db:
-            key = subject or _GLOBAL
-            previous = self._mode_row(db, key)
-            if previous is None and subject is not None and not missing_ok:
-                raise subject_not_found(subject)
-            db.execute("DELETE FROM mode WHERE subject = ?", (key,))
-        return previous or DEFAULT_MODE
 
 
 def _sorted_refs(refs: str) -> list[tuple[str, str, int]]:
