@@ -39,9 +39,41 @@ _LOGICAL = ("logicalType", "precision", "scale")
 _FIELD_RESERVED = frozenset({"name", "type", "doc", "default", "order", "aliases"})
 
 
-def canonical_text(definition: Any, normalize: bool = False) -> str:
-    """The text Confluent stores for ``definition`` (normalized with ``normalize``)."""
-    return _Writer(normalize).write(definition, namespace=None)
+def canonical_text(
+    definition: Any, normalize: bool = False, inline: dict[str, Any] | None = None
+) -> str:
+    """The text Confluent stores for ``definition`` (normalized with ``normalize``).
+
+    ``inline`` maps full names of types defined elsewhere (a schema's references) to
+    their definitions, to be written in full where first used, as Java Avro writes a
+    schema parsed with its references resolved."""
+    return _Writer(normalize, inline or {}).write(definition, namespace=None)
+
+
+def named_types(definition: Any, namespace: str | None = None) -> dict[str, Any]:
+    """Every named type ``definition`` defines, by full name, each with its namespace
+    made explicit so that it can be written anywhere."""
+    found: dict[str, Any] = {}
+    if isinstance(definition, list):
+        for branch in definition:
+            found.update(named_types(branch, namespace))
+        return found
+    if not isinstance(definition, dict):
+        return found
+    kind = definition.get("type")
+    if not isinstance(kind, str):
+        return named_types(kind, namespace)
+    if kind in _NAMED:
+        declared = definition.get("namespace")
+        simple, space = _split(definition["name"], declared if declared is not None else namespace)
+        full = f"{space}.{simple}" if space else simple
+        found[full] = {**definition, "name": simple, "namespace": space or ""}
+        for field in definition.get("fields") or ():
+            found.update(named_types(field.get("type"), space))
+    for key in ("items", "values"):
+        if key in definition:
+            found.update(named_types(definition[key], namespace))
+    return found
 
 
 def _dump(value: Any, sort_keys: bool = False) -> str:
@@ -57,8 +89,9 @@ def _split(name: str, namespace: str | None) -> tuple[str, str | None]:
 
 
 class _Writer:
-    def __init__(self, normalize: bool) -> None:
+    def __init__(self, normalize: bool, inline: dict[str, Any]) -> None:
         self.normalize = normalize
+        self.inline = inline
         self.defined: set[str] = set()  # full names already written
 
     def props(self, node: dict[str, Any], reserved: frozenset[str]) -> list[str]:
@@ -77,6 +110,9 @@ class _Writer:
         """A named type written by name: simple within its own namespace, else in full."""
         simple, space = _split(name, namespace)
         full = f"{space}.{simple}" if space else simple
+        for candidate in (full, name):
+            if candidate not in self.defined and candidate in self.inline:
+                return self.write(self.inline[candidate], namespace)
         if full not in self.defined and name in self.defined:
             space = None  # a name of the null namespace, used from inside another one
         return _dump(simple if space is None or space == namespace else f"{space}.{simple}")

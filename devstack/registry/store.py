@@ -15,7 +15,7 @@ from typing import Any
 
 import avro.schema
 
-from devstack.registry.canonical import canonical_text
+from devstack.registry.canonical import canonical_text, named_types
 from devstack.registry.errors import (
     CONTEXT,
     RestError,
@@ -207,7 +207,7 @@ class RegistryStore(Settings):
             wanted_id = candidate.explicit_id
             if candidate.explicit_version is None:
                 for existing in reversed(live):  # an equal live version answers for itself
-                    if self._same(existing, candidate, normalize) and wanted_id in (
+                    if self._same(db, existing, candidate, normalize) and wanted_id in (
                         None,
                         existing.schema_id,
                     ):
@@ -347,24 +347,36 @@ class RegistryStore(Settings):
                 raise subject_not_found(subject)
             candidate = self._inherit(candidate, [v for v in found if not v.deleted])
             for v in reversed(found):
-                if self._same(v, candidate, normalize):
+                if self._same(db, v, candidate, normalize):
                     return v
         raise schema_not_found()
 
     def _same(
-        self, existing: RegisteredVersion, candidate: CandidateSchema, normalize: bool
+        self,
+        db: sqlite3.Connection,
+        existing: RegisteredVersion,
+        candidate: CandidateSchema,
+        normalize: bool,
     ) -> bool:
         if (existing.metadata, existing.rule_set) != (candidate.metadata, candidate.rule_set):
             return False
-        if existing.refs != candidate.refs and not (
+        inline: dict[str, Any] = {}
+        if candidate.refs == "[]" and existing.refs != "[]":
+            # Confluent's deep equality: the schema sent with its references written out.
+            for text in self._resolver(db)(json.loads(existing.refs))[1]:
+                inline.update(named_types(json.loads(text)))
+        elif existing.refs != candidate.refs and not (
             normalize and _sorted_refs(existing.refs) == _sorted_refs(candidate.refs)
         ):
             return False
-        if existing.schema == candidate.text:
+        if not inline and existing.schema == candidate.text:
             return True
-        if not normalize:
-            return False
-        return canonical_text(json.loads(existing.schema), normalize=True) == candidate.normalized
+        stored = json.loads(existing.schema)
+        if inline and canonical_text(stored, inline=inline) == candidate.text:
+            return True
+        return normalize and (
+            canonical_text(stored, normalize=True, inline=inline) == candidate.normalized
+        )
 
     # ------------------------------------------------------------------ compatibility
 

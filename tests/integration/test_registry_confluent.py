@@ -467,6 +467,10 @@ def test_schema_references(stack: Endpoints, unique: str, sr: SchemaRegistryClie
     # A lookup with the same references finds it; the official client's serializer too.
     found = http(url, "POST", f"/subjects/{referrer}", body(MY_RECORD, references=[ref]))
     assert found.json()["id"] == registered["id"]
+    # Sent with the referenced type written out and no references: the same schema.
+    inlined = {**MY_RECORD, "fields": [{"name": "field1", "type": SUBRECORD}]}
+    deep = http(url, "POST", f"/subjects/{referrer}", body(inlined))
+    assert (deep.json()["id"], deep.json()["version"]) == (registered["id"], 1)
     assert sr.delete_version(referrer, 1) == 1
     assert sr.get_referenced_by(referenced, 1) == []
     # Soft-deleted, the referrer still holds the version against a permanent delete.

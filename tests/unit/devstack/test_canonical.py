@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.registry.canonical import canonical_text
+from devstack.registry.canonical import canonical_text, named_types
 
 
 @pytest.mark.parametrize("normalize", [False, True])
@@ -121,4 +121,32 @@ def test_normalize_sorts_properties_aliases_and_json_values() -> None:
     assert normalized == (
         '{"type":"record","name":"R","fields":[{"name":"f","type":"int","default":0,'
         '"aliases":["p","q"]}],"a.prop":1,"z.prop":{"a":2,"b":1},"aliases":["X","Y"]}'
+    )
+
+
+def test_referenced_types_are_written_out_where_first_used() -> None:
+    # What Java Avro writes for a schema parsed with its references resolved.
+    sub = {
+        "type": "record",
+        "name": "Sub",
+        "namespace": "other",
+        "fields": [{"name": "e", "type": {"type": "enum", "name": "E", "symbols": ["A"]}}],
+    }
+    main = {
+        "type": "record",
+        "name": "Main",
+        "namespace": "ns",
+        "fields": [{"name": "a", "type": "other.Sub"}, {"name": "b", "type": "other.E"}],
+    }
+    inline = named_types(sub)
+    assert sorted(inline) == ["other.E", "other.Sub"]
+    assert canonical_text(main, inline=inline) == (
+        '{"type":"record","name":"Main","namespace":"ns","fields":['
+        '{"name":"a","type":{"type":"record","name":"Sub","namespace":"other","fields":['
+        '{"name":"e","type":{"type":"enum","name":"E","symbols":["A"]}}]}},'
+        '{"name":"b","type":"other.E"}]}'
+    )
+    assert canonical_text(main) == (
+        '{"type":"record","name":"Main","namespace":"ns","fields":['
+        '{"name":"a","type":"other.Sub"},{"name":"b","type":"other.E"}]}'
     )
