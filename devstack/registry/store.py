@@ -417,8 +417,10 @@ class RegistryStore(Settings):
             existing = LabelledSchema(f"version {old.version}", self._parsed_schema(db, old))
             report = check_compatibility(new, [existing], level)
             if report.problems:
+                # Confluent's order: the old schema reading new data first (FULL checks both).
+                reasons = sorted(report.problems, key=lambda p: p.reader == new.label)
                 return [
-                    *report.messages(),
+                    *(str(p) for p in reasons),
                     f"{{oldSchemaVersion: {old.version}}}",
                     f"{{oldSchema: '{old.schema}'}}",
                     f"{{validateFields: 'false', compatibility: '{level.value}'}}",

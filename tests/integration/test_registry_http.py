@@ -131,8 +131,9 @@ def test_incompatible_schema_names_the_reason(stack: Endpoints, subject: str) ->
         "version 1 (reader) cannot read new schema (writer) data: field 'quantity': "
         "TYPE_MISMATCH: reader type: int not compatible with writer type: string"
     )
-    # Confluent 8.x: 40901, the reasons, then the version and text refused against and the
-    # level (its Java list's toString, comma-separated).
+    # Confluent 8.x: 40901, the reasons (the old schema as reader first, as its mutual-read
+    # strategy lists them), then the version and text refused against and the level (its
+    # Java list's toString, comma-separated).
     v1_text = call(stack, "GET", f"/subjects/{subject}/versions/1").json()["schema"]
     tail = [
         "{oldSchemaVersion: 1}",
@@ -145,7 +146,7 @@ def test_incompatible_schema_names_the_reason(stack: Endpoints, subject: str) ->
         409,
         40901,
         "Schema being registered is incompatible with an earlier schema for subject "
-        f'"{subject}", details: [' + ", ".join([reason_backward, reason_forward, *tail]) + "]",
+        f'"{subject}", details: [' + ", ".join([reason_forward, reason_backward, *tail]) + "]",
     )
     verbose = call(
         stack,
@@ -156,7 +157,7 @@ def test_incompatible_schema_names_the_reason(stack: Endpoints, subject: str) ->
     assert verbose.status_code == 200
     assert verbose.json()["is_compatible"] is False
     if stack.local:
-        assert verbose.json()["messages"] == [reason_backward, reason_forward, *tail]
+        assert verbose.json()["messages"] == [reason_forward, reason_backward, *tail]
     terse = call(stack, "POST", f"/compatibility/subjects/{subject}/versions", schema_body(broken))
     assert terse.json() == {"is_compatible": False}
 
