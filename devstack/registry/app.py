@@ -257,16 +257,15 @@ def create_app(store: RegistryStore, basic_auth: str | None = None) -> Starlette
         return str(subject) if subject is not None else None
 
     async def config(request: Request) -> Response:
-        """Global or subject compatibility level (GET, PUT, DELETE)."""
+        """Global or subject config: compatibility level and normalize (GET, PUT, DELETE)."""
         subject = config_subject(request)
         if request.method == "PUT":
             body = await _body(request)
-            level = body.get("compatibility") if isinstance(body, dict) else None
-            return ConfluentJSON({"compatibility": await call(store.set_config, level, subject)})
+            return ConfluentJSON(await call(store.set_config, body, subject))
         if request.method == "DELETE":
-            return ConfluentJSON({"compatibilityLevel": await call(store.delete_config, subject)})
-        level = await call(store.get_config, subject, _flag(request, "defaultToGlobal"))
-        return ConfluentJSON({"compatibilityLevel": level})
+            return ConfluentJSON(await call(store.delete_config, subject))
+        found = await call(store.get_config, subject, _flag(request, "defaultToGlobal"))
+        return ConfluentJSON(found)
 
     async def mode(request: Request) -> Response:
         """Global or subject mode (READWRITE, READONLY, READONLY_OVERRIDE, IMPORT, FORWARD)."""

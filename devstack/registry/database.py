@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS versions (
     PRIMARY KEY (subject, version)
 );
 CREATE TABLE IF NOT EXISTS config (subject TEXT PRIMARY KEY, level TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS normalize (subject TEXT PRIMARY KEY, normalize INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS mode (subject TEXT PRIMARY KEY, mode TEXT NOT NULL);
 """
 _SCHEMA_VERSION = 2  # PRAGMA user_version of the layout above

@@ -117,14 +117,19 @@ _COMPONENTS: dict[str, Any] = {
     },
     "Level": {
         "type": "object",
-        "required": ["compatibilityLevel"],
-        "properties": {"compatibilityLevel": {"type": "string", "enum": LEVELS}},
+        "minProperties": 1,
+        "properties": {
+            "compatibilityLevel": {"type": "string", "enum": LEVELS},
+            "normalize": {"type": "boolean"},
+        },
         "additionalProperties": False,
     },
     "LevelUpdate": {
         "type": "object",
-        "required": ["compatibility"],
-        "properties": {"compatibility": {"type": "string", "enum": LEVELS}},
+        "properties": {
+            "compatibility": {"type": "string", "enum": LEVELS},
+            "normalize": {"type": "boolean"},
+        },
         "additionalProperties": False,
     },
     "Mode": {

@@ -35,50 +35,98 @@ class Settings(Database):
                 return CompatibilityLevel(row[0])
         return DEFAULT_LEVEL
 
-    def get_config(self, subject: str | None = None, default_to_global: bool = False) -> str:
+    def _own_config(self, db: sqlite3.Connection, key: str) -> dict[str, Any]:
+        """What ``key`` (a subject, or the global row) has set itself, as Confluent names it."""
+        own: dict[str, Any] = {}
+        row = db.execute("SELECT level FROM config WHERE subject = ?", (key,)).fetchone()
+        if row is not None:
+            own["compatibilityLevel"] = str(row[0])
+        flag = db.execute("SELECT normalize FROM normalize WHERE subject = ?", (key,)).fetchone()
+        if flag is not None:
+            own["normalize"] = bool(flag[0])
+        return own
+
+    def _global_config(self, db: sqlite3.Connection) -> dict[str, Any]:
+        return {
+            **self._own_config(db, _GLOBAL),
+            "compatibilityLevel": self._level(db, _GLOBAL).value,
+        }
+
+    def normalizes(self, db: sqlite3.Connection, subject: str) -> bool:
+        """Whether ``subject``'s config (else the global one) asks registrations normalized."""
+        for key in (subject, _GLOBAL):
+            flag = db.execute(
+                "SELECT normalize FROM normalize WHERE subject = ?", (key,)
+            ).fetchone()
+            if flag is not None:
+                return bool(flag[0])
+        return False
+
+    def get_config(
+        self, subject: str | None = None, default_to_global: bool = False
+    ) -> dict[str, Any]:
+        """A config as Confluent answers it: ``compatibilityLevel`` and ``normalize`` when set."""
         with self._tx() as db:
             if subject is None:
-                return self._level(db, _GLOBAL).value
-            row = db.execute("SELECT level FROM config WHERE subject = ?", (subject,)).fetchone()
-            if row is not None:
-                return str(row[0])
+                return self._global_config(db)
+            own = self._own_config(db, subject)
+            if own:
+                return own
             if default_to_global:
-                return self._level(db, _GLOBAL).value
+                return self._global_config(db)
         raise RestError(
             404, 40408, f"Subject '{subject}' does not have subject-level compatibility configured"
         )
 
-    def set_config(self, level: Any, subject: str | None = None) -> str:
-        if not isinstance(level, str):
-            raise invalid_level(level)
-        try:
-            parsed = CompatibilityLevel.parse(level)
-        except ValueError:
-            raise invalid_level(level) from None
+    def set_config(self, body: Any, subject: str | None = None) -> dict[str, Any]:
+        """Set what the body names (``compatibility``, ``normalize``); answer what was set."""
+        if not isinstance(body, dict):
+            raise invalid_level(body)
+        answer: dict[str, Any] = {}
+        if body.get("compatibility") is not None or body.get("normalize") is None:
+            level = body.get("compatibility")
+            if not isinstance(level, str):
+                raise invalid_level(level)
+            try:
+                answer["compatibility"] = CompatibilityLevel.parse(level).value
+            except ValueError:
+                raise invalid_level(level) from None
+        if body.get("normalize") is not None:
+            if not isinstance(body["normalize"], bool):
+                raise RestError(
+                    422, 42203, f"Invalid normalize {body['normalize']!r}: not a boolean"
+                )
+            answer["normalize"] = body["normalize"]
         with self._tx() as db:
             if self._mode(db, subject or _GLOBAL) in READ_ONLY:
                 raise read_only(subject)
-            db.execute(
-                "INSERT INTO config (subject, level) VALUES (?, ?) "
-                "ON CONFLICT(subject) DO UPDATE SET level = excluded.level",
-                (subject or _GLOBAL, parsed.value),
-            )
-        return parsed.value
+            if "compatibility" in answer:
+                db.execute(
+                    "INSERT INTO config (subject, level) VALUES (?, ?) "
+                    "ON CONFLICT(subject) DO UPDATE SET level = excluded.level",
+                    (subject or _GLOBAL, answer["compatibility"]),
+                )
+            if "normalize" in answer:
+                db.execute(
+                    "INSERT INTO normalize (subject, normalize) VALUES (?, ?) "
+                    "ON CONFLICT(subject) DO UPDATE SET normalize = excluded.normalize",
+                    (subject or _GLOBAL, answer["normalize"]),
+                )
+        return answer
 
-    def delete_config(self, subject: str | None = None) -> str:
-        """Remove a level: the global one answers what applied; a subject's, what it had."""
+    def delete_config(self, subject: str | None = None) -> dict[str, Any]:
+        """Remove a config: the global one answers what applied; a subject's, what it had."""
         with self._tx() as db:
             if self._mode(db, subject or _GLOBAL) in READ_ONLY:
                 raise read_only(subject)
-            previous = self._level(db, _GLOBAL).value
-            if subject is not None:
-                row = db.execute(
-                    "SELECT level FROM config WHERE subject = ?", (subject,)
-                ).fetchone()
-                if row is None:
+            if subject is None:
+                previous = self._global_config(db)
+            else:
+                previous = self._own_config(db, subject)
+                if not previous:
                     raise subject_not_found(subject)
-                previous = str(row[0])
-            db.execute("DELETE FROM config WHERE subject = ?", (subject or _GLOBAL,))
+            for table in ("config", "normalize"):
+                db.execute(f"DELETE FROM {table} WHERE subject = ?", (subject or _GLOBAL,))
         return previous
 
     def _mode_row(self, db: sqlite3.Connection, key: str) -> str | None:

@@ -199,6 +199,7 @@ class RegistryStore(Settings):
     def register(self, subject: str, body: Any, normalize: bool = False) -> RegisteredVersion:
         with self._tx() as db:
             candidate = CandidateSchema.from_request(body, self._resolver(db))
+            normalize = normalize or self.normalizes(db, subject)
             every = self._versions(db, subject, deleted=True)
             live = [v for v in every if not v.deleted]
             mode = self._mode(db, subject)
@@ -342,6 +343,7 @@ class RegistryStore(Settings):
     ) -> RegisteredVersion:
         with self._tx() as db:
             candidate = CandidateSchema.from_request(body, self._resolver(db))
+            normalize = normalize or self.normalizes(db, subject)
             found = self._versions(db, subject, deleted)
             if not found:
                 raise subject_not_found(subject)

@@ -597,6 +597,34 @@ def test_normalized_lookup_ignores_the_order_of_references(stack: Endpoints, uni
     assert error_of(http(url, "POST", f"/subjects/{subject}", swapped)) == (404, 40403)
 
 
+def test_a_subject_config_can_ask_for_normalized_registrations(
+    stack: Endpoints, subject: str, sr: SchemaRegistryClient
+) -> None:
+    # RestApiTest.testNormalizeConfigFallbackAppliedOutsideImportMode;
+    # SubjectVersionsResource.register reads normalize from the config in scope
+    from confluent_kafka.schema_registry import ConfigCompatibilityLevel, ServerConfig
+
+    url = stack.registry_url  # the client's ServerConfig has no normalize: over HTTP
+    answered = http(url, "PUT", f"/config/{subject}", {"normalize": True}).json()
+    assert answered == {"normalize": True}
+    assert http(url, "GET", f"/config/{subject}").json() == {"normalize": True}
+    first = record("R", F_STRING, custom={"a": 1, "b": 2})
+    swapped = record("R", F_STRING, custom={"b": 2, "a": 1})
+    one = http(url, "POST", f"/subjects/{subject}/versions", body(first)).json()
+    again = http(url, "POST", f"/subjects/{subject}/versions", body(swapped)).json()
+    assert (again["id"], again["version"]) == (one["id"], 1)
+    assert http(url, "POST", f"/subjects/{subject}", body(swapped)).json()["version"] == 1
+    full = ServerConfig(compatibility=ConfigCompatibilityLevel.FULL)
+    assert sr.set_config(subject, full) == {"compatibility": "FULL"}  # the client's raw answer
+    assert sr.get_config(subject).compatibility_level == ConfigCompatibilityLevel.FULL
+    assert http(url, "DELETE", f"/config/{subject}").json() == {
+        "compatibilityLevel": "FULL",
+        "normalize": True,
+    }
+    bad = http(url, "PUT", f"/config/{subject}", {"normalize": "yes"})
+    assert error_of(bad) == (422, 42203)
+
+
 # ---------------------------------------------------------------------------- metadata
 
 

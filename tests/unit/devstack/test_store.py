@@ -40,7 +40,7 @@ def test_a_file_of_the_first_layout_is_upgraded_with_its_data(tmp_path: Path) ->
 
     store = RegistryStore(path)
     assert store.get_version("s", "1").schema_id == 7
-    assert store.get_config("s") == "FULL"
+    assert store.get_config("s") == {"compatibilityLevel": "FULL"}
     # What the first layout forbade: one text under two ids (IMPORT keeps the sender's).
     store.set_mode("IMPORT", "t")
     imported = store.register("t", {"schema": TEXT, "id": 9, "version": 1})
