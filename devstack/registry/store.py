@@ -199,10 +199,11 @@ class RegistryStore(Settings):
     def register(self, subject: str, body: Any, normalize: bool = False) -> RegisteredVersion:
         with self._tx() as db:
             candidate = CandidateSchema.from_request(body, self._resolver(db))
-            normalize = normalize or self.normalizes(db, subject)
             every = self._versions(db, subject, deleted=True)
             live = [v for v in every if not v.deleted]
             mode = self._mode(db, subject)
+            # IMPORT stores what it is sent, verbatim; otherwise the config may normalize.
+            normalize = mode not in IMPORTING and (normalize or self.normalizes(db, subject))
             if mode not in IMPORTING:
                 candidate = self._inherit(candidate, live)
             wanted_id = candidate.explicit_id

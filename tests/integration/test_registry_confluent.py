@@ -806,6 +806,24 @@ def test_import_mode_keeps_ids_and_needs_force_over_schemas(private: str) -> Non
         assert clash.json()["message"] == (
             "Overwrite new schema with id 1000 in context . is not permitted."
         )
+        # RestApiTest.testExplicitNormalizeIgnoredInImportMode: stored as sent.
+        props = record("Props", {"type": "string", "name": "f", "zprop": "z", "aprop": "a"})
+        verbatim = http(
+            private,
+            "POST",
+            "/subjects/imp-props/versions?normalize=true",
+            body(props, id=3000, version=1),
+        )
+        assert verbatim.status_code == 422  # imp-props is not in IMPORT
+        sr.update_mode("imp-props", "IMPORT")
+        verbatim = http(
+            private,
+            "POST",
+            "/subjects/imp-props/versions?normalize=true",
+            body(props, id=3000, version=1),
+        )
+        assert '"zprop":"z","aprop":"a"' in verbatim.json()["schema"]
+        sr.update_mode("imp-props", "READWRITE")
         # RestApiTest.testImportSameSchemaDifferentVersion: importing again is idempotent.
         for version in (3, 1):
             same = http(
@@ -841,7 +859,7 @@ def test_import_mode_keeps_ids_and_needs_force_over_schemas(private: str) -> Non
     assert with_id.json()["message"] == f"Subject {existing} in context . is not in import mode"
     # After an import, new ids continue above the imported ones.
     fresh = sr.register_schema("imp-after", avro(record("After", F_STRING)))
-    assert fresh == 2001  # above 2000, the highest imported
+    assert fresh == 3001  # above 3000, the highest imported
 
 
 def test_global_modes(private: str) -> None:
