@@ -8,7 +8,10 @@ the whole run stays a few seconds.
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -22,7 +25,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from devstack.registry.app import create_app
+from devstack.registry.canonical import canonical_text
 from devstack.registry.openapi import openapi_document
+from devstack.registry.schemas import guid_of
 from devstack.registry.store import RegistryStore
 from tests.integration.conftest import own_registry
 
@@ -36,15 +41,53 @@ CHECKS = [
 ]
 
 
+# One schema registered before the run, named in the document's examples, so that the
+# operations also answer 200s (random ids and subjects would only ever be 404s).
+SEED_SUBJECT = "openapi-seed"
+SEED_TEXT = canonical_text(
+    {"type": "record", "name": "Seed", "fields": [{"name": "f", "type": "string"}]}
+)
+SEED_PARAMETERS = {
+    "subject": SEED_SUBJECT,
+    "version": "1",
+    "id": 1,
+    "guid": guid_of(SEED_TEXT, "[]", None, None),
+}
+
+
+def with_seed_examples(document: dict[str, Any]) -> dict[str, Any]:
+    """The document, with the seed as the example of every path parameter and schema body
+    of the operations that read or register (deleting it would starve the others)."""
+    seeded = copy.deepcopy(document)
+    for item in seeded["paths"].values():
+        for method, operation in item.items():
+            if method == "delete":
+                continue
+            for parameter in operation.get("parameters", ()):
+                if parameter["in"] == "path" and parameter["name"] in SEED_PARAMETERS:
+                    parameter["example"] = SEED_PARAMETERS[parameter["name"]]
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                if media["schema"] == {"$ref": "#/components/schemas/SchemaRequest"}:
+                    media["example"] = {"schema": SEED_TEXT}
+    return seeded
+
+
 @pytest.fixture(scope="module")
 def registry() -> Iterator[str]:
     with own_registry() as (url, _):
+        seeded = requests.post(
+            f"{url}/subjects/{SEED_SUBJECT}/versions",
+            data=json.dumps({"schema": SEED_TEXT}),
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+            timeout=10,
+        )
+        assert (seeded.status_code, seeded.json()["id"]) == (200, 1)
         yield url
 
 
 # The document itself (the served one is checked equal below); schemathesis's lazy
 # fixture loader does not run on pytest 9, so the base URL is given at each call.
-schema = schemathesis.openapi.from_dict(openapi_document())
+schema = schemathesis.openapi.from_dict(with_seed_examples(openapi_document()))
 
 
 @schema.parametrize()
