@@ -22,7 +22,19 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["merge_ledgers", "reconcile", "spikes_of"]
+__all__ = ["COMPARED_TABLES", "merge_ledgers", "reconcile", "spikes_of"]
+
+# The Gold tables the ledgers determine, which :func:`reconcile` compares; each of its
+# differences starts with one of these names.
+COMPARED_TABLES = (
+    "revenue_per_minute",
+    "funnel_per_minute",
+    "funnel_per_category",
+    "product_sales",
+    "product_funnel",
+    "sold_out",
+    "spikes",
+)
 
 _TALLY = ("events", "view", "cart", "purchase", "units", "revenue")
 _ZERO_TALLY = {**dict.fromkeys(_TALLY, 0), "revenue": "0.00"}

@@ -130,3 +130,15 @@ class Demo:
             products_topic=products_topic(self.topic),
             on_step=on_step,
         )
+
+    @property
+    def report_path(self) -> Path:
+        return self.work / "report.html"
+
+    def report(self) -> Path:
+        """The flash-sale report of the run, reconciled with its ledger."""
+        from consumers.report import write_report
+        from producer.simulation.ledger import read_ledger
+
+        write_report(self.warehouse, self.report_path, [read_ledger(self.ledger)])
+        return self.report_path

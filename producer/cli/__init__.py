@@ -12,6 +12,7 @@ from producer.cli.contract import contract
 from producer.cli.local import local
 from producer.cli.pipeline import demo, kpis, pipeline
 from producer.cli.produce import consume, produce
+from producer.cli.report import report
 from producer.cli.root import main
 from producer.cli.schemas import schemas
 from producer.cli.simulate import scenarios, simulate
@@ -28,6 +29,7 @@ for _command in (
     pipeline,
     kpis,
     demo,
+    report,
     local,
 ):
     main.add_command(_command)

@@ -415,6 +415,7 @@ def demo(
     click.echo("5/5 KPIs")
     kpi_tables(outcome.kpis, 10)
     verify(run.warehouse, [read_ledger(run.ledger)])
+    click.echo(f"report: {run.report()}")
     if not external:
         click.echo(
             f"\nthe stack keeps running; stop it with: flashsale local down --data-dir {data_dir}"

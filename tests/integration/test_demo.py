@@ -61,6 +61,12 @@ def test_demo_runs_the_whole_flow_and_reconciles(tmp_path: Path) -> None:
     assert "reconciled: every Gold table equals the ledger (" in out
     ledgers = list((data / "demo").glob("*/ledger.json"))
     assert len(ledgers) == 1
+    # The report of the run is written beside its ledger, reconciled with it.
+    report = ledgers[0].parent / "report.html"
+    assert f"report: {report}\n" in out
+    assert 'class="ok">Every KPI table a ledger determines equals the ledgers.' in (
+        report.read_text(encoding="utf-8")
+    )
     # The sale ran now (a paced run starts at the wall clock), and its peak (from 125 s
     # to 180 s after the start) makes the tallest bar of the chart.
     start = datetime.fromisoformat(json.loads(ledgers[0].read_text())["start"])
