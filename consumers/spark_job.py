@@ -66,12 +66,16 @@ if TYPE_CHECKING:  # pyspark is the optional `spark` extra
 __all__ = [
     "COORDINATES",
     "READER",
+    "SPARK_LINES",
     "Identity",
+    "Submit",
     "decide_identity",
     "fill_minutes",
     "gold_tables",
+    "packages",
     "silver_rules",
     "split_wire",
+    "submit_command",
     "writer_schema",
 ]
 
@@ -376,8 +380,7 @@ def gold_tables(spark: SparkSession, sql_dir: Path = SQL_DIR) -> dict[str, DataF
     files the embedded engines run (in Spark's dialect, :func:`spark_sql`), the
     per-minute tables filled as the embedded pipeline fills them."""
     tables = {
-        p.stem: spark.sql(spark_sql(p.read_text(encoding="utf-8")))
-        for p in sorted(sql_dir.glob("*.sql"))
+        p.stem: spark.sql(spark_sql(p.read_text(encoding="utf-8"))) for p in gold_sql_files(sql_dir)
     }
     for name in PER_MINUTE:
         if name in tables:
@@ -410,6 +413,143 @@ def fill_minutes(table: DataFrame) -> DataFrame:
     return filled.select(*out).orderBy("minute")
 
 
+# --------------------------------------------------------------------------- spark-submit
+
+# Spark line -> (Scala version, delta-spark) of the connector packages. delta-spark's own
+# wheel states which pyspark each release takes (3.3.x: >=3.5.3,<3.6; 4.0.x: >=4.0).
+SPARK_LINES = {
+    "3.4": ("2.12", "2.4.0"),
+    "3.5": ("2.12", "3.3.2"),
+    "4.0": ("2.13", "4.0.1"),
+}
+DEFAULT_SPARK = "3.5.3"
+# librdkafka keys that Spark's Kafka source (the Java client) takes under the same name.
+_SAME_IN_JAVA = (
+    "security.protocol",
+    "sasl.mechanism",
+    "client.id",
+    "session.timeout.ms",
+    "request.timeout.ms",
+)
+# Secrets never go on the command line: the job reads them from its environment.
+SECRET_ENV = {
+    "sasl.username": "FLASHSALE_SASL_USERNAME",
+    "sasl.password": "FLASHSALE_SASL_PASSWORD",
+    "basic.auth.user.info": "FLASHSALE_SCHEMA_REGISTRY_USER_INFO",
+}
+
+
+def gold_sql_files(sql_dir: Path = SQL_DIR) -> list[Path]:
+    """The Gold SQL files, shipped to the cluster with ``--files``."""
+    return sorted(sql_dir.glob("*.sql"))
+
+
+def packages(spark_version: str) -> list[str]:
+    """The Maven packages the job needs on Spark ``spark_version`` (``3.5.3``)."""
+    parts = spark_version.split(".")
+    line = ".".join(parts[:2])
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or line not in SPARK_LINES:
+        known = ", ".join(f"{k}.x" for k in SPARK_LINES)
+        raise ValueError(f"Spark {spark_version} is not one the job is packaged for ({known})")
+    scala, delta = SPARK_LINES[line]
+    return [
+        f"org.apache.spark:spark-sql-kafka-0-10_{scala}:{spark_version}",
+        f"org.apache.spark:spark-avro_{scala}:{spark_version}",
+        f"io.delta:delta-spark_{scala}:{delta}",
+    ]
+
+
+@dataclass(frozen=True)
+class Submit:
+    """A ``spark-submit`` command line, and what the user must know beside it."""
+
+    argv: list[str]
+    environment: list[str]  # variables the job reads secrets from
+    left_out: dict[str, str]  # client settings not handed to the job, and why
+
+    def text(self) -> str:
+        """The command as a shell line, one option per line."""
+        import shlex
+
+        lines: list[list[str]] = [[self.argv[0]]]
+        for arg in self.argv[1:]:
+            if arg.startswith("--") or arg.endswith(".py"):
+                lines.append([arg])
+            else:
+                lines[-1].append(arg)
+        return " \\\n    ".join(shlex.join(line) for line in lines)
+
+
+def submit_command(
+    *,
+    spark_version: str,
+    kafka: dict[str, str],
+    registry: dict[str, str],
+    topic: str,
+    reader_schema: Path,
+    warehouse: str,
+    checkpoints: str,
+    currencies: tuple[str, ...] = ("USD",),
+    job: Path = Path(__file__),
+) -> Submit:
+    """The ``spark-submit`` command that runs this job on Spark ``spark_version``.
+
+    ``kafka`` holds librdkafka's keys and ``registry`` the Schema Registry client's, as
+    flashsale's configuration merged them (secrets already masked: their values are
+    never used, only the names of the variables the job reads them from)."""
+    java: dict[str, str] = {}
+    environment: list[str] = []
+    left_out: dict[str, str] = {}
+    for key, value in sorted(kafka.items()):
+        if key == "bootstrap.servers":
+            continue
+        if key in SECRET_ENV:
+            environment.append(SECRET_ENV[key])
+        elif key in _SAME_IN_JAVA:
+            java[key] = value
+        elif key == "ssl.ca.location":
+            java["ssl.truststore.type"] = "PEM"
+            java["ssl.truststore.location"] = value
+        else:
+            left_out[key] = "not a setting the job hands to Spark's Kafka source"
+    for key in sorted(registry):
+        if key == "url":
+            continue
+        if key in SECRET_ENV:
+            environment.append(SECRET_ENV[key])
+        else:
+            left_out[key] = "the job's registry client takes only the URL and basic auth"
+    argv = [
+        "spark-submit",
+        "--packages",
+        ",".join(packages(spark_version)),
+        "--conf",
+        "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+        "--conf",
+        "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "--conf",
+        "spark.sql.session.timeZone=UTC",
+        "--files",
+        ",".join(str(p) for p in [reader_schema, *gold_sql_files()]),
+        str(job),
+        "--bootstrap-servers",
+        kafka["bootstrap.servers"],
+        "--schema-registry-url",
+        registry["url"],
+        "--topic",
+        topic,
+        "--reader-schema",
+        reader_schema.name,
+        *[arg for c in currencies for arg in ("--currency", c)],
+        *[arg for k, v in sorted(java.items()) for arg in ("--kafka-option", f"{k}={v}")],
+        "--warehouse",
+        warehouse,
+        "--checkpoints",
+        checkpoints,
+    ]
+    return Submit(argv, sorted(set(environment)), left_out)
+
+
 # --------------------------------------------------------------------------- the job
 
 
@@ -429,12 +569,8 @@ def silver_columns(reader: str) -> list[str]:
     ]
 
 
-def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the connector jars
-    """The streaming job: the connector calls, around the functions above."""
-    from pyspark.sql import SparkSession
-    from pyspark.sql import functions as F
-    from pyspark.sql.avro.functions import from_avro
-
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The job's command line (what :func:`submit_command` writes after the job's path)."""
     parser = argparse.ArgumentParser(description="flashsale's Bronze -> Silver -> Gold on Spark")
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--schema-registry-url", required=True)
@@ -444,8 +580,17 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
     parser.add_argument("--kafka-option", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--warehouse", required=True)
     parser.add_argument("--checkpoints", required=True)
-    args = parser.parse_args(argv)
-    reader = Path(args.reader_schema).read_text(encoding="utf-8")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the connector jars
+    """The streaming job: the connector calls, around the functions above."""
+    from pyspark import SparkFiles
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro
+
+    args = arguments(argv)
     currencies = tuple(args.currencies or ["USD"])
     kafka = dict(option.split("=", 1) for option in args.kafka_option)
     user, password = (
@@ -464,6 +609,13 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
         )
     spark = SparkSession.builder.appName("flashsale-pipeline").getOrCreate()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
+    # The reader schema and the Gold SQL come with --files (or from this checkout).
+    shipped = Path(SparkFiles.getRootDirectory())
+    reader_path = Path(args.reader_schema)
+    if not reader_path.exists():
+        reader_path = shipped / reader_path.name
+    reader = reader_path.read_text(encoding="utf-8")
+    sql_dir = shipped if gold_sql_files(shipped) else SQL_DIR
     w = args.warehouse
     paths = {
         name: f"{w}/{name}"
@@ -625,7 +777,7 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
             else spark.createDataFrame([], "product_id string, category string, brand string")
         )
         products.createOrReplaceTempView("silver_products")
-        for name, table in gold_tables(spark).items():
+        for name, table in gold_tables(spark, sql_dir).items():
             table.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
                 f"{w}/gold/{name}"
             )
