@@ -621,12 +621,27 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
         name: f"{w}/{name}"
         for name in ("bronze/events", "silver/events", "silver/copies", "silver/quarantine")
     }
+    # A new checkpoint over a Bronze the embedded pipeline (or an earlier job) wrote
+    # starts after the offsets Bronze holds; otherwise at the topic's start. (Spark uses
+    # startingOffsets only when the checkpoint is new.)
+    starting = "earliest"
+    if spark.catalog.tableExists(f"delta.`{paths['bronze/events']}`"):
+        held = (
+            spark.read.format("delta")
+            .load(paths["bronze/events"])
+            .filter(F.col("topic") == args.topic)
+            .groupBy("partition")
+            .agg(F.max("offset").alias("last"))
+            .collect()
+        )
+        if held:
+            starting = json.dumps({args.topic: {str(r[0]): r[1] + 1 for r in held}})
     source = spark.readStream.format("kafka")
     for key, value in {"bootstrap.servers": args.bootstrap_servers, **kafka}.items():
         source = source.option(f"kafka.{key}", value)
     bronze = split_wire(
         source.option("subscribe", args.topic)
-        .option("startingOffsets", "earliest")
+        .option("startingOffsets", starting)
         .option("includeHeaders", "true")
         .load(),
         headers="headers",
