@@ -318,6 +318,12 @@ class Identity:
     winners: DataFrame  # the batch's rows Silver keeps (the lowest copy of each id)
     conflicts: DataFrame  # the batch's copies of conflicting ids, with their ``reason``
     earlier_conflicts: DataFrame  # coordinates of earlier copies of conflicting ids
+    verdict: DataFrame  # event_id, _conflict, _keep: what the results above are cut from
+
+    def release(self) -> None:
+        """Drop the cached copies and verdict (once the batch is written)."""
+        self.copies.unpersist()
+        self.verdict.unpersist()
 
 
 def decide_identity(candidates: DataFrame, known_copies: DataFrame | None = None) -> Identity:
@@ -337,10 +343,14 @@ def decide_identity(candidates: DataFrame, known_copies: DataFrame | None = None
     if known_copies is not None:
         ids = new.select("event_id").distinct()
         copies = known_copies.select(*columns).join(ids, "event_id", "left_semi").unionByName(new)
-    copies = copies.dropDuplicates(list(COORDINATES))
+    # Every result below reads the copies and the verdict: computed once (cached until
+    # :meth:`Identity.release`).
+    copies = copies.dropDuplicates(list(COORDINATES)).cache()
     lowest = F.min(F.struct(*[F.col(n) for n in COORDINATES]))
-    verdict = copies.groupBy("event_id").agg(
-        (F.countDistinct("fingerprint") > 1).alias("_conflict"), lowest.alias("_keep")
+    verdict = (
+        copies.groupBy("event_id")
+        .agg((F.countDistinct("fingerprint") > 1).alias("_conflict"), lowest.alias("_keep"))
+        .cache()
     )
     conflicting = verdict.filter("_conflict").select("event_id")
     keep = verdict.filter(~F.col("_conflict")).select(
@@ -358,7 +368,7 @@ def decide_identity(candidates: DataFrame, known_copies: DataFrame | None = None
         .join(new.select(*COORDINATES), list(COORDINATES), "left_anti")
         .withColumn("reason", reason)
     )
-    return Identity(copies, conflicting, winners, conflicts, earlier)
+    return Identity(copies, conflicting, winners, conflicts, earlier, verdict)
 
 
 # --------------------------------------------------------------------------- Gold
@@ -783,6 +793,8 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
                 "WHEN NOT MATCHED THEN INSERT *",
             )
         framed.unpersist()
+        if decoded is not None:
+            decision.release()
         spark.read.format("delta").load(paths["silver/events"]).createOrReplaceTempView(
             "silver_events"
         )

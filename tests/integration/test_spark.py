@@ -49,7 +49,7 @@ from pyspark.sql import types as T
 
 from consumers import spark_job
 
-pytestmark = [pytest.mark.spark]
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,10 @@ def spark() -> Iterator[SparkSession]:
         .config("spark.sql.shuffle.partitions", "1")
         .config("spark.default.parallelism", "1")
         .config("spark.sql.session.timeZone", "UTC")
+        # Tiny inputs: compiling whole stages and re-planning adaptively cost more than
+        # they save.
+        .config("spark.sql.codegen.wholeStage", "false")
+        .config("spark.sql.adaptive.enabled", "false")
         .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1")
         .getOrCreate()
     )
@@ -318,9 +322,10 @@ def test_identity_keeps_and_quarantines_the_copies_the_embedded_identity_does(
     }
     assert {(r["event_id"], r["fingerprint"], at(r)) for r in rows(result.copies)} == every_copy
     conflicting_copies = {c.where for i in decision.conflicting for c in decision.copies[i]}
-    assert {at(r) for r in rows(result.conflicts)} == conflicting_copies & in_batch
+    conflicts = rows(result.conflicts)
+    assert {at(r) for r in conflicts} == conflicting_copies & in_batch
     assert {at(r) for r in rows(result.earlier_conflicts)} == conflicting_copies - in_batch
-    assert {r["reason"] for r in rows(result.conflicts)} == {
+    assert {r["reason"] for r in conflicts} == {
         "conflict: event b has copies with other content",
         "conflict: event e has copies with other content",
     }
