@@ -764,7 +764,10 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
             )
             rejected += [decision.conflicts, earlier]
             if silver is not None:
-                ids = ", ".join(f"'{r[0]}'" for r in decision.conflicting.collect())
+                ids = ", ".join(
+                    "'" + r[0].replace("\\", "\\\\").replace("'", "\\'") + "'"
+                    for r in decision.conflicting.collect()
+                )
                 if ids:
                     spark.sql(
                         f"DELETE FROM delta.`{paths['silver/events']}` WHERE event_id IN ({ids})"
@@ -775,8 +778,9 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
                 "silver/events",
                 "t.event_id = s.event_id",
                 batch_id,
-                "WHEN MATCHED AND (t.kafka_partition, t.kafka_offset) <> (s.kafka_partition, "
-                "s.kafka_offset) THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *",
+                # A kept copy replaces the row of a copy at other (higher) coordinates.
+                f"WHEN MATCHED AND NOT ({same_record}) THEN UPDATE SET * "
+                "WHEN NOT MATCHED THEN INSERT *",
             )
         quarantine = None
         for frame in rejected:
