@@ -417,3 +417,20 @@ def test_every_gold_sql_gives_on_spark_the_values_and_types_of_the_embedded_engi
         expected = embedded[name].to_pylist()
         assert rows(frame) == expected, name
         assert len(expected) > 0, name
+
+
+@pytest.mark.integration
+def test_the_jobs_silver_steps_keep_every_row_the_embedded_silver_kept(
+    spark: SparkSession, warehouse: Path
+) -> None:
+    silver = delta_as_parquet(spark, warehouse / "silver" / "events")
+    catalog = delta_as_parquet(spark, warehouse / "silver" / "products")
+    checked = spark_job.silver_rules(silver, ("USD",), catalog)
+    assert rows(checked.filter("reason IS NOT NULL")) == []
+    copies = delta_as_parquet(spark, warehouse / "silver" / "copies")
+    decision = spark_job.decide_identity(copies)
+    coordinates = list(spark_job.COORDINATES)
+    kept = {tuple(r.values()) for r in rows(decision.winners.select("event_id", *coordinates))}
+    assert kept == {tuple(r.values()) for r in rows(silver.select("event_id", *coordinates))}
+    assert len(kept) > 100
+    assert rows(decision.conflicting) == []
