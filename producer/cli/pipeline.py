@@ -266,6 +266,100 @@ def pipeline_replay_quarantine(
         click.echo(f"gold: {len(result.kpis)} KPI tables ({engine})")
 
 
+def _spark_version(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from consumers.spark_job import packages
+
+    try:
+        packages(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+@pipeline.command("spark-submit")
+@click.option(
+    "--spark-version",
+    default="3.5.3",
+    show_default=True,
+    callback=_spark_version,
+    help="Your cluster's Spark version; the connector packages are built for it.",
+)
+@click.option(
+    "--warehouse",
+    "warehouse_uri",
+    default="warehouse",
+    show_default=True,
+    help="Where the job's Delta tables live, as your cluster names it (s3://..., abfss://...).",
+)
+@click.option(
+    "--checkpoints",
+    help="Where the streams keep their checkpoints [default: WAREHOUSE/_checkpoints].",
+)
+@topic_option()
+@click.option(
+    "--reader-schema",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Silver's reader schema, shipped with --files [default: consumers/contracts/silver.avsc].",
+)
+@click.option(
+    "--currency",
+    "currencies",
+    multiple=True,
+    default=["USD"],
+    show_default=True,
+    help="A currency the shop prices in (repeatable); Silver quarantines money in others.",
+)
+@connection_options
+def pipeline_spark_submit(
+    spark_version: str,
+    warehouse_uri: str,
+    checkpoints: str | None,
+    topic: str,
+    reader_schema: Path | None,
+    currencies: tuple[str, ...],
+    connection: Connection,
+) -> None:
+    """Print the spark-submit command that runs the pipeline on your Spark cluster.
+
+    The packages (Kafka source, Avro, Delta) are those built for --spark-version; the
+    broker and registry come from the usual configuration (flags, environment,
+    --config). Secrets are never printed: the job reads them from its environment,
+    whose variables are listed on stderr, as are settings the job does not take.
+
+    \b
+    Example:
+      flashsale pipeline spark-submit --warehouse s3://lake/flash
+      flashsale pipeline spark-submit --spark-version 4.0.1 --config client.properties \\
+          --warehouse abfss://lake@acct.dfs.core.windows.net/flash
+    """
+    from consumers.spark_job import READER, submit_command
+
+    config = connection.config()
+    shown = {key: value for key, value, _ in config.shown()}  # secrets masked
+    submit = submit_command(
+        spark_version=spark_version,
+        kafka={k: v for k, v in shown.items() if k in config.kafka()},
+        registry={
+            "url": config.registry_url,
+            **{k: "****" for k in config.registry() if k != "url"},
+        },
+        topic=topic,
+        reader_schema=reader_schema or READER,
+        warehouse=warehouse_uri.rstrip("/"),
+        checkpoints=checkpoints or f"{warehouse_uri.rstrip('/')}/_checkpoints",
+        currencies=currencies,
+    )
+    click.echo(submit.text())
+    if submit.environment:
+        click.echo(
+            f"the job reads {', '.join(submit.environment)} from its environment: set them "
+            "where the driver runs",
+            err=True,
+        )
+    for key, why in sorted(submit.left_out.items()):
+        click.echo(f"not handed to the job: {key} ({why})", err=True)
+
+
 def verify(warehouse: Path, ledgers: Sequence[dict[str, Any]]) -> None:
     """Reconcile the Gold tables as they stand with the ledgers: the data-quality tally,
     one line per difference, exit 1 on any."""

@@ -1,0 +1,436 @@
+"""The Spark path on a local Spark: the Gold SQL and the job's connector-free functions.
+
+What needs a connector jar from Maven (the Kafka source, ``from_avro``, Delta reads and
+writes) is not run here. Everything else of ``consumers/spark_job.py`` is, on static
+DataFrames and on the Silver a real run of the embedded pipeline wrote, and is checked
+against the embedded pipeline's own code. One SparkSession (``local[1]``) serves the
+module. Skipped, saying why, without Java or the ``spark`` extra.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import struct
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from confluent_kafka.schema_registry.common.serde import SchemaId
+from deltalake import DeltaTable
+
+from consumers import wire
+from consumers.decode import Rejected
+from consumers.gold import compute_kpis
+from consumers.identity import Copy
+from consumers.identity import Identity as EmbeddedIdentity
+from consumers.pipeline import run_pipeline
+from consumers.quality import fill_minutes as embedded_fill_minutes
+from consumers.silver import SilverJob
+from producer.contract.catalog import bundled_schemas_dir, load_catalog
+from producer.events import products_topic
+from producer.kafka.produce import ProduceOptions, StreamProducer
+from producer.registry.client import Registry
+from producer.registry.workflows import register_contract
+from producer.simulation.scenario_file import load_scenario
+from tests.integration.conftest import Endpoints, config_for
+
+if shutil.which("java") is None:
+    pytest.skip("no `java` on PATH: the Spark tests need a JVM (Java 17)", allow_module_level=True)
+pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[test,spark]'")
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from consumers import spark_job
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("flashsale-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.default.parallelism", "1")
+        .config("spark.sql.session.timeZone", "UTC")
+        # Tiny inputs: compiling whole stages and re-planning adaptively cost more than
+        # they save.
+        .config("spark.sql.codegen.wholeStage", "false")
+        .config("spark.sql.adaptive.enabled", "false")
+        .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1")
+        .getOrCreate()
+    )
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+def python(value: Any) -> Any:
+    """A value Spark collected, as the embedded engines give it (aware UTC times)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.astimezone(UTC)  # pyspark gives the driver's local time, naive
+    return value
+
+
+def rows(frame: DataFrame) -> list[dict[str, Any]]:
+    return [{k: python(v) for k, v in r.asDict().items()} for r in frame.collect()]
+
+
+ARROW = {
+    T.LongType: pa.int64(),
+    T.IntegerType: pa.int32(),
+    T.DoubleType: pa.float64(),
+    T.StringType: pa.string(),
+    T.BooleanType: pa.bool_(),
+    T.TimestampType: pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_schema(frame: DataFrame) -> pa.Schema:
+    """The Arrow schema of a Spark result, as the embedded Gold conforms its tables."""
+    fields = []
+    for f in frame.schema.fields:
+        kind = f.dataType
+        if isinstance(kind, T.DecimalType):
+            arrow = pa.decimal128(kind.precision, kind.scale)
+        else:
+            arrow = ARROW[type(kind)]
+        fields.append(pa.field(f.name, arrow, nullable=True))
+    return pa.schema(fields)
+
+
+# --------------------------------------------------------------------------- wire format
+
+
+GUID = "5c8e1d8a-3b4f-4e3a-9d8c-0f1e2d3c4b5a"
+
+
+def confluent(reference: bytes) -> tuple[int | None, str | None]:
+    """(id, guid) of a schema reference, read by confluent-kafka's own SchemaId."""
+    parsed = SchemaId("AVRO")
+    parsed.from_bytes(io.BytesIO(reference))
+    return parsed.id, None if parsed.guid is None else str(parsed.guid)
+
+
+def test_the_wire_split_reads_both_formats_as_confluent_and_the_embedded_split_do(
+    spark: SparkSession,
+) -> None:
+    by_id = SchemaId("AVRO", 42).id_to_bytes()
+    by_guid = SchemaId("AVRO", guid=GUID).guid_to_bytes()
+    cases: list[tuple[bytes | None, list[tuple[str, bytes]] | None]] = [
+        (by_id + b"\x02\x04ab", None),  # the prefix, as the embedded pipeline reads it
+        (struct.pack(">bI", 0, 2**31 - 1) + b"x", None),
+        (None, None),  # a tombstone
+        (b"\x00\x00", None),  # too short
+        (b"\x07\x00\x00\x00\x01hello", None),  # bad magic byte
+        (by_guid + b"body", None),  # the GUID in the prefix
+        (by_guid[:9], None),  # a GUID prefix cut short
+        (b"plain avro", [("other", b"x"), ("__value_schema_id", by_guid)]),  # in a header
+        (b"plain avro", [("__value_schema_id", by_id)]),
+        (b"plain avro", [("__value_schema_id", b"\x01\x00")]),  # a header cut short
+    ]
+    frame = spark.createDataFrame(
+        [(i, v, h) for i, (v, h) in enumerate(cases)],
+        "i int, value binary, headers array<struct<key:string,value:binary>>",
+    )
+    got = {r["i"]: r for r in rows(spark_job.split_wire(frame, headers="headers"))}
+    for i, (value, headers) in enumerate(cases):
+        result = got[i]
+        header = dict(headers or {}).get("__value_schema_id")
+        if header is None and (value is None or value[0] == 0):
+            try:  # the embedded split decides these
+                schema_id, body = wire.split(value)
+            except wire.WireFormatError as exc:
+                assert (result["wire_error"], result["body"]) == (f"bad header: {exc}", None)
+            else:
+                assert (result["writer_schema_id"], result["body"]) == (schema_id, body)
+                assert (result["writer_schema_guid"], result["wire_error"]) == (None, None)
+            continue
+        reference = value if header is None else header
+        assert reference is not None
+        if len(reference) < (17 if reference[0] == 1 else 5):
+            where = "value" if header is None else "header __value_schema_id"
+            expected = f"{where} of {len(reference)} bytes is shorter than the 17-byte header"
+            assert result["wire_error"] == f"bad header: {expected}", i
+        elif reference[0] not in (0, 1):
+            assert result["wire_error"] == "bad header: bad magic byte 7 (expected 0 or 1)"
+        else:
+            assert result["wire_error"] is None, i
+            reader = (result["writer_schema_id"], result["writer_schema_guid"])
+            assert reader == confluent(reference), i
+            start = 0 if header is not None else (17 if reference[0] == 1 else 5)
+            assert value is not None
+            assert result["body"] == value[start:], i
+
+
+# --------------------------------------------------------------------------- Silver rules
+
+
+RULES_SCHEMA = (
+    "event_id string, product_id string, category string, brand string, event_type string, "
+    "quantity int, price decimal(10,2), revenue decimal(12,2), event_time timestamp, "
+    "currency string, ingest_time timestamp, kafka_topic string, kafka_topic_epoch int, "
+    "kafka_partition int, kafka_offset long"
+)
+INGESTED = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+CATALOG = {"5000": ("home", "Lumo"), "5001": ("toys", None), "5002": ("fashion", "Oro")}
+
+
+def event(n: int, **change: Any) -> dict[str, Any]:
+    """A purchase that passes every rule, with ``change`` applied; offset ``n``."""
+    base = {
+        "event_id": f"e{n}",
+        "product_id": "5000",
+        "category": "home",
+        "brand": "Lumo",
+        "event_type": "purchase",
+        "quantity": 2,
+        "price": Decimal("12.50"),
+        "revenue": Decimal("25.00"),
+        "event_time": INGESTED - timedelta(minutes=1),
+        "currency": "USD",
+        "ingest_time": INGESTED,
+        "kafka_topic": "t",
+        "kafka_topic_epoch": 0,
+        "kafka_partition": n % 2,
+        "kafka_offset": n,
+    }
+    return {**base, **change}
+
+
+RECORDS = [
+    event(0),
+    event(1, revenue=Decimal("24.99")),
+    event(2, event_type="view", quantity=1, revenue=Decimal("12.50")),
+    event(3, event_type="cart", quantity=1, revenue=Decimal("0.00")),
+    event(4, category=""),
+    event(5, product_id=None),
+    event(6, product_id="9999", category="garden"),
+    event(7, category="toys"),  # listed as home; without a catalog, first seen as home
+    event(8, product_id="5001", category="toys", brand="Blokko"),  # the catalog has none
+    event(9, product_id="5001", category="toys", brand=None),
+    event(10, brand=None),
+    event(11, currency="EUR"),
+    event(12, event_time=datetime(1999, 12, 31, 23, 59, tzinfo=UTC)),
+    event(13, event_time=INGESTED + timedelta(days=30, milliseconds=1)),
+    event(14, event_time=INGESTED + timedelta(days=30)),
+    event(15, product_id="5002", category="home", brand="Oro"),  # first seen: fashion below
+    event(16, product_id="5002", category="fashion", brand="Oro", kafka_partition=0),
+    event(17, revenue=Decimal("25.00"), quantity=3, price=Decimal("8.33"), event_type="cart"),
+]
+
+
+def embedded_reasons(
+    tmp_path: Path, catalog: dict[str, tuple[str, str | None]]
+) -> dict[str, str | None]:
+    """Each record's quarantine reason as the embedded Silver judges it, records taken in
+    coordinate order (as a rebuild reads Bronze)."""
+    job = SilverJob(tmp_path / "warehouse", {"url": "http://127.0.0.1:9"}, "t", currencies=("USD",))
+    job._catalog = catalog
+    ordered = sorted(RECORDS, key=lambda r: [r[n] for n in spark_job.COORDINATES])
+    reasons: dict[str, str | None] = {}
+    for r in ordered:
+        record = {**r, "timestamp": r["event_time"]}
+        try:
+            job._check(record, r["ingest_time"])
+        except Rejected as exc:
+            reasons[r["event_id"]] = str(exc)
+        else:
+            reasons[r["event_id"]] = None
+    return reasons
+
+
+@pytest.mark.parametrize("with_catalog", [True, False], ids=["catalog", "first-seen"])
+def test_silver_rules_quarantine_what_the_embedded_silver_does_with_its_reason(
+    spark: SparkSession, tmp_path: Path, with_catalog: bool
+) -> None:
+    frame = spark.createDataFrame(RECORDS, RULES_SCHEMA)
+    catalog = spark.createDataFrame(
+        [(p, c, b) for p, (c, b) in CATALOG.items()],
+        "product_id string, category string, brand string",
+    )
+    checked = spark_job.silver_rules(frame, ("USD",), catalog if with_catalog else None)
+    got = {r["event_id"]: r["reason"] for r in rows(checked)}
+    expected = embedded_reasons(tmp_path, CATALOG if with_catalog else {})
+    assert got == expected
+    # Every rule fired at least once, and some records pass.
+    kinds = {r.split(":")[0] for r in expected.values() if r}
+    assert kinds == {"revenue identity", "unknown product", "foreign currency", "time out of range"}
+    assert None in expected.values()
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def test_identity_keeps_and_quarantines_the_copies_the_embedded_identity_does(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    def where(partition: int, offset: int, epoch: int = 0) -> tuple[str, int, int, int]:
+        return ("t", epoch, partition, offset)
+
+    known = [
+        Copy("d", "fd", where(0, 1)),  # an earlier copy, same content as the new one
+        Copy("e", "fe", where(0, 2)),  # an earlier copy, other content: a conflict now
+        Copy("f", "ff", where(1, 3)),  # a new copy of it is lower (another partition)
+    ]
+    new = [
+        Copy("a", "fa", where(1, 5)),
+        Copy("a", "fa", where(0, 9)),  # the same content at lower coordinates: kept
+        Copy("b", "fb1", where(0, 10)),
+        Copy("b", "fb2", where(1, 11)),  # other content: both quarantined
+        Copy("c", "fc", where(2, 12)),
+        Copy("d", "fd", where(2, 13)),  # a duplicate of a copy Silver already keeps
+        Copy("e", "fe2", where(2, 14)),
+        Copy("f", "ff", where(0, 4)),
+        Copy("g", "fg", where(0, 20, epoch=1)),  # a later epoch of the topic...
+        Copy("g", "fg", where(3, 30)),  # ...is higher than any offset of epoch 0
+    ]
+    embedded = EmbeddedIdentity(tmp_path / "copies")
+    embedded.add(known)
+    embedded.add(new)
+    decision = embedded.decide({c.event_id for c in new})
+
+    def frame(copies: list[Copy]) -> DataFrame:
+        return spark.createDataFrame(
+            [(c.event_id, c.fingerprint, *c.where) for c in copies],
+            "event_id string, fingerprint string, kafka_topic string, kafka_topic_epoch int, "
+            "kafka_partition int, kafka_offset long",
+        )
+
+    result = spark_job.decide_identity(frame(new), frame(known))
+    coords = spark_job.COORDINATES
+
+    def at(r: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(r[n] for n in coords)
+
+    in_batch = {c.where for c in new}
+    assert {r["event_id"] for r in rows(result.conflicting)} == decision.conflicting == {"b", "e"}
+    winners = {r["event_id"]: at(r) for r in rows(result.winners)}
+    assert winners == {i: w for i, w in decision.keep.items() if w in in_batch}
+    assert sorted(winners) == ["a", "c", "f", "g"]  # d's kept copy is the earlier one
+    every_copy = {
+        (c.event_id, c.fingerprint, c.where) for cs in decision.copies.values() for c in cs
+    }
+    assert {(r["event_id"], r["fingerprint"], at(r)) for r in rows(result.copies)} == every_copy
+    conflicting_copies = {c.where for i in decision.conflicting for c in decision.copies[i]}
+    conflicts = rows(result.conflicts)
+    assert {at(r) for r in conflicts} == conflicting_copies & in_batch
+    assert {at(r) for r in rows(result.earlier_conflicts)} == conflicting_copies - in_batch
+    assert {r["reason"] for r in conflicts} == {
+        "conflict: event b has copies with other content",
+        "conflict: event e has copies with other content",
+    }
+
+
+# --------------------------------------------------------------------------- Gold
+
+
+def test_fill_minutes_fills_the_gaps_as_the_embedded_gold_does(spark: SparkSession) -> None:
+    minute = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    table = pa.table(
+        {
+            "minute": pa.array([minute, minute + timedelta(minutes=3)], pa.timestamp("us", "UTC")),
+            "events": pa.array([5, 7], pa.int64()),
+            "revenue": pa.array([Decimal("1.50"), Decimal("2.00")], pa.decimal128(18, 2)),
+            "view_to_cart": pa.array([0.5, 0.25], pa.float64()),
+        }
+    )
+    frame = spark.createDataFrame(
+        table.to_pylist(),
+        "minute timestamp, events bigint, revenue decimal(18,2), view_to_cart double",
+    )
+    filled = spark_job.fill_minutes(frame)
+    assert rows(filled) == embedded_fill_minutes(table).to_pylist()
+    assert len(rows(filled)) == 4
+
+
+@pytest.fixture(scope="module")
+def warehouse(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The warehouse of a real run: a small flash sale (schema v1, then the newest, so
+    that sessions and stock levels appear) and its shop's catalog, through the embedded
+    pipeline."""
+    topic = f"test-spark-{uuid.uuid4().hex[:8]}"
+    root = tmp_path_factory.mktemp("spark")
+    config = config_for(stack)
+    catalog = load_catalog(bundled_schemas_dir())
+    register_contract(Registry(config), catalog, topic=topic)
+    scenario = load_scenario("flash-sale").with_overrides(schema_version=1, rate_multiplier=0.05)
+    stream = StreamProducer(
+        config,
+        catalog,
+        scenario,
+        17,
+        ProduceOptions(
+            topic=topic,
+            duration=420,
+            speed=None,
+            create_topic=True,
+            ledger_path=root / "ledger.json",
+            switch_at=60,
+            switch_version=catalog.latest().version,
+        ),
+    )
+    stream.preflight()
+    assert stream.run().ok
+    run_pipeline(
+        config.kafka(),
+        config.registry(),
+        topic,
+        root / "warehouse",
+        products_topic=products_topic(topic),
+    )
+    return root / "warehouse"
+
+
+def delta_as_parquet(spark: SparkSession, path: Path) -> DataFrame:
+    """A Delta table the embedded pipeline wrote, read by Spark without the Delta jar:
+    its current data files (mergeSchema for the columns Silver gained over time)."""
+    return spark.read.option("mergeSchema", "true").parquet(*DeltaTable(str(path)).file_uris())
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_every_gold_sql_gives_on_spark_the_values_and_types_of_the_embedded_engines(
+    spark: SparkSession, warehouse: Path
+) -> None:
+    delta_as_parquet(spark, warehouse / "silver" / "events").createOrReplaceTempView(
+        "silver_events"
+    )
+    delta_as_parquet(spark, warehouse / "silver" / "products").createOrReplaceTempView(
+        "silver_products"
+    )
+    embedded = compute_kpis(warehouse, "datafusion")
+    on_spark = spark_job.gold_tables(spark)
+    assert set(on_spark) == set(embedded) - {"quality_per_minute"}
+    assert len(on_spark) == len(list(spark_job.SQL_DIR.glob("*.sql"))) == 10
+    for name, frame in on_spark.items():
+        assert arrow_schema(frame) == embedded[name].schema, name
+        expected = embedded[name].to_pylist()
+        assert rows(frame) == expected, name
+        assert len(expected) > 0, name
+
+
+@pytest.mark.integration
+def test_the_jobs_silver_steps_keep_every_row_the_embedded_silver_kept(
+    spark: SparkSession, warehouse: Path
+) -> None:
+    silver = delta_as_parquet(spark, warehouse / "silver" / "events")
+    catalog = delta_as_parquet(spark, warehouse / "silver" / "products")
+    checked = spark_job.silver_rules(silver, ("USD",), catalog)
+    assert rows(checked.filter("reason IS NOT NULL")) == []
+    copies = delta_as_parquet(spark, warehouse / "silver" / "copies")
+    decision = spark_job.decide_identity(copies)
+    coordinates = list(spark_job.COORDINATES)
+    kept = {tuple(r.values()) for r in rows(decision.winners.select("event_id", *coordinates))}
+    assert kept == {tuple(r.values()) for r in rows(silver.select("event_id", *coordinates))}
+    assert len(kept) > 100
+    assert rows(decision.conflicting) == []
