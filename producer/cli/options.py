@@ -136,6 +136,24 @@ def port_options(f: Any) -> Any:
     )
 
 
+def metrics_port_option(what: str) -> Decorator:
+    """``--metrics-port N``: Prometheus metrics on /metrics; ``what`` they count."""
+    return click.option(
+        "--metrics-port",
+        type=click.IntRange(1, 65535),
+        help=f"Serve Prometheus metrics on this port (/metrics): {what}.",
+    )
+
+
+def quiet_option(what: str) -> Decorator:
+    """``--quiet``: no progress (``what`` it would show)."""
+    return click.option(
+        "--quiet",
+        is_flag=True,
+        help=f"No progress ({what}: a live line on a terminal, a line every 5 s elsewhere).",
+    )
+
+
 def speed_option(default: float) -> Decorator:
     return click.option(
         "--speed",

@@ -16,7 +16,9 @@ from producer.cli.options import (
     data_dir_option,
     duration,
     engine_option,
+    metrics_port_option,
     port_options,
+    quiet_option,
     speed_option,
     topic_option,
     warehouse_option,
@@ -29,17 +31,20 @@ from producer.cli.signals import stop_on_signals
 __all__ = ["demo", "kpis", "pipeline"]
 
 
+currency_option = click.option(
+    "--currency",
+    "currencies",
+    multiple=True,
+    default=["USD"],
+    show_default=True,
+    help="A currency the shop prices in (repeatable); Silver quarantines money in others.",
+)
+
+
 def silver_options(f: Any) -> Any:
     """--reader-schema, --engine and --currency: how Silver reads and checks, and which
     engine computes Gold (declared once for run and replay-quarantine)."""
-    f = click.option(
-        "--currency",
-        "currencies",
-        multiple=True,
-        default=["USD"],
-        show_default=True,
-        help="A currency the shop prices in (repeatable); Silver quarantines money in others.",
-    )(f)
+    f = currency_option(f)
     f = engine_option("Embedded engine for the Gold SQL.")(f)
     return click.option(
         "--reader-schema",
@@ -85,17 +90,10 @@ def pipeline() -> None:
     help="When the topic is not the log Bronze's offsets point into (recreated, reset, "
     "truncated): fail, or read it again from its start, keeping the old rows.",
 )
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(1, 65535),
-    help="Serve Prometheus metrics on this port (/metrics): records per layer, "
-    "duplicates, quarantined by reason, lag per partition, rounds.",
+@metrics_port_option(
+    "records per layer, duplicates, quarantined by reason, lag per partition, rounds"
 )
-@click.option(
-    "--quiet",
-    is_flag=True,
-    help="No Bronze progress (a live line on a terminal, a line every 5 s elsewhere).",
-)
+@quiet_option("Bronze's records, rate and lag")
 @connection_options
 def pipeline_run(
     until_idle: bool,
@@ -301,14 +299,7 @@ def _spark_version(ctx: click.Context, param: click.Parameter, value: str) -> st
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Silver's reader schema, shipped with --files [default: consumers/contracts/silver.avsc].",
 )
-@click.option(
-    "--currency",
-    "currencies",
-    multiple=True,
-    default=["USD"],
-    show_default=True,
-    help="A currency the shop prices in (repeatable); Silver quarantines money in others.",
-)
+@currency_option
 @connection_options
 def pipeline_spark_submit(
     spark_version: str,

@@ -15,6 +15,8 @@ from producer.cli.options import (
     duration,
     key_values,
     ledger_option,
+    metrics_port_option,
+    quiet_option,
     run_options,
     speed_option,
     topic_option,
@@ -77,17 +79,8 @@ def stream_until_signalled(stream: Any, quiet: bool, metrics: Any = None) -> Any
     "TOPIC-products; compacted, created when missing) before the events.",
 )
 @click.option("--dry-run", is_flag=True, help="Serialize for real, send nothing, print a sample.")
-@click.option(
-    "--quiet",
-    is_flag=True,
-    help="No progress (a live line on a terminal, a line every 5 s elsewhere), only the summary.",
-)
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(1, 65535),
-    help="Serve Prometheus metrics on this port (/metrics) while producing: events sent, "
-    "acknowledged and failed by type, in flight, delivery latency.",
-)
+@quiet_option("the sale's clock, rates, counts and latency; the summary stays")
+@metrics_port_option("events sent, acknowledged and failed by type, in flight, delivery latency")
 @click.option(
     "--connect-timeout",
     type=click.FloatRange(min=0.1),
