@@ -20,6 +20,7 @@ import pytest
 from confluent_kafka import KafkaError, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from producer.config import load_client_config
@@ -74,20 +75,21 @@ def run(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     outcome: Outcome,
-    events: int = 400,
+    events: int | None = 400,
     unreported: int = 0,
+    **more: Any,
 ) -> tuple[ProduceResult, dict[str, Any], list[dict[str, Any]]]:
     """A real run into the stand-in: its result, its ledger, and the acknowledged
     records decoded from their bytes."""
     catalog = load_catalog(bundled_schemas_dir())
-    scenario = load_scenario("flash-sale")
+    scenario = load_scenario("flash-sale").with_overrides(schema_version=1)
     ledger_path = tmp_path / "ledger.json"
     config = load_client_config(
         {"bootstrap.servers": "127.0.0.1:1", "schema.registry.url": "http://127.0.0.1:1"},
         environ={},
     )
     options = ProduceOptions(topic="t", max_events=events, speed=None, catalog=False,
-                             ledger_path=ledger_path)  # fmt: skip
+                             ledger_path=ledger_path, **more)  # fmt: skip
     stream = StreamProducer(config, catalog, scenario, 5, options)
     schema = catalog.get(scenario.schema_version)
     # Registered as `schemas register` would: by a serializer allowed to, on the mock.
@@ -104,12 +106,23 @@ def run(
     stand_in = StandInProducer(outcome, unreported)
     monkeypatch.setattr(produce_module, "Producer", lambda conf: stand_in)
     result = stream.run()
+    return result, *_outcome(stand_in, result, schema, ledger_path, events)
+
+
+def _outcome(
+    stand_in: StandInProducer,
+    result: ProduceResult,
+    schema: Any,
+    ledger_path: Path,
+    events: int | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     records = [
         fastavro.schemaless_reader(io.BytesIO(value[5:]), schema.parsed)
         for value in stand_in.acked_values
     ]
-    assert len(stand_in.acked_values) + stand_in.unreported + result.failed == events
-    return result, json.loads(ledger_path.read_text()), records
+    if events is not None:
+        assert len(stand_in.acked_values) + stand_in.unreported + result.failed == events
+    return json.loads(ledger_path.read_text()), records
 
 
 def timed_out(index: int) -> KafkaError | None:
@@ -169,3 +182,18 @@ def test_a_run_where_every_delivery_is_acknowledged_is_complete(
     assert (result.sent, result.acked, result.failed, result.unconfirmed) == (300, 300, 0, 0)
     assert result.ok and ledger["complete"] is True
     assert_ledger_is_the_recount(ledger, records)
+
+
+def test_a_run_cut_short_by_the_registry_leaves_an_incomplete_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run switches to v3 at 5s, but v3 is not registered (only v1 is, on the
+    # mock): its first record fails to encode and the run ends in that error. What
+    # was sent before was acknowledged, yet the run did not end: not complete.
+    ledger_path = tmp_path / "ledger.json"
+    with pytest.raises(SchemaRegistryError, match="Schema Not Found"):
+        run(tmp_path, monkeypatch, lambda index: None, events=None, duration=60,
+            switch_at=5, switch_version=3)  # fmt: skip
+    ledger = json.loads(ledger_path.read_text())
+    assert ledger["total_events"] > 0
+    assert ledger["complete"] is False
