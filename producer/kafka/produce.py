@@ -371,6 +371,7 @@ class StreamProducer:
         last_tick, acked_at_tick = started, 0
         sent = 0
         paced = options.speed is not None
+        finished = False  # the loop ran to its end (or was stopped): not cut by an error
 
         ticking = on_progress is not None or metrics is not None
 
@@ -442,6 +443,7 @@ class StreamProducer:
                     now = time.monotonic()
                     if ticking and now - last_tick >= progress_every:
                         tick(now)
+            finished = True
         finally:
             result.sent = sent
             remaining = producer.flush(options.flush_timeout)
@@ -455,7 +457,10 @@ class StreamProducer:
                     options.flush_timeout,
                 )
             if options.ledger_path is not None:
-                ledger.write(options.ledger_path, complete=not result.interrupted and result.ok)
+                # A run cut short by an error (a registry refusing a schema mid-run)
+                # is not complete, though all it sent was acknowledged.
+                complete = finished and not result.interrupted and result.ok
+                ledger.write(options.ledger_path, complete=complete)
             # The ids the records carry: no registry call after the run, so an outage
             # now cannot turn an acknowledged run into an error.
             result.schema_id = primary.schema_id or self._registered.get(self.schema.version)

@@ -229,6 +229,7 @@ def test_silver_adds_new_reader_columns_with_their_defaults(
         ("USD", "unknown", 0)
     }
     assert len(rows) == first.inserted + second.inserted
+    assert len({r["event_id"] for r in rows}) == len(rows)  # one row per event, not a copy
 
 
 BRONZE_SCRIPT = """
@@ -361,6 +362,38 @@ def test_silver_saves_its_progress_when_a_run_inserts_nothing(
     again = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
     assert (again.bronze.records, again.silver.read, again.silver.duplicates) == (0, 0, 0)
     assert gold_differences(warehouse, json.loads(ledger_path.read_text())) == []
+
+
+def test_a_lower_copy_arriving_later_replaces_the_row_silver_kept(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    # Silver keeps the copy at the lowest coordinates: a duplicate written later to a
+    # lower partition replaces the row an earlier run kept, in place. One row per
+    # distinct event id still: an append instead of the MERGE would hold both.
+    ledger_path, warehouse = tmp_path / "ledger.json", tmp_path / "warehouse"
+    produce(stack, topic, ledger_path, 30, switch=False)
+    config = config_for(stack)
+    run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    kept = {r["event_id"]: r for r in silver_rows(warehouse)}
+    moved = [r for r in kept.values() if r["kafka_partition"] > 0][:10]
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "lower"})
+    messages = {}
+    for row in moved:
+        consumer.assign([TopicPartition(topic, row["kafka_partition"], row["kafka_offset"])])
+        messages[row["event_id"]] = next(m for m in consumer.consume(1, 10) if m.error() is None)
+    consumer.close()
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    for m in messages.values():
+        producer.produce(topic, m.value(), m.key(), partition=0)
+    assert producer.flush(10) == 0
+    second = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    assert (second.silver.read, second.silver.inserted) == (len(moved), 0)
+    rows = silver_rows(warehouse)
+    assert len({r["event_id"] for r in rows}) == len(rows) == len(kept)
+    now = {r["event_id"]: r for r in rows}
+    assert {now[e]["kafka_partition"] for e in messages} == {0}
+    ledger = json.loads(ledger_path.read_text())
+    assert gold_differences(warehouse, ledger) == []
 
 
 def test_money_in_a_currency_the_shop_does_not_price_in_is_quarantined(
@@ -509,6 +542,8 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
         ]
     )
     for path in (rebuild, incremental):
+        events = silver_rows(path)  # one row per distinct event, however the runs were cut
+        assert len({r["event_id"] for r in events}) == len(events)
         version = silver_version(path)
         write_gold(path, compute_kpis(path, "datafusion", version), version)
         assert gold_differences(path, json.loads(ledger_path.read_text())) == []

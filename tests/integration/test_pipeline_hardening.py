@@ -308,6 +308,10 @@ def test_a_quarantine_replayed_after_a_fix_reconciles(
     assert f"{total + duplicates + 2} quarantined" in wrong.stdout
     stuck = kpis(warehouse, ledger)
     assert stuck.exit_code == 1
+    # Refused for what is missing from Gold, each row named, and counted once at the end.
+    named = [line for line in stuck.output.splitlines() if line.startswith("DIFFERENCE ")]
+    assert any(line.endswith(" is in the ledger but not in Gold") for line in named), named
+    assert stuck.output.splitlines()[-1] == f"Error: {len(named)} KPI differences from the ledger"
 
     replay = cli(stack, "pipeline", "replay-quarantine", "--warehouse", str(warehouse),
                  "--topic", topic, "--reason", "foreign currency")  # fmt: skip

@@ -99,6 +99,9 @@ def test_the_schemas_dir_comes_from_the_environment(
     folder = schema_variant_dir({"flash_sale_event-v3.avsc": incompatible_v3()})
     result = run("schemas", "check", env={"FLASHSALE_SCHEMAS_DIR": str(folder)})
     assert result.exit_code == 1
+    # The verdict is on the folder's v3, not on the bundled schemas (which pass).
+    assert "flash_sale_event v3 is NOT FULL_TRANSITIVE compatible:\n" in result.output
+    assert "field 'quantity': TYPE_MISMATCH" in result.output
 
 
 def test_diff_shows_changes_and_both_directions() -> None:

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 from collections.abc import Callable
+from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,69 @@ def test_one_broken_cell_is_one_named_difference(
     found = differences(path, ledger)
     assert len(found) == 1, found
     assert re.match(expected, found[0]), found[0]
+
+
+def _at(row: dict[str, Any]) -> str:
+    return row["minute"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:00Z")
+
+
+def _view_moved(rows: list[dict[str, Any]]) -> set[str]:
+    early, late = rows[2], rows[6]
+    early.update(views=early["views"] - 1, events=early["events"] - 1)
+    late.update(views=late["views"] + 1, events=late["events"] + 1)
+    return {f"{_at(r)} {c}" for r in (early, late) for c in ("views", "events")}
+
+
+def _cart_as_purchase(rows: list[dict[str, Any]]) -> set[str]:
+    row = rows[1]
+    row.update(carts=row["carts"] - 1, purchases=row["purchases"] + 1)
+    return {f"{row['category']} carts", f"{row['category']} purchases"}
+
+
+def _categories_swapped(rows: list[dict[str, Any]]) -> set[str]:
+    first = rows[0]
+    other = next(r for r in rows if r["category"] != first["category"])
+    first["category"], other["category"] = other["category"], first["category"]
+    return {f"{first['product_id']} category", f"{other['product_id']} category"}
+
+
+def _cent_moved(rows: list[dict[str, Any]]) -> set[str]:
+    rows[3]["revenue"] += Decimal("0.01")
+    rows[4]["revenue"] -= Decimal("0.01")
+    return {f"{_at(rows[3])} revenue", f"{_at(rows[4])} revenue"}
+
+
+# Wrong cells whose table totals stay equal: only a comparison cell by cell sees them.
+TOTALS_KEPT = {
+    "a view moved to another minute": ("revenue_per_minute", _view_moved, ("views", "events")),
+    "a cart counted as a purchase": ("funnel_per_category", _cart_as_purchase, ("events",)),
+    "a category swapped between two products": ("product_sales", _categories_swapped, ()),
+    "a cent of revenue moved to another minute": ("revenue_per_minute", _cent_moved, ()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TOTALS_KEPT))
+def test_a_wrong_cell_is_named_though_the_totals_agree(
+    gold: tuple[Path, dict[str, Any]], case: str
+) -> None:
+    path, ledger = gold
+    table, change, summed = TOTALS_KEPT[case]
+    before = DeltaTable(str(path / "gold" / table)).to_pyarrow_table().to_pylist()
+    broken: set[str] = set()
+
+    def apply(rows: list[dict[str, Any]]) -> None:
+        broken.update(change(rows))
+
+    edit(path, table, apply)
+    after = DeltaTable(str(path / "gold" / table)).to_pyarrow_table().to_pylist()
+    for column in (*summed, "revenue"):  # the case is what it says: totals unchanged
+        if column in after[0]:
+            assert sum(r[column] for r in after) == sum(r[column] for r in before), column
+    found = differences(path, ledger)
+    # Each wrong cell is one difference naming its table, row and column; nothing else.
+    assert len(found) == len(broken), found
+    assert {f.split(": ", 1)[1].split(": ledger ")[0] for f in found} == broken, found
+    assert all(f.startswith(f"{table}: ") for f in found), found
 
 
 def test_the_spikes_are_recomputed_from_the_ledger() -> None:
