@@ -82,9 +82,10 @@ def test_an_error_line_about_a_secret_key_masks_its_value(tmp_path: Path, key: s
 
 @pytest.mark.parametrize("key", KEYS)
 def test_a_run_that_cannot_connect_logs_no_secret(
-    tmp_path: Path, key: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, key: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level("DEBUG")
+    monkeypatch.setenv("FLASHSALE_LOG_DIR", str(tmp_path / "logs"))
     path = properties(tmp_path, key)
     result = CliRunner().invoke(
         main, ["-vv", "produce", "--config", str(path), "--events", "1", "--connect-timeout", "0.5"]
@@ -93,3 +94,5 @@ def test_a_run_that_cannot_connect_logs_no_secret(
     assert result.output.startswith("Error: "), result.output
     assert hidden(key) not in result.output
     assert hidden(key) not in caplog.text
+    (log,) = (tmp_path / "logs").iterdir()  # -v's log file, traceback included
+    assert "Traceback" in log.read_text() and hidden(key) not in log.read_text()
