@@ -138,6 +138,8 @@ def produce(
         speed=None if max_rate else speed,
         workers=run.workers,
         worker=run.worker,
+        shards=run.shards,
+        shard=run.shard,
         run_id=run.run_id,
         **options,
     )
