@@ -280,6 +280,39 @@ def kpis(warehouse: Path, ledger: tuple[Path, ...], engine: str | None, top: int
         verify(warehouse, ledgers)
 
 
+@pipeline.command("compact")
+@warehouse_option("Where the Delta tables live.")
+@click.option(
+    "--retention-hours",
+    type=click.IntRange(min=0),
+    help="Vacuum files removed longer ago than this [default: each table's retention, "
+    "one week unless the table sets delta.deletedFileRetentionDuration].",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Allow a --retention-hours below the table's: readers on older versions may break.",
+)
+def pipeline_compact(warehouse: Path, retention_hours: int | None, force: bool) -> None:
+    """Compact every table's small files (Bronze, Silver, quarantine, Gold), then vacuum.
+
+    Rows and KPIs stay as they are; each table gets one new version whose files are
+    few and large. Vacuum deletes only unreferenced files older than the retention.
+
+    \b
+    Example:
+      flashsale pipeline compact --warehouse warehouse/
+      flashsale pipeline compact --warehouse warehouse/ --retention-hours 24 --force
+    """
+    from consumers.maintenance import compact_warehouse
+
+    for done in compact_warehouse(warehouse, retention_hours, force):
+        click.echo(
+            f"{done.table}: {done.files_before} files -> {done.files_after}, "
+            f"{done.vacuumed} vacuumed"
+        )
+
+
 @click.command("demo", cls=FlashsaleCommand)
 @data_dir_option("The local stack's data dir; the demo's warehouse and ledger go under it.")
 @port_options
