@@ -332,7 +332,8 @@ def demo(settings: Settings, /, data_dir: Path, duration: float, speed: float, *
     Starts the local stack, registers the schemas, produces the flash-sale scenario
     (schema v1 first, switching to the newest halfway, as a rolling upgrade would),
     runs the pipeline until the topic is drained, prints the KPIs with a chart of
-    events per minute, and reconciles every KPI with the producer's ledger.
+    events per minute, reconciles every KPI with the producer's ledger, and compacts
+    the tables (``flashsale pipeline compact``).
 
     \b
     Example:
@@ -345,23 +346,26 @@ def demo(settings: Settings, /, data_dir: Path, duration: float, speed: float, *
 
     catalog = load_catalog(settings.schemas_dir)
     run = Demo(data_dir=data_dir, catalog=catalog, speed=speed, duration=duration, **kw)
-    click.echo(f"1/5 local stack in {data_dir}")
+    click.echo(f"1/6 local stack in {data_dir}")
     run.start_stack(on_progress=lambda line: click.echo(f"    {line}"))
-    click.echo(f"2/5 schemas registered under {run.topic}-key and {run.topic}-value")
+    click.echo(f"2/6 schemas registered under {run.topic}-key and {run.topic}-value")
     run.register()
     click.echo(
-        f"3/5 producing {duration / 60:g} simulated minutes of the flash-sale scenario at "
+        f"3/6 producing {duration / 60:g} simulated minutes of the flash-sale scenario at "
         f"{speed:g}x, schema v1 switching to v{run.newest} at {duration / 120:g} min"
     )
     result = stream_until_signalled(run.stream(), live=sys.stderr.isatty())
     produce_summary(result, run.topic)
     if not result.ok:
         raise SystemExit(1)
-    click.echo(f"4/5 pipeline into {run.warehouse}")
+    click.echo(f"4/6 pipeline into {run.warehouse}")
     outcome = run.pipeline(on_step=click.echo)
-    click.echo("5/5 KPIs")
+    click.echo("5/6 KPIs")
     kpi_tables(outcome.kpis, 10)
     verify(run.warehouse, [read_ledger(run.ledger)])
+    click.echo(f"6/6 compacting the tables of {run.warehouse}")
+    for done in run.compact():
+        click.echo(f"    {done.table}: {done.files_before} files -> {done.files_after}")
     click.echo(
         f"\nthe stack keeps running; stop it with: flashsale local down --data-dir {data_dir}"
     )
