@@ -123,6 +123,7 @@ def produce(
       flashsale produce --scenario flash-sale --speed 10 --duration 10m --ledger ledger.json
       flashsale produce --events 100000 --max-rate --config client.properties
       flashsale produce --schema-version 1 --switch-to-version 2 --switch-at 3m
+      flashsale produce --max-rate --events 1000000 --shards 4 --shard 0 --run-id sale-1
     """
     from producer.contract.catalog import load_catalog
     from producer.kafka.produce import ProduceOptions, StreamProducer
