@@ -72,7 +72,18 @@ def pipeline(events: int, repeats: int) -> None:
     run(seconds=max(60.0, min(900.0, events / 300)))
 
 
-BENCHMARKS = {"generation": generation, "produce": produce, "pipeline": pipeline}
+def shards(events: int, repeats: int) -> None:
+    from bench.shards import run
+
+    run(events, repeats)
+
+
+BENCHMARKS = {
+    "generation": generation,
+    "produce": produce,
+    "pipeline": pipeline,
+    "shards": shards,
+}
 
 
 def main() -> None:

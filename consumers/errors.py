@@ -15,3 +15,11 @@ class ServiceUnreachable(PipelineError):
     CLI, so that a script can tell "try again later" from a failed run."""
 
     exit_code = 3
+
+
+class UnsafeRetention(PipelineError):
+    """A vacuum retention shorter than the table's, not forced: a reader still on an
+    older version could lose files. A usage mistake (exit 2), refused before any table
+    is touched."""
+
+    exit_code = 2

@@ -54,17 +54,28 @@ _SCORE_TOLERANCE = 2e-3  # baseline and z-score are rounded to 3 places
 def merge_ledgers(ledgers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One ledger for several runs into one topic: their tallies added up.
 
-    Ledgers that share a run id describe one run (a replay sends the same records
-    again), so only the largest of them counts. The earliest sell-out of a product
-    across runs is its sell-out, as in Gold.
+    Ledgers that share a run id and a share of it (``worker`` of ``workers``, ``shard``
+    of ``shards``) describe one run (a replay sends the same records again), so only
+    the largest of them counts; the shares of one run add up. A shard sells from its
+    own share of the stock, so a product of a sharded run sold out when its last shard
+    did, and only if every shard did. The earliest sell-out of a product across runs is
+    its sell-out, as in Gold.
     """
-    by_run: dict[str, dict[str, Any]] = {}
+    by_run: dict[tuple[str, int, int, int, int], dict[str, Any]] = {}
     for i, ledger in enumerate(ledgers):
-        run = str(ledger.get("run_id") or f"#{i}")
+        run = (
+            str(ledger.get("run_id") or f"#{i}"),
+            int(ledger.get("worker", 0)),
+            int(ledger.get("workers", 1)),
+            int(ledger.get("shard", 0)),
+            int(ledger.get("shards", 1)),
+        )
         if run not in by_run or ledger["total_events"] > by_run[run]["total_events"]:
             by_run[run] = ledger
+    # run id -> product -> the sell-out moment of each shard that sold it out
+    shard_sold_out: dict[tuple[str, int], dict[str, list[str]]] = {}
     merged: dict[str, Any] = {
-        "runs": sorted(by_run),
+        "runs": sorted({run[0] for run in by_run}),
         "total_events": 0,
         "total_revenue": Decimal("0.00"),
         "by_minute": {},
@@ -74,7 +85,7 @@ def merge_ledgers(ledgers: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "product_categories": {},
         "product_brands": {},
     }
-    for ledger in by_run.values():
+    for run, ledger in by_run.items():
         merged["total_events"] += ledger["total_events"]
         merged["total_revenue"] += Decimal(ledger["total_revenue"])
         for part in ("by_minute", "by_category", "by_product"):
@@ -86,11 +97,18 @@ def merge_ledgers(ledgers: Sequence[dict[str, Any]]) -> dict[str, Any]:
                         if column == "revenue"
                         else into[column] + tally[column]
                     )
+        shards = (run[0], run[4])
         for product, moment in ledger.get("sold_out", {}).items():
-            known = merged["sold_out"].get(product)
-            merged["sold_out"][product] = moment if known is None else min(known, moment)
+            shard_sold_out.setdefault(shards, {}).setdefault(product, []).append(moment)
         merged["product_categories"].update(ledger.get("product_categories", {}))
         merged["product_brands"].update(ledger.get("product_brands", {}))
+    for (_, count), products in shard_sold_out.items():
+        for product, moments in products.items():
+            if len(moments) < count:
+                continue  # a shard still had some of it
+            known = merged["sold_out"].get(product)
+            moment = max(moments)
+            merged["sold_out"][product] = moment if known is None else min(known, moment)
     merged["total_revenue"] = str(merged["total_revenue"])
     return merged
 

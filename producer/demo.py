@@ -3,7 +3,7 @@
 Each step is a method, so the CLI can show progress between them: the local stack,
 the schemas, a flash sale produced with a mid-run schema switch (v1 first, then the
 newest, as a rolling producer upgrade would), and the pipeline drained into a
-warehouse whose KPIs are reconciled with the producer's ledger.
+warehouse whose KPIs are reconciled with the producer's ledger, and its tables compacted.
 """
 
 from __future__ import annotations
@@ -117,6 +117,12 @@ class Demo:
         )
         stream.preflight()
         return stream
+
+    def compact(self) -> Any:
+        """Compact and vacuum (with the tables' own retention) the demo's warehouse."""
+        from consumers.maintenance import compact_warehouse
+
+        return compact_warehouse(self.warehouse)
 
     def pipeline(self, on_step: Callable[[str], None]) -> Any:
         from consumers.pipeline import run_pipeline

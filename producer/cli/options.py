@@ -295,6 +295,8 @@ class RunSpec:
     duration: float | None
     workers: int
     worker: int
+    shards: int
+    shard: int
     run_id: str | None
     start: str | None
 
@@ -304,6 +306,20 @@ class RunSpec:
         from producer.simulation.scenario import starting
         from producer.simulation.scenario_file import load_scenario
 
+        if self.shard >= self.shards:
+            raise click.UsageError(
+                f"--shard {self.shard} is out of range: --shards {self.shards} has shards "
+                f"0 to {self.shards - 1}"
+            )
+        if self.shards > 1 and self.workers > 1:
+            raise click.UsageError(
+                "--shards and --workers do not combine: shards split the run, workers "
+                "split one exact run; choose one"
+            )
+        if self.shards > 1 and self.run_id is None:
+            raise click.UsageError(
+                "--shards: give every shard the same --run-id, so that together they are one run"
+            )
         if self.workers > 1 and self.run_id is None:
             raise click.UsageError(
                 "--workers: give every worker the same --run-id, so that together they are one run"
@@ -329,6 +345,8 @@ def run_options(f: Any) -> Any:
         "duration",
         "workers",
         "worker",
+        "shards",
+        "shard",
         "run_id",
         "start",
     ]
@@ -371,6 +389,21 @@ def run_options(f: Any) -> Any:
             default=0,
             show_default=True,
             help="...and emit the events of share I (0-based).",
+        ),
+        click.option(
+            "--shards",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Split the run into N independent shards, one process each (own users, "
+            "own share of every product's stock): N processes, N times the rate...",
+        ),
+        click.option(
+            "--shard",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="...and run shard I (0-based).",
         ),
         click.option(
             "--start",

@@ -422,6 +422,39 @@ def kpis(warehouse: Path, ledger: tuple[Path, ...], engine: str | None, top: int
         verify(warehouse, ledgers)
 
 
+@pipeline.command("compact")
+@warehouse_option("Where the Delta tables live.")
+@click.option(
+    "--retention-hours",
+    type=click.IntRange(min=0),
+    help="Vacuum files removed longer ago than this [default: each table's retention, "
+    "one week unless the table sets delta.deletedFileRetentionDuration].",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Allow a --retention-hours below the table's: readers on older versions may break.",
+)
+def pipeline_compact(warehouse: Path, retention_hours: int | None, force: bool) -> None:
+    """Compact every table's small files (Bronze, Silver, quarantine, Gold), then vacuum.
+
+    Rows and KPIs stay as they are; each table gets one new version whose files are
+    few and large. Vacuum deletes only unreferenced files older than the retention.
+
+    \b
+    Example:
+      flashsale pipeline compact --warehouse warehouse/
+      flashsale pipeline compact --warehouse warehouse/ --retention-hours 24 --force
+    """
+    from consumers.maintenance import compact_warehouse
+
+    for done in compact_warehouse(warehouse, retention_hours, force):
+        click.echo(
+            f"{done.table}: {done.files_before} files -> {done.files_after}, "
+            f"{done.vacuumed} vacuumed"
+        )
+
+
 @click.command("demo", cls=FlashsaleCommand)
 @data_dir_option("The local stack's data dir; the demo's warehouse and ledger go under it.")
 @port_options
@@ -458,7 +491,8 @@ def demo(
     Starts the local stack, registers the schemas, produces the flash-sale scenario
     (schema v1 first, switching to the newest halfway, as a rolling upgrade would),
     runs the pipeline until the topic is drained, prints the KPIs with a chart of
-    events per minute, and reconciles every KPI with the producer's ledger.
+    events per minute, reconciles every KPI with the producer's ledger, and compacts
+    the tables (``flashsale pipeline compact``).
 
     \b
     Example:
@@ -480,27 +514,30 @@ def demo(
     config = connection.config() if external else None  # a bad file stops it here
     run = Demo(data_dir=data_dir, catalog=catalog, speed=speed, duration=duration, **kw)
     if config is not None:
-        click.echo(f"1/5 external stack: {config.bootstrap_servers}, {config.registry_url}")
+        click.echo(f"1/6 external stack: {config.bootstrap_servers}, {config.registry_url}")
         run.use(config)
     else:
-        click.echo(f"1/5 local stack in {data_dir}")
+        click.echo(f"1/6 local stack in {data_dir}")
         run.start_stack(on_progress=lambda line: click.echo(f"    {line}"))
-    click.echo(f"2/5 schemas registered under {run.topic}-key and {run.topic}-value")
+    click.echo(f"2/6 schemas registered under {run.topic}-key and {run.topic}-value")
     run.register()
     click.echo(
-        f"3/5 producing {duration / 60:g} simulated minutes of the flash-sale scenario at "
+        f"3/6 producing {duration / 60:g} simulated minutes of the flash-sale scenario at "
         f"{speed:g}x, schema v1 switching to v{run.newest} at {duration / 120:g} min"
     )
     result = stream_until_signalled(run.stream(), quiet=False)
     produce_summary(result, run.topic)
     if not result.ok:
         raise SystemExit(1)
-    click.echo(f"4/5 pipeline into {run.warehouse}")
+    click.echo(f"4/6 pipeline into {run.warehouse}")
     outcome = run.pipeline(on_step=click.echo)
-    click.echo("5/5 KPIs")
+    click.echo("5/6 KPIs")
     kpi_tables(outcome.kpis, 10)
     verify(run.warehouse, [read_ledger(run.ledger)])
     click.echo(f"report: {run.report()}")
+    click.echo(f"6/6 compacting the tables of {run.warehouse}")
+    for done in run.compact():
+        click.echo(f"    {done.table}: {done.files_before} files -> {done.files_after}")
     if not external:
         click.echo(
             f"\nthe stack keeps running; stop it with: flashsale local down --data-dir {data_dir}"

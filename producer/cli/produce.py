@@ -130,6 +130,7 @@ def produce(
       flashsale produce --events 100000 --max-rate --config client.properties
       flashsale produce --schema-version 1 --switch-to-version 2 --switch-at 3m
       flashsale produce --duration 10m --metrics-port 9464   # scrape :9464/metrics
+      flashsale produce --max-rate --events 1000000 --shards 4 --shard 0 --run-id sale-1
     """
     from producer.contract.catalog import load_catalog
     from producer.kafka.produce import ProduceOptions, StreamProducer
@@ -145,6 +146,8 @@ def produce(
         speed=None if max_rate else speed,
         workers=run.workers,
         worker=run.worker,
+        shards=run.shards,
+        shard=run.shard,
         run_id=run.run_id,
         **options,
     )

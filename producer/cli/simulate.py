@@ -105,6 +105,8 @@ def simulate(settings: Settings, run: RunSpec, out: Path, ledger_path: Path | No
             duration=run.duration,
             workers=run.workers,
             worker=run.worker,
+            shards=run.shards,
+            shard=run.shard,
             on_progress=progress if live else None,
             stop=stop,
             run_id=run.run_id,

@@ -37,7 +37,7 @@ COMPACTED = {"cleanup.policy": "compact"}
 def product_records(simulation: Simulation, currency: str = "USD") -> list[dict[str, Any]]:
     """The catalog of ``simulation``'s scenario as product records, in id order, with
     the stock each product opens the sale with (call before the run takes any)."""
-    stock = simulation.stock
+    stock = simulation.catalog_stock
     catalog = str(simulation.scenario.catalog.seed)
     return [
         {

@@ -23,6 +23,8 @@ class ProduceOptions:
     ledger_path: Path | None = None
     workers: int = 1
     worker: int = 0
+    shards: int = 1
+    shard: int = 0
     connect_timeout: float = 10.0
     flush_timeout: float = 30.0
     # Switch the value schema mid-run: from this many simulated seconds on, records
@@ -35,7 +37,7 @@ class ProduceOptions:
     # The Kafka record timestamp: "produce" (the producer's clock) or "event".
     timestamp: str = "produce"
     # Publish the shop's catalog to the products topic before the events (worker 0
-    # of a split run does it for all).
+    # or shard 0 of a split run does it for all).
     catalog: bool = True
 
 

@@ -136,13 +136,18 @@ class StreamProducer:
             seed,
             workers=options.workers,
             worker=options.worker,
+            shards=options.shards,
+            shard=options.shard,
             run_id=options.run_id or new_run_id(),
         )
         self.run_id = self.simulation.run_id
         self._registered: dict[int, int] = {}  # version -> id, as preflight found them
         self.product_schema = (
             catalog.latest(PRODUCT_FAMILY)
-            if options.catalog and options.worker == 0 and PRODUCT_FAMILY in catalog.families
+            if options.catalog
+            and options.worker == 0
+            and options.shard == 0
+            and PRODUCT_FAMILY in catalog.families
             else None
         )
         self.products_topic = products_topic(options.topic)
@@ -311,6 +316,8 @@ class StreamProducer:
                 "topic": options.topic,
                 "workers": options.workers,
                 "worker": options.worker,
+                "shards": options.shards,
+                "shard": options.shard,
             },
             brands=self.simulation.brands,
         )

@@ -30,6 +30,19 @@ worker the same run id); every worker simulates the whole population (stock is
 shared, so that is the only way to be exact) and emits only its share, so N workers
 together emit exactly the events of one process, while the costly part, serializing
 and producing, is split N ways.
+
+``shards``/``shard`` split the run itself: shard I of N simulates only its own users
+(user indexes ≡ I mod N), its share of every second's events and of ``max_events``,
+and sells from its own share of every product's stock, so N shards cost what one
+process costs and together emit the scenario's traffic (N processes, N times the
+rate). The shares are fixed: shard I's share of an amount A is ``(A + k) // N`` for a
+k of 0..N-1 that rotates with I (and with the product, for stock), so the shares add
+up to A exactly. Event and session ids interleave (sequence number n of shard I is
+``(n - 1) * N + I + 1``), so they never collide across shards of one run; each shard
+draws from its own random streams. A shard knows only its share of the stock, so a
+sharded run of schema v3 or later leaves ``stock_remaining`` empty, and a product's
+sell-out (in the ledger) is when its last shard sold out. One shard of one (the
+default) is the unsharded run, event for event.
 """
 
 from __future__ import annotations
@@ -100,9 +113,13 @@ class Simulation:
     seed: int
     workers: int = 1
     worker: int = 0
+    shards: int = 1
+    shard: int = 0
     run_id: str = field(default_factory=lambda: new_run_id())
     products: list[Product] = field(init=False)
-    stock: list[int] | None = field(init=False)
+    stock: list[int] | None = field(init=False)  # this shard's stock left, by product index
+    # The shop's stock of each product as the run opens (all shards together).
+    catalog_stock: list[int] | None = field(init=False)
     sold_out: dict[str, int] = field(init=False, default_factory=dict)
     # Event ids of the purchases that took a product's last unit.
     sold_out_ids: set[str] = field(init=False, default_factory=set)
@@ -118,6 +135,20 @@ class Simulation:
             raise InvalidOption(
                 "worker", f"must be between 0 and {self.workers - 1}, got {self.worker}"
             )
+        if self.shards < 1:
+            raise InvalidOption("shards", f"must be at least 1, got {self.shards}")
+        if not 0 <= self.shard < self.shards:
+            raise InvalidOption(
+                "shard", f"must be between 0 and {self.shards - 1}, got {self.shard}"
+            )
+        if self.shards > 1 and self.workers > 1:
+            raise InvalidOption("shards", "cannot be combined with workers")
+        if self.shards > self.scenario.population:
+            raise InvalidOption(
+                "shards",
+                f"must not exceed the scenario's population ({self.scenario.population} users)",
+                self.shards,
+            )
         check_run_id(self.run_id)
         rng = random.Random(f"{self.scenario.catalog.seed}:catalog")
         self.products = self._build_catalog(rng)
@@ -125,6 +156,12 @@ class Simulation:
         self.stock = (
             None if stock is None else [rng.randint(stock[0], stock[1]) for _ in self.products]
         )
+        self.catalog_stock = None if self.stock is None else list(self.stock)
+        if self.stock is not None and self.shards > 1:
+            self.stock = [
+                self.share(units, (self.shard + index) % self.shards)
+                for index, units in enumerate(self.stock)
+            ]
         skew = self.scenario.catalog.popularity_skew
         # Popularity: rank r (1-based) has weight 1 / r^skew; ranks are shuffled over
         # products so popularity is not tied to the product id order.
@@ -141,6 +178,12 @@ class Simulation:
         # UUID-shaped ids (version 4 layout): 20 hex digits fixed by the run, 12 counting.
         self._id_prefix = f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-"
         self._session_prefix = f"s-{digest[:8]}-"
+
+    def share(self, amount: int, rank: int | None = None) -> int:
+        """This shard's fixed share of ``amount`` (the N shares add up to it exactly)."""
+        n = self.shards
+        rank = self.shard if rank is None else rank
+        return (amount + n - 1 - rank) // n
 
     @property
     def brands(self) -> dict[str, str | None]:
@@ -183,7 +226,9 @@ class Simulation:
         keeps pace and still stops when asked.
         """
         scenario = self.scenario
-        rng = random.Random(f"{self.seed}:events")
+        shards, shard = self.shards, self.shard
+        sharded = shards > 1
+        rng = random.Random(f"{self.seed}:events" + (f":{shard}/{shards}" if sharded else ""))
         rand = rng.random
         randint = rng.randint
         funnel = scenario.funnel
@@ -199,13 +244,15 @@ class Simulation:
         devices, device_cum = self._devices, self._device_cum
         device_total = device_cum[-1]
         population, first_user = scenario.population, scenario.first_user_id
+        # A shard's users: indexes shard, shard + N, shard + 2N, ... below the population.
+        last_user = (population - 1 - shard) // shards
         stock = self.stock
         sold_out = self.sold_out
         sold_out_ids = self.sold_out_ids
         workers, worker = self.workers, self.worker
         carried = fields_of(scenario.schema_version)
         v2 = "session_id" in carried
-        v3 = "stock_remaining" in carried
+        v3 = "stock_remaining" in carried and not sharded
         sale = scenario.sale
         sale_start = sale.starts_at if sale else 0.0
         sale_end = sale.ends_at if sale else 0.0
@@ -221,13 +268,18 @@ class Simulation:
         open_sessions: list[_Session] = []
         sessions_started = 0
         emitted = 0
-        limit = max_events if max_events is not None else -1
+        limit = -1 if max_events is None else self.share(max_events)
+        planned = 0  # events of the whole run planned so far (all shards)
 
         for second, phase, count in scenario.seconds(self.seed):
             if max_seconds is not None and second >= max_seconds:
                 return
             if on_second is not None and not on_second(second):
                 return
+            if sharded:
+                before = self.share(planned)
+                planned += count
+                count = self.share(planned) - before
             self.current_phase = phase
             self.current_count = count
             self.current_second = second
@@ -245,8 +297,8 @@ class Simulation:
                         sessions_started += 1
                         session = self._plan(
                             rng,
-                            f"{session_prefix}{sessions_started:x}",
-                            randint(0, population - 1),
+                            f"{session_prefix}{(sessions_started - 1) * shards + shard + 1:x}",
+                            randint(0, last_user) * shards + shard,
                             devices[bisect(device_cum, rand() * device_total)],
                             randint(views_low, views_high),
                             cart_rate,
@@ -273,7 +325,7 @@ class Simulation:
                             if left == 0:
                                 sold_out[products[product_index].product_id] = ts
                                 # The id this purchase is about to get (see below).
-                                sold_out_ids.add(f"{id_prefix}{emitted + 1:012x}")
+                                sold_out_ids.add(f"{id_prefix}{emitted * shards + shard + 1:012x}")
                         else:
                             possible = False
                     if not possible or session.position == len(session.steps):
@@ -292,7 +344,7 @@ class Simulation:
                 revenue = price * quantity if kind is _PURCHASE else zero
                 # An older version's run leaves the fields added later at their defaults.
                 yield event_cls(
-                    f"{id_prefix}{emitted:012x}",
+                    f"{id_prefix}{(emitted - 1) * shards + shard + 1:012x}",
                     str(first_user + session.user_index),
                     product.product_id,
                     product.category,

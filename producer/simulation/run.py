@@ -40,6 +40,8 @@ def run_simulation(
     duration: float | None = None,
     workers: int = 1,
     worker: int = 0,
+    shards: int = 1,
+    shard: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
     stop: threading.Event | None = None,
     run_id: str | None = None,
@@ -62,7 +64,13 @@ def run_simulation(
     if ledger_path is not None:
         check_writable(ledger_path, "ledger_path")
     simulation = Simulation(
-        scenario, seed, workers=workers, worker=worker, run_id=run_id or new_run_id()
+        scenario,
+        seed,
+        workers=workers,
+        worker=worker,
+        shards=shards,
+        shard=shard,
+        run_id=run_id or new_run_id(),
     )
     ledger = Ledger(
         meta={
@@ -73,11 +81,14 @@ def run_simulation(
             "schema_version": scenario.schema_version,
             "workers": workers,
             "worker": worker,
+            "shards": shards,
+            "shard": shard,
         },
         brands=simulation.brands,
     )
     try:
         name = f"{simulation.run_id}:{scenario.name}:{seed}:v{schema.version}:{worker}/{workers}"
+        name += f":shard{shard}/{shards}" if shards > 1 else ""
         sink = open_sink(out, schema, name)
     except OSError as exc:
         raise InvalidOption("out", f"cannot write: {exc.strerror or exc}", out) from exc

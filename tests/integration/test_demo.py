@@ -50,13 +50,18 @@ def test_demo_runs_the_whole_flow_and_reconciles(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
     for step in (
-        "1/5 local stack",
-        "2/5 schemas registered",
-        "3/5 producing",
-        "4/5 pipeline",
-        "5/5 KPIs",
+        "1/6 local stack",
+        "2/6 schemas registered",
+        "3/6 producing",
+        "4/6 pipeline",
+        "5/6 KPIs",
+        "6/6 compacting the tables of",
     ):
         assert step in out
+    # The final step compacts every layer's tables, the files of each listed.
+    compacted = out.split("6/6 compacting", 1)[1]
+    for table in ("bronze/events", "silver/events", "silver/products"):
+        assert f"    {table}: " in compacted
     assert "schema v1 switching to v3 at 2 min" in out
     assert "reconciled: every Gold table equals the ledger (" in out
     ledgers = list((data / "demo").glob("*/ledger.json"))
@@ -88,7 +93,7 @@ def test_demo_external_runs_against_a_configured_stack(stack: Endpoints, tmp_pat
                  "--speed", "60", "--duration", "1m")  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
-    assert f"1/5 external stack: {stack.bootstrap_servers}, {stack.registry_url}" in out
+    assert f"1/6 external stack: {stack.bootstrap_servers}, {stack.registry_url}" in out
     assert "reconciled: every Gold table equals the ledger (" in out
     assert "local down" not in out
     assert sorted(p.name for p in data.iterdir()) == ["demo"]  # a warehouse, no stack

@@ -143,6 +143,37 @@ def test_the_same_run_writes_the_same_file(tmp_path: Path) -> None:
             "one run (see 'main simulate --help')\n",
         ),
         (
+            ("--events", "5", "--shards", "2", "--shard", "2", "--run-id", "r", "--out", "x.jsonl"),
+            "Error: --shard 2 is out of range: --shards 2 has shards 0 to 1 "
+            "(see 'main simulate --help')\n",
+        ),
+        (
+            ("--events", "5", "--shards", "0", "--out", "x.jsonl"),
+            "Error: Invalid value for '--shards': 0 is not in the range x>=1. "
+            "(see 'main simulate --help')\n",
+        ),
+        (
+            (
+                "--events",
+                "5",
+                "--shards",
+                "2",
+                "--workers",
+                "2",
+                "--run-id",
+                "r",
+                "--out",
+                "x.jsonl",
+            ),
+            "Error: --shards and --workers do not combine: shards split the run, workers split "
+            "one exact run; choose one (see 'main simulate --help')\n",
+        ),
+        (
+            ("--events", "5", "--shards", "2", "--out", "x.jsonl"),
+            "Error: --shards: give every shard the same --run-id, so that together they are "
+            "one run (see 'main simulate --help')\n",
+        ),
+        (
             ("--events", "5", "--run-id", "no spaces", "--out", "x.jsonl"),
             "Error: --run-id no spaces: must be 1-64 letters, digits or ._:- (starting with one "
             "of the first)\n",
@@ -160,6 +191,7 @@ def test_bad_options_are_one_line(
     monkeypatch.chdir(tmp_path)
     code, out = run("simulate", *args)
     assert (code, out) == (2, message)  # every one is a usage mistake
+    assert not (tmp_path / "x.jsonl").exists()  # refused before anything was written
 
 
 @pytest.mark.slow
@@ -233,3 +265,20 @@ def test_a_ledger_that_cannot_be_written_is_refused_before_the_run(
     code, output = run(command, *args)
     assert (code, output) == (2, f"Error: --ledger {ledger}: cannot write: Not a directory\n")
     assert not out.exists()
+
+
+def test_produce_refuses_a_bad_shard_before_reaching_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No broker or registry listens there: the usage error comes first.
+    monkeypatch.setenv("FLASHSALE_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("FLASHSALE_SCHEMA_REGISTRY_URL", "http://127.0.0.1:1")
+    ledger = tmp_path / "ledger.json"
+    args = ("--events", "5", "--shards", "3", "--shard", "3", "--run-id", "r")
+    code, out = run("produce", *args, "--ledger", str(ledger))
+    assert (code, out) == (
+        2,
+        "Error: --shard 3 is out of range: --shards 3 has shards 0 to 2 "
+        "(see 'main produce --help')\n",
+    )
+    assert not ledger.exists()
