@@ -1,0 +1,71 @@
+"""The consumers' decoder reads both wire formats through a real registry: the 5-byte
+prefix, and the schema GUID (or id) in the ``__value_schema_id`` header, each written
+by confluent-kafka's own serializer."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import fastavro
+import pytest
+from confluent_kafka.schema_registry import (
+    Schema,
+    SchemaRegistryClient,
+    header_schema_id_serializer,
+    prefix_schema_id_serializer,
+)
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from consumers.decode import Decoder, Rejected
+from tests.integration.conftest import Endpoints
+
+WRITER = {"type": "record", "name": "Sale", "fields": [{"name": "sku", "type": "string"}]}
+READER = {
+    "type": "record",
+    "name": "Sale",
+    "fields": [
+        {"name": "sku", "type": "string"},
+        {"name": "channel", "type": "string", "default": "web"},
+    ],
+}
+
+
+def serialize(url: str, subject: str, id_serializer: Any) -> tuple[bytes, list[Any]]:
+    serializer = AvroSerializer(
+        SchemaRegistryClient({"url": url}),
+        json.dumps(WRITER),
+        conf={
+            "auto.register.schemas": False,
+            "use.latest.version": True,
+            "schema.id.serializer": id_serializer,
+            "subject.name.strategy": lambda ctx, name: subject,
+        },
+    )
+    headers: list[Any] = []
+    value = serializer({"sku": "A-1"}, SerializationContext("t", MessageField.VALUE, headers))
+    return value, headers
+
+
+def test_the_decoder_reads_the_prefix_and_the_header_guid(stack: Endpoints, subject: str) -> None:
+    client = SchemaRegistryClient({"url": stack.registry_url})
+    registered = client.register_schema_full_response(subject, Schema(json.dumps(WRITER), "AVRO"))
+    decoder = Decoder(client, fastavro.parse_schema(READER), json.dumps(READER))
+
+    prefixed, no_headers = serialize(stack.registry_url, subject, prefix_schema_id_serializer)
+    bare, headers = serialize(stack.registry_url, subject, header_schema_id_serializer)
+    assert no_headers == [] and prefixed[0] == 0
+    assert bare == prefixed[5:]  # no prefix: the GUID is in the header
+    ((name, value),) = headers
+    assert name == "__value_schema_id" and value[0] == 1
+    assert str(uuid.UUID(bytes=value[1:])) == registered.guid
+
+    expected = {"sku": "A-1", "channel": "web"}
+    assert decoder.decode(prefixed) == expected
+    assert decoder.decode(bare, headers) == expected
+
+    unknown = str(uuid.uuid4())
+    with pytest.raises(Rejected, match=f"^unknown schema guid: {unknown} \\("):
+        decoder.decode(bare, [("__value_schema_id", b"\x01" + uuid.UUID(unknown).bytes)])
