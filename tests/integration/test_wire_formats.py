@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -69,3 +70,36 @@ def test_the_decoder_reads_the_prefix_and_the_header_guid(stack: Endpoints, subj
     unknown = str(uuid.uuid4())
     with pytest.raises(Rejected, match=f"^unknown schema guid: {unknown} \\("):
         decoder.decode(bare, [("__value_schema_id", b"\x01" + uuid.UUID(unknown).bytes)])
+
+
+def test_bronze_keeps_the_writer_each_record_names(
+    stack: Endpoints, topic: str, subject: str, tmp_path: Path
+) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from deltalake import DeltaTable
+
+    from consumers.bronze import BronzeIngest
+
+    client = SchemaRegistryClient({"url": stack.registry_url})
+    registered = client.register_schema_full_response(subject, Schema(json.dumps(WRITER), "AVRO"))
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    prefixed, _ = serialize(stack.registry_url, subject, prefix_schema_id_serializer)
+    bare, headers = serialize(stack.registry_url, subject, header_schema_id_serializer)
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer.produce(topic, prefixed)
+    producer.produce(topic, bare, headers=headers)
+    producer.produce(topic, bare, headers=[("__value_schema_id", b"\x01\x02")])
+    assert producer.flush(30) == 0
+
+    table = tmp_path / "bronze"
+    kafka = {"bootstrap.servers": stack.bootstrap_servers, "session.timeout.ms": 6000}
+    BronzeIngest(kafka, topic, table).run(until_idle=True, idle_seconds=1.0)
+    rows = DeltaTable(str(table)).to_pyarrow_table().sort_by("offset").to_pylist()
+    named = [(r["schema_id_in"], r["schema_id"], r["schema_guid"], r["value"]) for r in rows]
+    assert named == [
+        ("prefix", registered.schema_id, None, prefixed),
+        ("header", None, registered.guid, bare),  # the value as it came: the bare body
+        ("header", None, None, bare),  # an unreadable header: Silver will say why
+    ]
