@@ -15,6 +15,7 @@ import struct
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 MAGIC = 0
 MAGIC_GUID = 1
@@ -93,3 +94,18 @@ def locate(raw: bytes | None, headers: Headers = None) -> tuple[WriterRef, bytes
     if raw is None:
         raise WireFormatError("empty value (a tombstone)")
     return ref, raw
+
+
+def value_headers(row: dict[str, Any]) -> list[tuple[str, bytes | None]]:
+    """The ``__value_schema_id`` header of a Bronze row framed by it (``schema_id_in``
+    "header"), rebuilt from the GUID or id Bronze kept; none for a prefix-framed row.
+    A header Bronze could not read comes back empty, so decoding names it."""
+    if row.get("schema_id_in") != "header":
+        return []
+    if row.get("schema_guid") is not None:
+        value = bytes([MAGIC_GUID]) + uuid.UUID(str(row["schema_guid"])).bytes
+    elif row.get("schema_id") is not None:
+        value = struct.pack(">bI", MAGIC, int(row["schema_id"]))
+    else:
+        value = b""
+    return [(VALUE_SCHEMA_ID_HEADER, value)]

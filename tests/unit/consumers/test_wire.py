@@ -8,7 +8,7 @@ import uuid
 import pytest
 from confluent_kafka.schema_registry.common.serde import SchemaId
 
-from consumers.wire import WireFormatError, WriterRef, header_ref, locate
+from consumers.wire import WireFormatError, WriterRef, header_ref, locate, value_headers
 
 GUID = "0f8b2c3a-6e3d-4c1e-9a57-3f0c6b0d9e21"
 BODY = b"\x0ahello"
@@ -60,3 +60,19 @@ def test_a_tombstone_has_no_body_in_either_format() -> None:
 def test_refs_read_in_messages() -> None:
     assert str(WriterRef(schema_id=3)) == "schema id 3"
     assert str(WriterRef(guid=GUID)) == f"schema guid {GUID}"
+
+
+def test_a_bronze_row_gives_back_the_header_it_was_framed_by() -> None:
+    guid_row = {"schema_id_in": "header", "schema_id": None, "schema_guid": GUID}
+    id_row = {"schema_id_in": "header", "schema_id": 300, "schema_guid": None}
+    assert value_headers(guid_row) == [
+        ("__value_schema_id", SchemaId("AVRO", guid=GUID).guid_to_bytes())
+    ]
+    assert value_headers(id_row) == [
+        ("__value_schema_id", SchemaId("AVRO", schema_id=300).id_to_bytes())
+    ]
+    for prefixed in ({"schema_id_in": "prefix", "schema_id": 3}, {"schema_id": 3}):
+        assert value_headers(prefixed) == []
+    unreadable = value_headers({"schema_id_in": "header"})
+    with pytest.raises(WireFormatError, match="header of 0 bytes"):
+        locate(BODY, unreadable)
