@@ -24,6 +24,9 @@ from consumers.decode import Decoder, Rejected
 from tests.integration.conftest import Endpoints
 
 WRITER = {"type": "record", "name": "Sale", "fields": [{"name": "sku", "type": "string"}]}
+# Long enough: confluent-kafka's AvroDeserializer refuses any value of 5 bytes or
+# fewer, even a bare body whose writer is in the header.
+SKU = "A-1-flash-sale"
 READER = {
     "type": "record",
     "name": "Sale",
@@ -46,7 +49,7 @@ def serialize(url: str, subject: str, id_serializer: Any) -> tuple[bytes, list[A
         },
     )
     headers: list[Any] = []
-    value = serializer({"sku": "A-1"}, SerializationContext("t", MessageField.VALUE, headers))
+    value = serializer({"sku": SKU}, SerializationContext("t", MessageField.VALUE, headers))
     return value, headers
 
 
@@ -63,7 +66,7 @@ def test_the_decoder_reads_the_prefix_and_the_header_guid(stack: Endpoints, subj
     assert name == "__value_schema_id" and value[0] == 1
     assert str(uuid.UUID(bytes=value[1:])) == registered.guid
 
-    expected = {"sku": "A-1", "channel": "web"}
+    expected = {"sku": SKU, "channel": "web"}
     assert decoder.decode(prefixed) == expected
     assert decoder.decode(bare, headers) == expected
 
@@ -102,4 +105,30 @@ def test_bronze_keeps_the_writer_each_record_names(
         ("prefix", registered.schema_id, None, prefixed),
         ("header", None, registered.guid, bare),  # the value as it came: the bare body
         ("header", None, None, bare),  # an unreadable header: Silver will say why
+    ]
+
+
+def test_flashsale_consume_reads_both_formats(stack: Endpoints, topic: str, subject: str) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from tests.integration.conftest import cli
+
+    client = SchemaRegistryClient({"url": stack.registry_url})
+    registered = client.register_schema_full_response(subject, Schema(json.dumps(WRITER), "AVRO"))
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    prefixed, _ = serialize(stack.registry_url, subject, prefix_schema_id_serializer)
+    bare, headers = serialize(stack.registry_url, subject, header_schema_id_serializer)
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer.produce(topic, prefixed)
+    producer.produce(topic, bare, headers=headers)
+    assert producer.flush(30) == 0
+
+    read = cli(stack, "consume", "--topic", topic, "--from-beginning", "--max", "2",
+               "--show-schema-id")  # fmt: skip
+    assert read.returncode == 0 and read.stderr == "", read.stderr
+    assert [json.loads(line) for line in read.stdout.splitlines()] == [
+        {"_schema_id": registered.schema_id, "sku": SKU},
+        {"_schema_id": None, "_schema_guid": registered.guid, "sku": SKU},
     ]
