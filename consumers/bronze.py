@@ -1,7 +1,10 @@
 """Bronze: the topic's raw records in a Delta table, exactly once.
 
-Every record lands as it came (topic, partition, offset, key, value bytes, the schema
-id from the wire header, Kafka timestamp, ingest time), partitioned by ingest date.
+Every record lands as it came (topic, partition, offset, key, value bytes, the writer
+it names in either Confluent wire format, Kafka timestamp, ingest time), partitioned
+by ingest date. The writer is the schema id of the 5-byte prefix, or what the
+``__value_schema_id`` header carries (a GUID, or an id), with ``schema_id_in`` saying
+which (``prefix``, ``header``; older rows read ``prefix``).
 The consumer offsets are committed *in the same Delta commit* as the rows: each
 commit carries one application transaction per partition (``app_id`` names the
 topic and partition, ``version`` is the last offset written). On start the consumer
@@ -66,7 +69,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from consumers.errors import PipelineError, ServiceUnreachable
 from consumers.evolve import add_missing_columns
-from consumers.wire import schema_id_of
+from consumers.wire import WireFormatError, WriterRef, header_ref, schema_id_of
 
 __all__ = [
     "BRONZE_SCHEMA",
@@ -99,8 +102,15 @@ BRONZE_SCHEMA = pa.schema(
         # Which incarnation of the topic the record came from: 0 for the first (and for
         # rows written before epochs existed), one more on each --on-reset replay.
         pa.field("topic_epoch", pa.int32()),
+        # Where the writer was named: "prefix" (magic 0 + id before the body) or "header"
+        # (the __value_schema_id header; the value is the bare body), and the schema
+        # GUID when the header named it by GUID.
+        pa.field("schema_id_in", pa.string()),
+        pa.field("schema_guid", pa.string()),
     ]
 )
+# What rows written before a column existed hold in it.
+BRONZE_FILL = {"schema_id_in": "prefix"}
 
 
 OnReset = Literal["fail", "replay"]
@@ -287,7 +297,9 @@ class BronzeIngest:
         point into (else :class:`TopicReset`, or a new epoch with ``on_reset="replay"``)."""
         exists = DeltaTable.is_deltatable(str(self.table))
         if exists:  # a Bronze written before epochs: its rows are epoch 0
-            add_missing_columns(self.table, BRONZE_SCHEMA, partition_by=["ingest_date"])
+            add_missing_columns(
+                self.table, BRONZE_SCHEMA, BRONZE_FILL, partition_by=["ingest_date"]
+            )
         table = DeltaTable(str(self.table)) if exists else None
         self.epoch = 0 if table is None else table.transaction_version(_epoch_id(self.topic)) or 0
         topic_id = self._topic_id()
@@ -439,7 +451,10 @@ class BronzeIngest:
             columns["offset"].append(m.offset())
             columns["key"].append(m.key())
             columns["value"].append(value)
-            columns["schema_id"].append(schema_id_of(value))
+            ref, named_in = _writer_of(value, m.headers())
+            columns["schema_id"].append(ref.schema_id if ref else None)
+            columns["schema_guid"].append(ref.guid if ref else None)
+            columns["schema_id_in"].append(named_in)
             kind, ts = m.timestamp()
             columns["kafka_timestamp"].append(ts if kind != 0 else None)
             columns["ingest_time"].append(now)
@@ -462,3 +477,17 @@ class BronzeIngest:
             partition_by=["ingest_date"],
             commit_properties=CommitProperties(app_transactions=transactions),
         )
+
+
+def _writer_of(value: bytes | None, headers: Any) -> tuple[WriterRef | None, str]:
+    """The writer a record names and where: the ``__value_schema_id`` header (None
+    when the header is unreadable: Silver says why), else the prefix (None when the
+    value has none)."""
+    try:
+        ref = header_ref(headers)
+    except WireFormatError:
+        return None, "header"
+    if ref is not None:
+        return ref, "header"
+    schema_id = schema_id_of(value)
+    return (WriterRef(schema_id=schema_id) if schema_id is not None else None), "prefix"

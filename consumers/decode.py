@@ -26,7 +26,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from consumers.errors import PipelineError, ServiceUnreachable
-from consumers.wire import WireFormatError, split
+from consumers.wire import Headers, WireFormatError, WriterRef, locate
 
 __all__ = ["Decoder", "RegistryOutage", "Rejected", "UnreadableWriter", "why_unreadable"]
 
@@ -97,7 +97,7 @@ class Decoder:
         self.registry = registry
         self.reader = reader  # parsed by fastavro
         self.reader_text = reader_text  # its JSON text, for Avro's reader/writer check
-        self._writers: dict[int, Any] = {}
+        self._writers: dict[WriterRef, Any] = {}
 
     def refuse_unreadable(
         self, schema_ids: list[int], job: str, reader_name: str, subject: str
@@ -131,45 +131,53 @@ class Decoder:
         own = [v for v in found if v.subject == subject] or found
         return ", ".join(f"{v.subject} v{v.version}" for v in own) or "in no subject"
 
-    def _text(self, schema_id: int) -> str:
-        """The writer schema's text; :class:`Rejected` when the registry does not know
-        the id, :class:`RegistryOutage` when it cannot say."""
+    def _text(self, writer: int | WriterRef) -> str:
+        """The writer schema's text, by id or GUID; :class:`Rejected` when the registry
+        does not know it, :class:`RegistryOutage` when it cannot say."""
+        ref = writer if isinstance(writer, WriterRef) else WriterRef(schema_id=writer)
+        schema_id = str(ref)  # for messages: "schema id 3", "schema guid ..."
         try:
-            schema = self.registry.get_schema(schema_id)
+            if ref.guid is not None:
+                schema = self.registry.get_schema_by_guid(ref.guid)
+            else:
+                schema = self.registry.get_schema(int(ref.schema_id or 0))
         except SchemaRegistryError as exc:
             status = exc.http_status_code
             if status >= 500 or status in (401, 403):
                 raise RegistryOutage(
                     f"silver: the Schema Registry answered {status} ({exc.error_message}) "
-                    f"for schema id {schema_id}: nothing was committed; run again when "
+                    f"for {schema_id}: nothing was committed; run again when "
                     "it answers"
                 ) from exc
-            raise Rejected(f"unknown schema id: {schema_id} ({exc.error_message})") from exc
+            raise Rejected(f"unknown {ref.kind}: {ref.value} ({exc.error_message})") from exc
         except Exception as exc:
             if not _transport(exc):
                 raise
             raise RegistryOutage(
                 f"silver: the Schema Registry cannot be reached ({type(exc).__name__}) "
-                f"for schema id {schema_id}: nothing was committed; run again when it is back"
+                f"for {schema_id}: nothing was committed; run again when it is back"
             ) from exc
         if schema.schema_str is None:
-            raise Rejected(f"unknown schema id: {schema_id} (the registry sent no schema)")
+            raise Rejected(f"unknown {ref.kind}: {ref.value} (the registry sent no schema)")
         return schema.schema_str
 
-    def writer(self, schema_id: int) -> Any:
-        parsed = self._writers.get(schema_id)
+    def writer(self, writer: int | WriterRef) -> Any:
+        ref = writer if isinstance(writer, WriterRef) else WriterRef(schema_id=writer)
+        parsed = self._writers.get(ref)
         if parsed is None:
-            text = self._text(schema_id)
-            parsed = self._writers[schema_id] = fastavro.parse_schema(json.loads(text))
+            text = self._text(ref)
+            parsed = self._writers[ref] = fastavro.parse_schema(json.loads(text))
         return parsed
 
-    def decode(self, raw: bytes | None) -> dict[str, Any]:
-        """The record, or :class:`Rejected` saying why it cannot be read."""
+    def decode(self, raw: bytes | None, headers: Headers = None) -> dict[str, Any]:
+        """The record in either wire format (the writer named by the
+        ``__value_schema_id`` header, else by the prefix), or :class:`Rejected` saying
+        why it cannot be read."""
         try:
-            schema_id, body = split(raw)
+            ref, body = locate(raw, headers)
         except WireFormatError as exc:
             raise Rejected(f"bad header: {exc}") from exc
-        writer = self.writer(schema_id)
+        writer = self.writer(ref)
         buffer = io.BytesIO(body)
         try:
             record: Any = fastavro.schemaless_reader(buffer, writer, self.reader)

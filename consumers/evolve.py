@@ -16,10 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
-__all__ = ["EPOCH_COLUMNS", "add_missing_columns", "read"]
+__all__ = ["EPOCH_COLUMNS", "WIRE_COLUMNS", "add_missing_columns", "read"]
 
 # The topic epoch, in Bronze and in Silver's tables; 0 where older rows lack it.
 EPOCH_COLUMNS = {"topic_epoch": 0, "kafka_topic_epoch": 0}
+# Bronze's wire-format columns: a table written before them held prefix-framed rows.
+WIRE_COLUMNS: dict[str, Any] = {"schema_id_in": "prefix", "schema_guid": None}
 
 
 def add_missing_columns(
@@ -52,7 +54,8 @@ def add_missing_columns(
 
 
 def read(path: Path, columns: list[str], version: int | None = None) -> pa.Table:
-    """``columns`` of the table at ``path``; an epoch column it lacks reads as 0."""
+    """``columns`` of the table at ``path``; an epoch column it lacks reads as 0, a
+    wire-format column as a prefix-framed row's."""
     table = DeltaTable(str(path), version=version)
     present = set(table.schema().to_arrow().names)
     out = table.to_pyarrow_table(columns=[c for c in columns if c in present])
@@ -62,4 +65,7 @@ def read(path: Path, columns: list[str], version: int | None = None) -> pa.Table
                 out = out.add_column(i, name, pa.array([0] * out.num_rows, pa.int32()))
             else:
                 out = out.set_column(i, name, pc.fill_null(out[name], 0))
+        elif name in WIRE_COLUMNS and name not in present:
+            value = WIRE_COLUMNS[name]
+            out = out.add_column(i, name, pa.array([value] * out.num_rows, pa.string()))
     return out.select(columns)

@@ -65,6 +65,7 @@ from consumers.tables import (
     quarantined,
     unprocessed,
 )
+from consumers.wire import value_headers
 
 __all__ = ["QUARANTINE_SCHEMA", "SilverJob", "SilverStats"]
 
@@ -231,7 +232,7 @@ class SilverJob:
         for row in rows.to_pylist():
             origin = coordinates(row)
             try:
-                record = self.decoder.decode(row["value"])
+                record = self.decoder.decode(row["value"], value_headers(row))
                 self._check(record, row["ingest_time"])
             except Rejected as exc:
                 stats.count(str(exc))

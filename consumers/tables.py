@@ -58,6 +58,8 @@ BRONZE_COLUMNS = [
     "kafka_timestamp",
     "ingest_time",
     "topic_epoch",
+    "schema_id_in",
+    "schema_guid",
 ]
 
 

@@ -232,7 +232,9 @@ def consume(
                 continue
             value = json_value(record.value)
             if output_format == "json":
-                line = {"_schema_id": record.schema_id} if show_schema_id else {}
+                line: dict[str, Any] = {"_schema_id": record.schema_id} if show_schema_id else {}
+                if show_schema_id and record.schema_guid is not None:
+                    line["_schema_guid"] = record.schema_guid
                 click.echo(json.dumps({**line, **value}, separators=(",", ":")))
             else:
                 cells = [str(record.partition), str(record.offset)]

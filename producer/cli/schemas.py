@@ -22,6 +22,7 @@ from producer.errors import RegistryError
 if TYPE_CHECKING:
     from producer.contract.catalog import SchemaCatalog
     from producer.contract.compat import CompatibilityLevel
+    from producer.registry.client import Registry
 
 __all__ = ["schemas"]
 
@@ -360,3 +361,72 @@ def schemas_compat_set(
 
     Registry(connection.config()).set_level(subject, level)
     click.echo(f"{subject or 'global'}: {level.value}")
+
+
+def _side(url: str | None, config_file: Path | None, flag: str) -> Registry:
+    """One side of a copy: its URL (user info allowed) and its own properties file;
+    the environment names one registry, so it is not consulted for either side."""
+    from producer.config import load_client_config
+    from producer.registry.client import Registry
+
+    config = load_client_config(
+        flags={"schema.registry.url": url}, properties_file=config_file, environ={}
+    )
+    if config.sources.get("schema.registry.url") == "default":
+        raise click.UsageError(
+            f"{flag}: give the registry's URL (or schema.registry.url in {flag}-config)"
+        )
+    return Registry(config)
+
+
+@schemas.command("copy")
+@click.option("--from", "from_url", help="The source registry's URL (user info allowed).")
+@click.option("--to", "to_url", help="The destination registry's URL (user info allowed).")
+@click.option(
+    "--from-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A client.properties file for the source (URL, basic or bearer auth, TLS).",
+)
+@click.option(
+    "--to-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A client.properties file for the destination.",
+)
+@click.option(
+    "--subject",
+    "subjects",
+    multiple=True,
+    help="Copy this subject (repeatable) [default: every subject of the source].",
+)
+def schemas_copy(
+    from_url: str | None,
+    to_url: str | None,
+    from_config: Path | None,
+    to_config: Path | None,
+    subjects: tuple[str, ...],
+) -> None:
+    """Copy subjects to another registry with their ids, versions, references, metadata
+    and compatibility levels (IMPORT mode), so old records decode there.
+
+    Refuses, before writing anything, a destination holding another schema under an id
+    to copy (exit 2). Running it again copies nothing new.
+
+    \b
+    Example:
+      flashsale schemas copy --from http://localhost:8081 --to https://psrc.example.com \\
+        --to-config cloud.properties --subject flash_sale_events-value
+    """
+    from producer.registry.workflows import CopiedVersion, copy_subjects
+
+    source = _side(from_url, from_config, "--from")
+    destination = _side(to_url, to_config, "--to")
+    if source.url == destination.url:
+        raise click.UsageError("--from and --to name the same registry")
+
+    def report(step: CopiedVersion) -> None:
+        where = f"version {step.version}, id {step.schema_id}"
+        click.echo(f"{step.subject}: {where} {step.action}")
+
+    done = copy_subjects(source, destination, list(subjects) or None, on_step=report)
+    copied = sum(1 for step in done if step.action == "copied")
+    click.echo(f"{copied} of {len(done)} versions copied from {source.url} to {destination.url}")

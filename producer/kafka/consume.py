@@ -31,6 +31,9 @@ from producer.registry.client import Registry
 
 __all__ = ["ConsumeOptions", "ConsumedRecord", "consume", "json_value"]
 
+# The header confluent-kafka's header serializer names a value's writer in.
+VALUE_SCHEMA_ID_HEADER = "__value_schema_id"
+
 
 @dataclass(frozen=True)
 class ConsumeOptions:
@@ -51,6 +54,7 @@ class ConsumedRecord:
     schema_id: int | None
     value: dict[str, Any] | None
     error: str | None = None
+    schema_guid: str | None = None  # the writer's GUID, when the header named it so
 
 
 def json_value(value: Any) -> Any:
@@ -128,19 +132,40 @@ def consume(
         consumer.close()
 
 
+def _writer(raw: bytes | None, headers: list[tuple[str, bytes]]) -> tuple[int | None, str | None]:
+    """(schema id, GUID) a record names: in its ``__value_schema_id`` header (byte 1 +
+    GUID, or byte 0 + id), else in the 5-byte prefix; as the dual deserializer reads."""
+    named = [v for k, v in headers if k == VALUE_SCHEMA_ID_HEADER and v]
+    if named:
+        value = named[-1]
+        if value[0] == 1 and len(value) == 17:
+            return None, str(uuid.UUID(bytes=bytes(value[1:])))
+        if value[0] == 0 and len(value) == 5:
+            return struct.unpack(">I", value[1:5])[0], None
+        return None, None
+    if raw is not None and len(raw) >= 5 and raw[0] == 0:
+        return struct.unpack(">I", raw[1:5])[0], None
+    return None, None
+
+
 def _decode(message: Any, topic: str, values: Any, keys: Any) -> ConsumedRecord:
     raw = message.value()
-    schema_id = None
-    if raw is not None and len(raw) >= 5 and raw[0] == 0:
-        schema_id = struct.unpack(">I", raw[1:5])[0]
+    headers = list(message.headers() or [])
+    schema_id, guid = _writer(raw, headers)
     try:
-        key = keys(message.key(), SerializationContext(topic, MessageField.KEY))
+        key = keys(message.key(), SerializationContext(topic, MessageField.KEY, headers))
     except SerializationError:
         key = message.key()
     try:
-        value = values(raw, SerializationContext(topic, MessageField.VALUE))
+        value = values(raw, SerializationContext(topic, MessageField.VALUE, headers))
     except SerializationError as exc:
         return ConsumedRecord(
-            message.partition(), message.offset(), key, schema_id, None, f"cannot decode: {exc}"
+            message.partition(),
+            message.offset(),
+            key,
+            schema_id,
+            None,
+            f"cannot decode: {exc}",
+            guid,
         )
-    return ConsumedRecord(message.partition(), message.offset(), key, schema_id, value)
+    return ConsumedRecord(message.partition(), message.offset(), key, schema_id, value, None, guid)

@@ -122,6 +122,18 @@ class Registry:
         payload = self.client._rest_client.send_request(path, "POST", body=body, query=query)
         return payload if isinstance(payload, dict) else {}
 
+    def rest(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> Any:
+        """Any REST call, by the official client's own REST client (auth, TLS, proxy
+        apply), for what the client has no method for or would change in passing
+        (an import's explicit id and version, metadata kept verbatim)."""
+        return self.client._rest_client.send_request(path, method, body=body, query=query)
+
     # ------------------------------------------------------------------ questions
 
     def versions(self, subject: str) -> list[int]:

@@ -8,9 +8,14 @@ then the shop's product record under its products topic.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from producer.contract.catalog import (
     EVENT_FAMILY,
@@ -22,16 +27,23 @@ from producer.contract.catalog import (
 )
 from producer.contract.compat import CompatibilityLevel
 from producer.contract.readers import Writer, writer_from_text
-from producer.errors import IncompatibleSchemaError, RegistryError, UsageError
+from producer.errors import (
+    IncompatibleSchemaError,
+    RegistryError,
+    UsageError,
+)
 from producer.events import DEFAULT_TOPIC, products_topic
 from producer.registry.client import Registry, key_subject, number, value_subject
 
 __all__ = [
+    "CopiedVersion",
     "RegisteredText",
     "Registration",
     "RegistryCheck",
+    "RegistryIdCollision",
     "StatusRow",
     "check_against_registry",
+    "copy_subjects",
     "pull",
     "register_contract",
     "registered_texts",
@@ -227,3 +239,199 @@ def pull(registry: Registry, subject: str, family: str, out: Path) -> list[Path]
         path.write_text(json.dumps(json.loads(r.text), indent=2) + "\n", encoding="utf-8")
         written.append(path)
     return written
+
+
+# --------------------------------------------------------------------------- migration
+
+
+class RegistryIdCollision(UsageError):
+    """The destination of a copy holds other schemas under the ids (or versions) to
+    copy: the input cannot be used, and nothing was written (exit 2)."""
+
+    def __init__(self, message: str, collisions: list[str]) -> None:
+        super().__init__(message)
+        self.collisions = collisions
+
+
+@dataclass(frozen=True)
+class CopiedVersion:
+    subject: str
+    version: int
+    schema_id: int
+    action: str  # "copied", "already there"
+
+
+@dataclass(frozen=True)
+class _SourceVersion:
+    subject: str
+    version: int
+    schema_id: int
+    body: dict[str, Any]  # the registration body: schema, type, references, metadata, rules
+
+    def same_schema(self, other: dict[str, Any]) -> bool:
+        """``other`` (an answer for an id) holds this very schema: text, references,
+        metadata and rules as stored, which is what IMPORT compares."""
+        return all(
+            (other.get(key) or None) == (self.body.get(key) or None)
+            for key in ("schema", "references", "metadata", "ruleSet")
+        ) and (other.get("schemaType") or "AVRO") == (self.body.get("schemaType") or "AVRO")
+
+
+def _not_found(exc: SchemaRegistryError) -> bool:
+    return exc.http_status_code == 404
+
+
+def _source_versions(source: Registry, subjects: list[str]) -> list[_SourceVersion]:
+    """Every live version of ``subjects`` and of the subjects they reference, referenced
+    ones first, each with the body that registers it again."""
+    ordered: list[_SourceVersion] = []
+    seen: set[tuple[str, int]] = set()
+    visiting: set[tuple[str, int]] = set()
+
+    def add(subject: str, version: int) -> None:
+        if (subject, version) in seen or (subject, version) in visiting:
+            return
+        visiting.add((subject, version))
+        with source.errors(f"reading {subject} version {version}"):
+            found = source.rest("GET", f"subjects/{quote(subject, safe='')}/versions/{version}")
+        for ref in found.get("references") or []:
+            add(str(ref["subject"]), int(ref["version"]))
+        body = {
+            key: found[key]
+            for key in ("schema", "schemaType", "references", "metadata", "ruleSet")
+            if found.get(key) is not None
+        }
+        body["schemaType"] = body.get("schemaType", "AVRO")
+        ordered.append(_SourceVersion(subject, version, int(found["id"]), body))
+        seen.add((subject, version))
+
+    for subject in subjects:
+        versions = source.versions(subject)
+        if not versions:
+            raise UsageError(f"{subject} has no registered versions at {source.url}")
+        for version in versions:
+            add(subject, version)
+    return ordered
+
+
+def _collisions(destination: Registry, plan: list[_SourceVersion]) -> list[str]:
+    """What the destination holds that the copy would contradict: an id of another
+    schema, or a version of a subject that is another id."""
+    found: list[str] = []
+    checked: set[int] = set()
+    for item in plan:
+        if item.schema_id in checked:
+            continue
+        checked.add(item.schema_id)
+        with destination.errors(f"reading schema id {item.schema_id}"):
+            try:
+                there = destination.rest("GET", f"schemas/ids/{item.schema_id}")
+            except SchemaRegistryError as exc:
+                if not _not_found(exc):
+                    raise
+                continue
+        if not item.same_schema(there):
+            found.append(f"id {item.schema_id} is another schema")
+    for item in plan:
+        there_version = _destination_version(destination, item.subject, item.version)
+        if there_version is not None and int(there_version["id"]) != item.schema_id:
+            found.append(
+                f"{item.subject} version {item.version} is id {there_version['id']}, "
+                f"not {item.schema_id}"
+            )
+    return found
+
+
+def _destination_version(registry: Registry, subject: str, version: int) -> dict[str, Any] | None:
+    with registry.errors(f"reading {subject} version {version}"):
+        try:
+            answer = registry.rest("GET", f"subjects/{quote(subject, safe='')}/versions/{version}")
+        except SchemaRegistryError as exc:
+            if _not_found(exc):
+                return None
+            raise
+    return answer if isinstance(answer, dict) else None
+
+
+def _own(registry: Registry, path: str, key: str) -> str | None:
+    """A subject's own setting (``mode`` or ``compatibilityLevel``), None if it has none."""
+    with registry.errors(f"reading {path}"):
+        try:
+            answer = registry.rest("GET", path)
+        except SchemaRegistryError as exc:
+            if _not_found(exc):
+                return None
+            raise
+    value = answer.get(key) if isinstance(answer, dict) else None
+    return str(value) if value is not None else None
+
+
+@contextmanager
+def _importing(registry: Registry, subject: str) -> Iterator[None]:
+    """The subject in IMPORT mode at ``registry`` for the block, its own mode (or none)
+    restored afterwards, as Confluent's migration guide does it. ``force``: the
+    destination's versions of the subject were checked against the copy beforehand."""
+    path = f"mode/{quote(subject, safe='')}"
+    before = _own(registry, path, "mode")
+    with registry.errors(f"setting IMPORT mode on {subject}"):
+        registry.rest("PUT", path, {"mode": "IMPORT"}, {"force": "true"})
+    try:
+        yield
+    finally:
+        with registry.errors(f"restoring the mode of {subject}"):
+            if before is None:
+                registry.rest("DELETE", path)
+            else:
+                registry.rest("PUT", path, {"mode": before}, {"force": "true"})
+
+
+def copy_subjects(
+    source: Registry,
+    destination: Registry,
+    subjects: list[str] | None = None,
+    *,
+    on_step: Callable[[CopiedVersion], None] = lambda _: None,
+) -> list[CopiedVersion]:
+    """Copy ``subjects`` (default: every subject) from ``source`` to ``destination``
+    with their ids, versions, references (referenced subjects first), metadata, rules
+    and own compatibility levels, in IMPORT mode, so that records framed with a source
+    id (or GUID) decode through the destination.
+
+    Nothing is written when the destination holds an id of another schema or a
+    version of another id (:class:`RegistryIdCollision`, naming each). Running it again
+    finds everything there and writes nothing new.
+    """
+    if subjects is None:
+        with source.errors("listing subjects"):
+            subjects = [str(s) for s in source.client.get_subjects()]
+    plan = _source_versions(source, subjects)
+    collisions = _collisions(destination, plan)
+    if collisions:
+        raise RegistryIdCollision(
+            f"{destination.url} already holds other schemas under the ids or versions to "
+            f"copy: {'; '.join(collisions)}; nothing was copied",
+            collisions,
+        )
+    done: list[CopiedVersion] = []
+    by_subject: dict[str, list[_SourceVersion]] = {}
+    for item in plan:
+        by_subject.setdefault(item.subject, []).append(item)
+    for item in plan:
+        there = _destination_version(destination, item.subject, item.version)
+        if there is not None:  # checked above: the same id
+            step = CopiedVersion(item.subject, item.version, item.schema_id, "already there")
+        else:
+            with _importing(destination, item.subject):
+                body = {**item.body, "id": item.schema_id, "version": item.version}
+                subject_path = f"subjects/{quote(item.subject, safe='')}/versions"
+                with destination.errors(f"importing {item.subject} version {item.version}"):
+                    destination.rest("POST", subject_path, body)
+            step = CopiedVersion(item.subject, item.version, item.schema_id, "copied")
+        done.append(step)
+        on_step(step)
+    for subject in by_subject:
+        path = f"config/{quote(subject, safe='')}"
+        level = _own(source, path, "compatibilityLevel")
+        if level is not None and _own(destination, path, "compatibilityLevel") != level:
+            destination.set_level(subject, CompatibilityLevel(level))
+    return done

@@ -621,3 +621,72 @@ def test_a_registry_outage_while_silver_decodes_quarantines_nothing(
     assert len(DeltaTable(str(warehouse / "silver" / "products")).to_pyarrow_table()) == 0
     assert not DeltaTable.is_deltatable(str(warehouse / "silver" / "events"))
     assert not DeltaTable.is_deltatable(str(warehouse / "silver" / "quarantine"))
+
+
+def rewrite_mixed(stack: Endpoints, source: str, target: str) -> int:
+    """Copy ``source`` (and its products topic) into ``target``, every other event
+    record in the header wire format (the bare body, the schema GUID in the
+    ``__value_schema_id`` header), as a producer switching serializers would leave a
+    topic; the number of header-framed records."""
+    import uuid
+
+    import requests
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from consumers.wire import split
+
+    guids: dict[int, bytes] = {}
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    pairs = [(source, target), (products_topic(source), products_topic(target))]
+    sizes = admin.list_topics(timeout=10).topics
+    created = admin.create_topics([NewTopic(t, len(sizes[s].partitions), 1) for s, t in pairs])
+    for future in created.values():
+        future.result(timeout=30)
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    headers_written = 0
+    for from_topic, to_topic in pairs:
+        consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "mix",
+                             "enable.auto.commit": False})  # fmt: skip
+        ends = {}
+        for p in sizes[from_topic].partitions:
+            ends[p] = consumer.get_watermark_offsets(TopicPartition(from_topic, p), 10)[1]
+        consumer.assign([TopicPartition(from_topic, p, 0) for p in ends])
+        seen = {p: 0 for p in ends}
+        while any(seen[p] < ends[p] for p in ends):
+            for m in consumer.consume(500, 5):
+                assert m.error() is None
+                seen[m.partition()] = m.offset() + 1
+                value, headers = m.value(), m.headers() or []
+                if from_topic == source and m.offset() % 2 == 1:
+                    schema_id, value = split(value)
+                    if schema_id not in guids:
+                        answer = requests.get(f"{stack.registry_url}/schemas/ids/{schema_id}")
+                        guids[schema_id] = uuid.UUID(answer.json()["guid"]).bytes
+                    headers = [*headers, ("__value_schema_id", b"\x01" + guids[schema_id])]
+                    headers_written += 1
+                producer.produce(to_topic, value, m.key(), partition=m.partition(),
+                                 headers=headers or None)  # fmt: skip
+        consumer.close()
+    assert producer.flush(30) == 0
+    return headers_written
+
+
+def test_a_topic_of_both_wire_formats_reconciles(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    ledger_path, warehouse = tmp_path / "ledger.json", tmp_path / "warehouse"
+    produce(stack, topic, ledger_path, 30)
+    mixed = f"{topic}-mixed"
+    in_header = rewrite_mixed(stack, topic, mixed)
+    config = config_for(stack)
+    result = run_pipeline(config.kafka(), config.registry(), mixed, warehouse)
+    ledger = json.loads(ledger_path.read_text())
+    assert 0 < in_header < ledger["total_events"]
+    assert result.bronze.records == ledger["total_events"]
+    assert result.silver.quarantined == 0
+    assert gold_differences(warehouse, ledger) == []
+    bronze = DeltaTable(str(warehouse / "bronze" / "events")).to_pyarrow_table().to_pylist()
+    framed = [r for r in bronze if r["topic"] == mixed]
+    assert sum(r["schema_id_in"] == "header" and r["schema_guid"] is not None
+               for r in framed) == in_header  # fmt: skip
+    assert len(silver_rows(warehouse)) == ledger["total_events"]

@@ -254,3 +254,15 @@ def test_the_installed_command_prints_no_traceback(tmp_path: Path) -> None:
         f"Error: {tmp_path / 'flash_sale_event-v1.avsc'}: invalid JSON at line 1 column 2: "
         "Expecting property name enclosed in double quotes\n"
     )
+
+
+def test_copy_names_the_side_without_a_registry_and_ignores_the_environment() -> None:
+    env = {"FLASHSALE_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1"}
+    result = run("schemas", "copy", "--to", "http://127.0.0.1:2", env=env)
+    assert result.exit_code == 2
+    assert "--from: give the registry's URL (or schema.registry.url in --from-config)" in (
+        result.output
+    )
+    same = run("schemas", "copy", "--from", "http://h:1", "--to", "http://h:1")
+    assert same.exit_code == 2
+    assert "--from and --to name the same registry" in same.output

@@ -1,4 +1,5 @@
-"""A warehouse written before topic epochs: its rows are epoch 0, read and resumed alike."""
+"""A warehouse written before topic epochs and the header wire format: its rows are
+epoch 0 and prefix-framed, read and resumed alike."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from consumers.bronze import BRONZE_SCHEMA, app_id
+from consumers.bronze import BRONZE_FILL, BRONZE_SCHEMA, app_id
 from consumers.evolve import add_missing_columns, read
 from consumers.tables import unprocessed
 
-# Bronze as it was written before the topic epoch existed.
-OLD_BRONZE = pa.schema([f for f in BRONZE_SCHEMA if f.name != "topic_epoch"])
+# Bronze as it was written before the topic epoch and the header wire format existed.
+ADDED = ["topic_epoch", "schema_id_in", "schema_guid"]
+OLD_BRONZE = pa.schema([f for f in BRONZE_SCHEMA if f.name not in ADDED])
 
 
 def old_bronze(path: Path, offsets: range) -> None:
@@ -40,10 +42,12 @@ def test_an_old_table_reads_as_epoch_0_and_gains_the_column_filled(tmp_path: Pat
     assert read(bronze, ["offset", "topic_epoch"]).to_pylist() == [
         {"offset": o, "topic_epoch": 0} for o in range(3)
     ]
-    added = add_missing_columns(bronze, BRONZE_SCHEMA, partition_by=["ingest_date"])
-    assert [f.name for f in added] == ["topic_epoch"]
-    table = DeltaTable(str(bronze)).to_pyarrow_table(columns=["topic_epoch"])
-    assert table["topic_epoch"].to_pylist() == [0, 0, 0]
+    added = add_missing_columns(bronze, BRONZE_SCHEMA, BRONZE_FILL, partition_by=["ingest_date"])
+    assert [f.name for f in added] == ADDED
+    table = DeltaTable(str(bronze)).to_pyarrow_table(columns=ADDED)
+    assert (
+        table.to_pylist() == [{"topic_epoch": 0, "schema_id_in": "prefix", "schema_guid": None}] * 3
+    )  # the old rows were all framed by the prefix
     assert add_missing_columns(bronze, BRONZE_SCHEMA) == []
 
 

@@ -1,0 +1,134 @@
+"""The consumers' decoder reads both wire formats through a real registry: the 5-byte
+prefix, and the schema GUID (or id) in the ``__value_schema_id`` header, each written
+by confluent-kafka's own serializer."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+from confluent_kafka.schema_registry import (
+    Schema,
+    SchemaRegistryClient,
+    header_schema_id_serializer,
+    prefix_schema_id_serializer,
+)
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from consumers.decode import Decoder, Rejected
+from tests.integration.conftest import Endpoints
+
+WRITER = {"type": "record", "name": "Sale", "fields": [{"name": "sku", "type": "string"}]}
+# Long enough: confluent-kafka's AvroDeserializer refuses any value of 5 bytes or
+# fewer, even a bare body whose writer is in the header.
+SKU = "A-1-flash-sale"
+READER = {
+    "type": "record",
+    "name": "Sale",
+    "fields": [
+        {"name": "sku", "type": "string"},
+        {"name": "channel", "type": "string", "default": "web"},
+    ],
+}
+
+
+def serialize(url: str, subject: str, id_serializer: Any) -> tuple[bytes, list[Any]]:
+    serializer = AvroSerializer(
+        SchemaRegistryClient({"url": url}),
+        json.dumps(WRITER),
+        conf={
+            "auto.register.schemas": False,
+            "use.latest.version": True,
+            "schema.id.serializer": id_serializer,
+            "subject.name.strategy": lambda ctx, name: subject,
+        },
+    )
+    headers: list[Any] = []
+    value = serializer({"sku": SKU}, SerializationContext("t", MessageField.VALUE, headers))
+    return value, headers
+
+
+def test_the_decoder_reads_the_prefix_and_the_header_guid(stack: Endpoints, subject: str) -> None:
+    client = SchemaRegistryClient({"url": stack.registry_url})
+    registered = client.register_schema_full_response(subject, Schema(json.dumps(WRITER), "AVRO"))
+    decoder = Decoder(client, fastavro.parse_schema(READER), json.dumps(READER))
+
+    prefixed, no_headers = serialize(stack.registry_url, subject, prefix_schema_id_serializer)
+    bare, headers = serialize(stack.registry_url, subject, header_schema_id_serializer)
+    assert no_headers == [] and prefixed[0] == 0
+    assert bare == prefixed[5:]  # no prefix: the GUID is in the header
+    ((name, value),) = headers
+    assert name == "__value_schema_id" and value[0] == 1
+    assert str(uuid.UUID(bytes=value[1:])) == registered.guid
+
+    expected = {"sku": SKU, "channel": "web"}
+    assert decoder.decode(prefixed) == expected
+    assert decoder.decode(bare, headers) == expected
+
+    unknown = str(uuid.uuid4())
+    with pytest.raises(Rejected, match=f"^unknown schema guid: {unknown} \\("):
+        decoder.decode(bare, [("__value_schema_id", b"\x01" + uuid.UUID(unknown).bytes)])
+
+
+def test_bronze_keeps_the_writer_each_record_names(
+    stack: Endpoints, topic: str, subject: str, tmp_path: Path
+) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from deltalake import DeltaTable
+
+    from consumers.bronze import BronzeIngest
+
+    client = SchemaRegistryClient({"url": stack.registry_url})
+    registered = client.register_schema_full_response(subject, Schema(json.dumps(WRITER), "AVRO"))
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    prefixed, _ = serialize(stack.registry_url, subject, prefix_schema_id_serializer)
+    bare, headers = serialize(stack.registry_url, subject, header_schema_id_serializer)
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer.produce(topic, prefixed)
+    producer.produce(topic, bare, headers=headers)
+    producer.produce(topic, bare, headers=[("__value_schema_id", b"\x01\x02")])
+    assert producer.flush(30) == 0
+
+    table = tmp_path / "bronze"
+    kafka = {"bootstrap.servers": stack.bootstrap_servers, "session.timeout.ms": 6000}
+    BronzeIngest(kafka, topic, table).run(until_idle=True, idle_seconds=1.0)
+    rows = DeltaTable(str(table)).to_pyarrow_table().sort_by("offset").to_pylist()
+    named = [(r["schema_id_in"], r["schema_id"], r["schema_guid"], r["value"]) for r in rows]
+    assert named == [
+        ("prefix", registered.schema_id, None, prefixed),
+        ("header", None, registered.guid, bare),  # the value as it came: the bare body
+        ("header", None, None, bare),  # an unreadable header: Silver will say why
+    ]
+
+
+def test_flashsale_consume_reads_both_formats(stack: Endpoints, topic: str, subject: str) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from tests.integration.conftest import cli
+
+    client = SchemaRegistryClient({"url": stack.registry_url})
+    registered = client.register_schema_full_response(subject, Schema(json.dumps(WRITER), "AVRO"))
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    prefixed, _ = serialize(stack.registry_url, subject, prefix_schema_id_serializer)
+    bare, headers = serialize(stack.registry_url, subject, header_schema_id_serializer)
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer.produce(topic, prefixed)
+    producer.produce(topic, bare, headers=headers)
+    assert producer.flush(30) == 0
+
+    read = cli(stack, "consume", "--topic", topic, "--from-beginning", "--max", "2",
+               "--show-schema-id")  # fmt: skip
+    assert read.returncode == 0 and read.stderr == "", read.stderr
+    assert [json.loads(line) for line in read.stdout.splitlines()] == [
+        {"_schema_id": registered.schema_id, "sku": SKU},
+        {"_schema_id": None, "_schema_guid": registered.guid, "sku": SKU},
+    ]
