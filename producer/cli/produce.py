@@ -78,6 +78,15 @@ def stream_until_signalled(stream: Any, quiet: bool, metrics: Any = None) -> Any
     help="Publish the shop's products to the products topic (flash_sale_products, or "
     "TOPIC-products; compacted, created when missing) before the events.",
 )
+@click.option(
+    "--schema-id-in",
+    type=click.Choice(["prefix", "header"]),
+    default="prefix",
+    show_default=True,
+    help="Where each value names its writer schema: the 5-byte prefix (magic 0 + id), or "
+    "the __value_schema_id header (magic 1 + the schema's GUID; Confluent 8's header "
+    "serializer), the value bare.",
+)
 @click.option("--dry-run", is_flag=True, help="Serialize for real, send nothing, print a sample.")
 @quiet_option("the sale's clock, rates, counts and latency; the summary stays")
 @metrics_port_option("events sent, acknowledged and failed by type, in flight, delivery latency")

@@ -39,6 +39,9 @@ class ProduceOptions:
     # Publish the shop's catalog to the products topic before the events (worker 0
     # or shard 0 of a split run does it for all).
     catalog: bool = True
+    # Where a value names its writer schema: the 5-byte "prefix" (magic 0 + id), or the
+    # "header" __value_schema_id (magic 1 + the schema's GUID), the value bare.
+    schema_id_in: str = "prefix"
 
 
 @dataclass(frozen=True)

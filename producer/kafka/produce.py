@@ -21,6 +21,7 @@ import gc
 import logging
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ from producer.errors import ConfigError, SchemaNotRegistered, UsageError
 from producer.events import EventType, FlashSaleEvent
 from producer.kafka.admin import cluster_metadata, create_topic, librdkafka_log, require_topic
 from producer.kafka.catalog import COMPACTED, product_records, products_topic, publish_catalog
+from producer.kafka.consume import VALUE_SCHEMA_ID_HEADER
 from producer.kafka.encoding import FramedAvroEncoder, FramedKeyEncoder
 from producer.kafka.outcome import ProduceOptions, ProduceResult, Progress
 from producer.metrics import ProduceMetrics
@@ -142,6 +144,8 @@ class StreamProducer:
         )
         self.run_id = self.simulation.run_id
         self._registered: dict[int, int] = {}  # version -> id, as preflight found them
+        # version -> the __value_schema_id header naming it (--schema-id-in header)
+        self._headers: dict[int, list[tuple[str, str | bytes | None]]] = {}
         self.product_schema = (
             catalog.latest(PRODUCT_FAMILY)
             if options.catalog
@@ -173,6 +177,8 @@ class StreamProducer:
             found = self.registry.lookup(subject, schema.text)
             if found is not None:
                 self._registered[schema.version] = found[0]
+                if self.options.schema_id_in == "header":
+                    self._headers[schema.version] = self._guid_header(subject, schema)
             else:
                 raise SchemaNotRegistered(
                     f"{schema.path.name} (v{schema.version}) is not registered under "
@@ -207,6 +213,20 @@ class StreamProducer:
         if self.product_schema is not None and products not in metadata.topics:
             # The shop's own dimension topic: made when missing, compacted, one partition.
             create_topic(self._admin_conf(), products, 1, timeout, COMPACTED)
+
+    def _guid_header(
+        self, subject: str, schema: SchemaFile
+    ) -> list[tuple[str, str | bytes | None]]:
+        """The record header that names ``schema`` by its GUID, as Confluent's header
+        serializer writes it: magic byte 1, then the GUID's 16 bytes."""
+        guid = self.registry.guid(subject, schema.text)
+        if guid is None:
+            raise UsageError(
+                f"schema id in header: the registry at {self.registry.url} gives "
+                f"{schema.path.name} no GUID (Confluent Schema Registry 8 does); "
+                "use the prefix"
+            )
+        return [(VALUE_SCHEMA_ID_HEADER, b"\x01" + uuid.UUID(guid).bytes)]
 
     def _admin_conf(self) -> dict[str, Any]:
         return {k: v for k, v in self.producer_conf.items() if k not in PRODUCER_DEFAULTS}
@@ -369,6 +389,9 @@ class StreamProducer:
 
         pacer = Pacer(options.speed, sleep=stop.wait)
         event_time = options.timestamp == "event"
+        headers = (
+            self._headers.get(self.schema.version) if options.schema_id_in == "header" else None
+        )
         start_ms = self.scenario.start_ms
         topic = options.topic
         produce = producer.produce
@@ -423,6 +446,8 @@ class StreamProducer:
                     and event.timestamp_ms >= switch_ms
                 ):
                     serialize_value, switch_ms = switched, None
+                    if headers is not None and self.switch_schema is not None:
+                        headers = self._headers[self.switch_schema.version]
                 value = serialize_value(event)
                 key = serialize_key(event.user_id)
                 sent += 1
@@ -431,7 +456,11 @@ class StreamProducer:
                 while True:
                     try:
                         # Positional (partition -1: the partitioner's choice): cheaper to parse.
-                        if event_time:  # the record's timestamp is the event's
+                        if headers is not None:  # the writer named in a header, value bare
+                            produce(topic, value[5:], key, -1, partial(delivered, event),
+                                    timestamp=event.timestamp_ms if event_time else 0,
+                                    headers=headers)  # fmt: skip
+                        elif event_time:  # the record's timestamp is the event's
                             produce(topic, value, key, -1, partial(delivered, event),
                                     timestamp=event.timestamp_ms)  # fmt: skip
                         else:

@@ -157,6 +157,18 @@ class Registry:
                 raise
         return number(found.schema_id), number(found.version)
 
+    def guid(self, subject: str, text: str) -> str | None:
+        """The GUID of ``text`` registered under ``subject`` (Confluent 8), or None when
+        it is not registered or the registry gives schemas no GUID."""
+        with self.errors(f"looking up a schema under {subject}"):
+            try:
+                found = self.client.lookup_schema(subject, Schema(text, "AVRO"))
+            except SchemaRegistryError as exc:
+                if exc.error_code in (40401, 40403):
+                    return None
+                raise
+        return found.guid or None
+
     def global_level(self) -> CompatibilityLevel:
         with self.errors("reading the global compatibility"):
             return CompatibilityLevel(self.client.get_compatibility())
