@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,11 +235,20 @@ def _field_default(definition: Any, name: str) -> Any:
 
 
 def verify_contracts(
-    writers: Sequence[Writer], readers: Sequence[Reader], samples: int = SAMPLE_EVENTS
+    writers: Sequence[Writer],
+    readers: Sequence[Reader],
+    samples: int = SAMPLE_EVENTS,
+    on_pair: Callable[[int, int, str], None] | None = None,
 ) -> ContractReport:
-    """Every writer against every reader; see the module doc."""
+    """Every writer against every reader; see the module doc. ``on_pair(done, total,
+    name)`` is told of each pair as it is checked."""
     events = _samples(samples)
-    verdicts = [verify_pair(w, r, events) for w in writers for r in readers]
+    pairs = [(w, r) for w in writers for r in readers]
+    verdicts = []
+    for done, (writer, reader) in enumerate(pairs, 1):
+        verdicts.append(verify_pair(writer, reader, events))
+        if on_pair is not None:
+            on_pair(done, len(pairs), f"{writer.name} x {reader.name}")
     return ContractReport(
         writers=tuple(w.name for w in writers),
         readers=tuple(r.name for r in readers),
