@@ -1,0 +1,247 @@
+"""Mutation score: ``python -m bench mutation [MODULE ...] [--report] [--max-children N]``.
+
+mutmut (the ``[mutation]`` extra) copies the code into ``mutants/``, makes small
+changes to it one at a time (an operator, a constant, a condition, a dropped
+argument...) and runs, for each, the fast unit tests that call the function it
+changed (``[tool.mutmut]`` in pyproject.toml names the test files). A mutant that
+makes a test fail is killed; one that passes every test survived: either a bug the
+tests would let through, or an equivalent mutant (same behaviour, listed below with
+why). The modules scored are the ones where a silent bug costs most; for some only
+the functions named here are measured (the rest of the module is other work).
+
+Prints, per module, killed / scored (equivalent mutants are not scored) and every
+survivor with file:line and its diff. ``--report`` prints the last run's results
+without running. Exit 1 if a module is under the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import fnmatch
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = 0.90
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One module scored: its file and the mutant names measured (mutmut's names:
+    ``module.x_function__mutmut_N``, ``module.xǁClassǁmethod__mutmut_N``)."""
+
+    path: str
+    patterns: tuple[str, ...]
+    what: str
+
+
+def _functions(module: str, *names: str) -> tuple[str, ...]:
+    out = []
+    for name in names:
+        cls, _, method = name.rpartition(".")
+        out.append(
+            f"{module}.xǁ{cls}ǁ{method}__mutmut_*" if cls else f"{module}.x_{name}__mutmut_*"
+        )
+    return tuple(out)
+
+
+SCOPES = {
+    "encoder": Scope(
+        "producer/kafka/encoding.py", ("producer.kafka.encoding.*",), "the whole module"
+    ),
+    "ledger": Scope(
+        "producer/simulation/ledger.py", ("producer.simulation.ledger.*",), "the whole module"
+    ),
+    "pacing": Scope(
+        "producer/simulation/pacing.py", ("producer.simulation.pacing.*",), "the whole module"
+    ),
+    "compatibility": Scope(
+        "producer/contract/compat.py", ("producer.contract.compat.*",), "the whole module"
+    ),
+    "config masking": Scope(
+        "producer/config.py",
+        (
+            "producer.config.xǁSecretǁ*",
+            "producer.config.xǁClientConfigǁ*",
+            *_functions(
+                "producer.config",
+                "is_secret",
+                "mask_url",
+                "_split_userinfo",
+                "_reveal",
+                "describe",
+                "_set_aside",
+            ),
+        ),
+        "Secret, ClientConfig, is_secret, mask_url, _split_userinfo, _reveal, describe,"
+        " _set_aside (not the parsing and mapping of keys)",
+    ),
+    "silver rules": Scope(
+        "consumers/silver.py",
+        _functions(
+            "consumers.silver",
+            "SilverJob._check",
+            "SilverStats.count",
+            "_bronze_where",
+            "_last_offsets",
+        ),
+        "SilverJob._check (the quality rules), SilverStats.count, _bronze_where,"
+        " _last_offsets (not the Delta I/O of a run)",
+    ),
+    "silver dedupe": Scope("consumers/identity.py", ("consumers.identity.*",), "the whole module"),
+    "reconciliation": Scope(
+        "consumers/reconcile.py", ("consumers.reconcile.*",), "the whole module"
+    ),
+}
+
+# Survivors that behave exactly as the original code does, and why. Keyed by mutmut's
+# name, which stays the same while the function is unchanged.
+EQUIVALENT: dict[str, str] = {}
+
+KILLED = {1, 3, 36, -24, 24, 152, 255, 37}  # a failing test, pytest error, timeout, type check
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench mutation", description=__doc__)
+    parser.add_argument("modules", nargs="*", metavar="MODULE", help=", ".join(SCOPES))
+    parser.add_argument("--report", action="store_true", help="only print the last results")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.modules if m not in SCOPES]
+    if unknown:
+        parser.error(f"unknown module {unknown[0]!r} (known: {', '.join(SCOPES)})")
+    chosen = {name: SCOPES[name] for name in args.modules or SCOPES}
+    os.chdir(ROOT)
+    if not args.report:
+        mutmut = shutil.which("mutmut", path=str(Path(sys.executable).parent)) or shutil.which(
+            "mutmut"
+        )
+        if mutmut is None:
+            print("mutmut is not installed: pip install -e '.[mutation]'", file=sys.stderr)
+            return 2
+        patterns = [p for scope in chosen.values() for p in scope.patterns]
+        log = ROOT / "mutants" / "run.log"
+        log.parent.mkdir(exist_ok=True)
+        started = time.monotonic()
+        print(f"mutmut: running {', '.join(chosen)} (output in {log.relative_to(ROOT)})")
+        with log.open("w", encoding="utf-8") as out:
+            done = subprocess.run(
+                [mutmut, "run", "--max-children", str(args.max_children), *patterns],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        print(f"mutmut: exit {done.returncode} in {time.monotonic() - started:.0f} s")
+    return report(chosen)
+
+
+def _results(path: str) -> dict[str, int | None]:
+    meta = ROOT / "mutants" / f"{path}.meta"
+    if not meta.exists():
+        return {}
+    data: dict[str, dict[str, int | None]] = json.loads(meta.read_text(encoding="utf-8"))
+    return data["exit_code_by_key"]
+
+
+def report(chosen: dict[str, Scope]) -> int:
+    """Print each module's score and its survivors; 1 if one is under the target."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    survivors: list[tuple[str, str]] = []
+    rows = []
+    below = False
+    for name, scope in chosen.items():
+        results = {
+            key: code
+            for key, code in _results(scope.path).items()
+            if any(fnmatch.fnmatchcase(key, p) for p in scope.patterns)
+        }
+        kinds = Counter(
+            "equivalent"
+            if key in EQUIVALENT
+            else "killed"
+            if code in KILLED
+            else "survived"
+            if code == 0
+            else "not run"
+            if code is None
+            else "no tests"
+            if code in (5, 33)
+            else f"exit {code}"
+            for key, code in results.items()
+        )
+        scored = len(results) - kinds["equivalent"]
+        score = kinds["killed"] / scored if scored else 0.0
+        below |= score < TARGET
+        rows.append((name, scope, kinds, scored, score))
+        survivors += [
+            (scope.path, key)
+            for key, code in sorted(results.items())
+            if key not in EQUIVALENT and code not in KILLED and code is not None
+        ]
+    print(f"\nmutation score (target {TARGET:.0%} killed per module)")
+    for name, scope, kinds, scored, score in rows:
+        other = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()) if k != "killed")
+        print(
+            f"  {name:<15} {kinds['killed']:>4} / {scored:<4} killed  {score:6.1%}"
+            f"  {scope.path}  ({scope.what}){'  ' + other if other else ''}"
+        )
+    for path, key in survivors:
+        diff = get_diff_for_mutant(key, path=path)
+        print(f"\n{path}:{_line(path, key, diff)}  {key}")
+        print(diff)
+    listed = [
+        (k, why)
+        for k, why in EQUIVALENT.items()
+        if any(k in _results(s.path) for s in chosen.values())
+    ]
+    if listed:
+        print("\nequivalent (not scored):")
+        for key, why in listed:
+            print(f"  {key}: {why}")
+    return 1 if below else 0
+
+
+def _line(path: str, key: str, diff: str) -> int:
+    """The line of ``path`` the mutant changes: the first removed line of its diff,
+    looked up in the original function."""
+    function = key.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[1]
+    cls, _, name = function.removeprefix("x").strip("ǁ").partition("ǁ")
+    if not name:
+        cls, name = "", function.removeprefix("x_")
+    tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+    start, end = 1, len((ROOT / path).read_text(encoding="utf-8").splitlines())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and cls and node.name == cls:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == name:
+                    start, end = item.lineno, item.end_lineno or end
+        elif (
+            isinstance(node, ast.FunctionDef)
+            and not cls
+            and node.name == name
+            and node.col_offset == 0
+        ):
+            start, end = node.lineno, node.end_lineno or end
+    removed = [
+        line[1:].strip()
+        for line in diff.splitlines()
+        if line.startswith("-") and not line.startswith("---")
+    ]
+    lines = (ROOT / path).read_text(encoding="utf-8").splitlines()
+    for number in range(start, end + 1):
+        if removed and lines[number - 1].strip() == removed[0]:
+            return number
+    return start
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
