@@ -28,19 +28,23 @@ def labelled(label: str, definition: dict[str, Any]) -> LabelledSchema:
 def order(leaf: str) -> dict[str, Any]:
     """A record whose nested fields (in a union, an array and a map) are of type ``leaf``."""
 
-    def record(name: str, *fields: tuple[str, str]) -> dict[str, Any]:
+    def record(name: str, *fields: tuple[str, Any]) -> dict[str, Any]:
         return {
             "type": "record",
             "name": name,
             "fields": [{"name": n, "type": t} for n, t in fields],
         }
 
+    geo = ("geo", ["null", record("Geo", ("lat", "double"))])
     return {
         "type": "record",
         "name": "Order",
         "fields": [
             {"name": "id", "type": "string"},
-            {"name": "addr", "type": ["null", record("Addr", ("street", "string"), ("zip", leaf))]},
+            {
+                "name": "addr",
+                "type": ["null", record("Addr", ("street", "string"), ("zip", leaf), geo)],
+            },
             {"name": "lines", "type": {"type": "array", "items": record("Line", ("sku", leaf))}},
             {"name": "tags", "type": {"type": "map", "values": record("Tag", ("v", leaf))}},
         ],
@@ -62,6 +66,33 @@ def test_each_broken_nested_field_is_one_reason_at_its_own_location() -> None:
     assert str(problems[2]) == (
         f"r (reader) cannot read w (writer) data: field 'lines.sku': TYPE_MISMATCH: {mismatch}"
     )
+
+
+def one_field(kind: Any, name: str = "R", *more: dict[str, Any]) -> LabelledSchema:
+    fields = [{"name": "x", "type": kind}, *more]
+    return labelled(name, {"type": "record", "name": name, "fields": fields})
+
+
+def test_a_field_broken_two_ways_names_both_kinds() -> None:
+    (problem,) = check_reader_writer(
+        one_field({"type": "fixed", "name": "E", "size": 2}),
+        one_field({"type": "fixed", "name": "F", "size": 3}),
+    )
+    assert (problem.kind, problem.message) == (
+        "FIXED_SIZE_MISMATCH, NAME_MISMATCH",
+        "expected: 3, found: 2; expected: F",
+    )
+
+
+def test_a_renamed_record_and_a_missing_field_are_two_reasons() -> None:
+    reader = one_field("int", "R", {"name": "y", "type": "int"})
+    problems = check_reader_writer(reader, one_field("int", "S"))
+    assert [str(p) for p in problems] == [
+        "R (reader) cannot read S (writer) data: at /name: NAME_MISMATCH: "
+        "record name differs from the writer's (expected: S)",
+        "R (reader) cannot read S (writer) data: field 'y': READER_FIELD_MISSING_DEFAULT_VALUE: "
+        "reader field 'y' has no default and the writer does not have it",
+    ]
 
 
 def test_every_message_of_a_field_is_kept() -> None:
@@ -90,6 +121,7 @@ def test_every_message_of_a_field_is_kept() -> None:
         ("/fields/1/type/1/fields/1/type", "addr.zip"),
         ("/fields/1/type/1/fields/0", "addr.street"),
         ("/fields/1/type/1/fields/7", "addr"),
+        ("/fields/1/type/1/fields/2/type/1/fields/0/type", "addr.geo.lat"),
         ("/fields/2/type/items/fields/0/type", "lines.sku"),
         ("/fields/3/type/values/fields/0", "tags.v"),
         ("/fields/4", None),
