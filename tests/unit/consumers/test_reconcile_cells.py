@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -201,7 +202,19 @@ CELLS: dict[str, tuple[Callable[[dict[str, list[dict[str, Any]]]], object], str]
     ),
     "a product's carts in its funnel": (
         lambda g: row(g, "product_funnel", 1).update(carts=2),
-        "",  # the carts and the rate they make, checked below
+        "product_funnel: p2 carts: ledger 1, Gold 2",
+    ),
+    "a product's views in its funnel": (
+        lambda g: row(g, "product_funnel", 0).update(views=4),
+        "product_funnel: p1 views: ledger 3, Gold 4",
+    ),
+    "a product's rate in its funnel": (
+        lambda g: row(g, "product_funnel", 1).update(view_to_cart=0.4),
+        "product_funnel: p2 view_to_cart: ledger 0.5, Gold 0.4",
+    ),
+    "a brand in the product sales": (
+        lambda g: row(g, "product_sales", 0).update(brand="other"),
+        "product_sales: p1 brand: ledger acme, Gold other",
     ),
     "a product's category in its funnel": (
         lambda g: row(g, "product_funnel", 0).update(category="hats"),
@@ -280,7 +293,6 @@ MANY = {
         "funnel_per_category: hats carts: ledger 1, Gold 0",
         "funnel_per_category: hats purchases: ledger 0, Gold 1",
     ],
-    "a product's carts in its funnel": ["product_funnel: p2 carts: ledger 1, Gold 2"],
     "a quiet minute with an event": [
         f"revenue_per_minute: {QUIET} events: ledger 0, Gold 1",
         f"revenue_per_minute: {QUIET} views: ledger 0, Gold 1",
@@ -299,6 +311,7 @@ def test_rates_within_the_rounding_tolerance_agree() -> None:
         row(gold, "funnel_per_minute", 0).update(view_to_cart=0.5000005)
         row(gold, "product_funnel", 0).update(cart_to_purchase=1.9999995)
         row(gold, "spikes", 1).update(baseline=4.0015, z_score=-0.9985)
+        row(gold, "funnel_per_minute", 3).update(view_to_cart=1e-6)  # exactly the tolerance
 
     assert differences(nudge) == []
 
@@ -470,3 +483,34 @@ def test_a_merged_ledger_reconciles_with_the_gold_of_its_runs() -> None:
     second["sold_out"] = {"p1": "2026-11-27T09:01:45.000Z"}
     merged = merge_ledgers([first, second])
     assert differences(ledger=merged) == []
+
+
+def test_minutes_and_moments_are_read_in_utc_whatever_the_machine_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert differences() == []
+        assert differences(CELLS["a sell-out a millisecond late"][0]) == [
+            CELLS["a sell-out a millisecond late"][1]
+        ]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_sell_outs_of_a_ledger_without_catalog_are_still_checked() -> None:
+    ledger = copy.deepcopy(LEDGER)
+    del ledger["product_categories"]
+    assert differences(ledger=ledger) == []
+    assert differences(CELLS["a sell-out dropped"][0], ledger) == [CELLS["a sell-out dropped"][1]]
+
+
+def test_every_sell_out_is_checked_after_one_missing() -> None:
+    ledger = copy.deepcopy(LEDGER)
+    ledger["sold_out"] = {"p0": "2026-11-27T09:01:00.000Z", **ledger["sold_out"]}
+    assert differences(CELLS["a sell-out under another category"][0], ledger) == [
+        "sold_out: p0 sold out at 2026-11-27T09:01:00.000Z, not in Gold",
+        "sold_out: p1 category: ledger shoes, Gold hats",
+    ]
