@@ -66,7 +66,7 @@ SCOPES = {
     "compatibility": Scope(
         "producer/contract/compat.py", ("producer.contract.compat.*",), "the whole module"
     ),
-    "config masking": Scope(
+    "config-masking": Scope(
         "producer/config.py",
         (
             "producer.config.xǁSecretǁ*",
@@ -84,7 +84,7 @@ SCOPES = {
         "Secret, ClientConfig, is_secret, mask_url, _split_userinfo, _reveal, describe,"
         " _set_aside (not the parsing and mapping of keys)",
     ),
-    "silver rules": Scope(
+    "silver-rules": Scope(
         "consumers/silver.py",
         _functions(
             "consumers.silver",
@@ -96,7 +96,7 @@ SCOPES = {
         "SilverJob._check (the quality rules), SilverStats.count, _bronze_where,"
         " _last_offsets (not the Delta I/O of a run)",
     ),
-    "silver dedupe": Scope("consumers/identity.py", ("consumers.identity.*",), "the whole module"),
+    "silver-dedupe": Scope("consumers/identity.py", ("consumers.identity.*",), "the whole module"),
     "reconciliation": Scope(
         "consumers/reconcile.py", ("consumers.reconcile.*",), "the whole module"
     ),
@@ -168,8 +168,12 @@ EQUIVALENT: dict[str, str] = {
         " skipped again, the node being no longer a union"
     ),
     **dict.fromkeys(
-        [f"producer.kafka.encoding.x__packed__mutmut_{n}" for n in (5, 6, 7)],
-        "the text of a TypeError the encoder catches: fastavro then writes the value or raises",
+        [f"producer.kafka.encoding.x__packed__mutmut_{n}" for n in (5, 6, 7)]
+        + [f"producer.kafka.encoding.x__boolean__mutmut_{n}" for n in (7, 8, 9)]
+        + [f"producer.kafka.encoding.x__long__mutmut_{n}" for n in (3, 4, 5)]
+        + [f"producer.kafka.encoding.x__null__mutmut_{n}" for n in (2, 3, 4, 5)],
+        "the text of a TypeError the encoder catches (never shown): fastavro then writes"
+        " the record or raises its own error",
     ),
     **dict.fromkeys(
         ["producer.simulation.ledger.x_read_ledger__mutmut_5"]
