@@ -170,9 +170,9 @@ EQUIVALENT: dict[str, str] = {
     **dict.fromkeys(
         [f"producer.kafka.encoding.x__packed__mutmut_{n}" for n in (5, 6, 7)]
         + [f"producer.kafka.encoding.x__boolean__mutmut_{n}" for n in (7, 8, 9)]
-        + [f"producer.kafka.encoding.x__long__mutmut_{n}" for n in (3, 4, 5)]
+        + [f"producer.kafka.encoding.x__long__mutmut_{n}" for n in (3, 4, 5, 13, 14, 15)]
         + [f"producer.kafka.encoding.x__null__mutmut_{n}" for n in (2, 3, 4, 5)],
-        "the text of a TypeError the encoder catches (never shown): fastavro then writes"
+        "the text of an error the encoder catches (never shown): fastavro then writes"
         " the record or raises its own error",
     ),
     **dict.fromkeys(
@@ -207,6 +207,13 @@ EQUIVALENT: dict[str, str] = {
     **dict.fromkeys(
         [f"consumers.reconcile.x__spikes__mutmut_{n}" for n in (7, 10, 14)],
         "zip(strict=...) of the minutes and their spikes: spikes_of gives one per minute",
+    ),
+    "producer.kafka.encoding.x__long__mutmut_21": (
+        "value >> 64 for value >> 63 in the zigzag: for a long both are 0 or -1"
+    ),
+    "consumers.reconcile.x__spikes__mutmut_78": (
+        "'>=' for '>' against the tolerance near the threshold: a z-score of 3 places is"
+        " never exactly 2e-3 from 3.0 in binary floating point"
     ),
     "producer.simulation.pacing.x_paced__mutmut_4": (
         "offsets from -start_ms or +start_ms: the pacer anchors at the first event, so"
@@ -313,7 +320,7 @@ def report(chosen: dict[str, Scope]) -> int:
         key
         for scope in chosen.values()
         for key, code in _results(scope.path).items()
-        if key in EQUIVALENT and code in KILLED
+        if key in EQUIVALENT and code in (1, 3)  # a test failed (not a timeout under load)
     ]
     for key in stale:
         print(f"\n{key} is listed as equivalent but a test kills it: take it off the list")

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from consumers.reconcile import merge_ledgers, reconcile, spikes_of
+from consumers.reconcile import _spikes, merge_ledgers, reconcile, spikes_of
 
 M0, QUIET, M1, M2 = (f"2026-11-27T09:0{i}:00Z" for i in range(4))
 
@@ -513,4 +513,31 @@ def test_every_sell_out_is_checked_after_one_missing() -> None:
     assert differences(CELLS["a sell-out under another category"][0], ledger) == [
         "sold_out: p0 sold out at 2026-11-27T09:01:00.000Z, not in Gold",
         "sold_out: p1 category: ledger shoes, Gold hats",
+    ]
+
+
+def spike_rows(*rows: tuple[str, int, float | None, float | None, int]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {"minute": when(m), "events": e, "baseline": b, "z_score": z, "is_spike": s}
+            for m, e, b, z, s in rows
+        ]
+    )
+
+
+def test_a_score_at_the_tolerance_agrees_and_a_flag_at_the_threshold_may_differ() -> None:
+    # events 100, 100, 130: z is 0 in the second minute and exactly 3 in the third, where
+    # another engine may round the flag either way.
+    minutes = {M0: {"events": 100}, M1: {"events": 100}, M2: {"events": 130}}
+    gold = spike_rows(
+        (M0, 100, None, None, 0), (M1, 100, 100.0, 0.002, 0), (M2, 130, 100.0, 3.0, 0)
+    )
+    assert _spikes(minutes, gold) == []
+    gold = spike_rows(
+        (M0, 100, None, None, 1), (M1, 100, 100.003, 0.0025, 0), (M2, 130, 100.0, 3.0, 1)
+    )
+    assert _spikes(minutes, gold) == [
+        f"spikes: {M0} is_spike: ledger 0, Gold 1",
+        f"spikes: {M1} baseline: ledger 100.0, Gold 100.003",
+        f"spikes: {M1} z_score: ledger 0.0, Gold 0.0025",
     ]

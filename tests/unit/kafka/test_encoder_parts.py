@@ -146,3 +146,17 @@ def test_the_kept_keys_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     encoder("k4")  # a fourth: the kept ones are dropped
     again = encoder("k1")
     assert again == first and again is not first
+
+
+def test_a_row_of_the_wrong_length_is_refused_not_cut() -> None:
+    definition = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": "a", "type": "long"}, {"name": "b", "type": "string"}],
+    }
+    writer = encoding.RecordWriter.compile(definition)
+    assert writer is not None
+    assert writer.encode([5, "x"]) == fastavro_bytes(definition, {"a": 5, "b": "x"})
+    for row in ([5], [5, "x", "extra"]):
+        with pytest.raises(ValueError):
+            writer.encode(row)
