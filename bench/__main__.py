@@ -1,5 +1,8 @@
 """Run the benchmarks: ``python -m bench [generation] [--events N]``.
 
+``python -m bench mutation`` measures the mutation score instead (bench/mutation.py);
+it is not one of the benchmarks run by default.
+
 Each benchmark measures flashsale and its reference side by side in one run, on one
 core, and prints both rates and their ratio.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -87,6 +91,10 @@ BENCHMARKS = {
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["mutation"]:
+        from bench.mutation import main as mutation
+
+        raise SystemExit(mutation(sys.argv[2:]))
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"one of {', '.join(BENCHMARKS)}")
     parser.add_argument("--events", type=int, default=300_000)

@@ -1,0 +1,185 @@
+"""Silver's dedupe decisions on a real ``silver/copies`` Delta table (tmp_path): which
+copy of an event is kept, which ids conflict, and that a copy seen again is not
+counted twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from consumers.identity import (
+    COPIES_SCHEMA,
+    Copy,
+    Decision,
+    Identity,
+    fingerprint,
+    insert_new,
+    where_of,
+)
+
+A, B = fingerprint(b"\x00\x00\x00\x00\x05first"), fingerprint(b"\x00\x00\x00\x00\x05other")
+
+
+@pytest.fixture
+def identity(tmp_path: Path) -> Identity:
+    return Identity(tmp_path / "silver" / "copies")
+
+
+def rows(identity: Identity) -> list[tuple[str, str, tuple[str, int, int, int]]]:
+    table = DeltaTable(str(identity.path)).to_pyarrow_table()
+    return sorted((r["event_id"], r["fingerprint"], where_of(r)) for r in table.to_pylist())
+
+
+def test_copies_with_one_content_keep_the_lowest_coordinates(identity: Identity) -> None:
+    identity.add(
+        [
+            Copy("e-1", A, ("t", 0, 4, 90)),
+            Copy("e-1", A, ("t", 0, 2, 700)),
+            Copy("e-1", A, ("t", 1, 0, 0)),
+            Copy("e-2", B, ("t", 0, 5, 3)),
+        ]
+    )
+    decision = identity.decide({"e-1", "e-2"})
+    assert decision.conflicting == frozenset()
+    assert decision.keep == {"e-1": ("t", 0, 2, 700), "e-2": ("t", 0, 5, 3)}
+    assert sorted(c.where for c in decision.copies["e-1"]) == [
+        ("t", 0, 2, 700),
+        ("t", 0, 4, 90),
+        ("t", 1, 0, 0),
+    ]
+
+
+def test_the_oldest_epoch_wins_over_lower_partition_and_offset(identity: Identity) -> None:
+    identity.add([Copy("e-1", A, ("t", 1, 0, 0)), Copy("e-1", A, ("t", 0, 5, 900))])
+    assert identity.decide({"e-1"}).keep == {"e-1": ("t", 0, 5, 900)}
+
+
+def test_copies_with_other_content_conflict_and_none_is_kept(identity: Identity) -> None:
+    identity.add([Copy("e-1", A, ("t", 0, 0, 1)), Copy("e-2", A, ("t", 0, 0, 2))])
+    identity.add([Copy("e-1", B, ("t", 0, 3, 7))])
+    decision = identity.decide({"e-1", "e-2"})
+    assert decision.conflicting == frozenset({"e-1"})
+    assert decision.keep == {"e-2": ("t", 0, 0, 2)}
+    assert sorted((c.fingerprint, c.where) for c in decision.copies["e-1"]) == sorted(
+        [(A, ("t", 0, 0, 1)), (B, ("t", 0, 3, 7))]
+    )
+
+
+def test_a_decision_covers_only_the_ids_asked(identity: Identity) -> None:
+    identity.add([Copy("e-1", A, ("t", 0, 0, 1)), Copy("e-2", A, ("t", 0, 0, 2))])
+    identity.add([Copy("e-2", B, ("t", 0, 0, 3))])
+    decision = identity.decide({"e-1"})
+    assert decision == Decision(
+        frozenset(), {"e-1": ("t", 0, 0, 1)}, {"e-1": [Copy("e-1", A, ("t", 0, 0, 1))]}
+    )
+
+
+def test_no_ids_or_no_table_decide_nothing(identity: Identity) -> None:
+    assert identity.decide({"e-1"}) == Decision(frozenset(), {}, {})
+    identity.add([])
+    assert not identity.exists()
+    identity.add([Copy("e-1", A, ("t", 0, 0, 1))])
+    assert identity.exists()
+    assert identity.decide(set()) == Decision(frozenset(), {}, {})
+
+
+def test_a_copy_seen_again_is_recorded_once(identity: Identity) -> None:
+    first = [Copy("e-1", A, ("t", 0, 0, 1)), Copy("e-2", B, ("t", 2, 1, 1))]
+    identity.add(first)
+    identity.add([*first, Copy("e-1", A, ("t", 1, 0, 1))])
+    assert rows(identity) == [
+        ("e-1", A, ("t", 0, 0, 1)),
+        ("e-1", A, ("t", 1, 0, 1)),
+        ("e-2", B, ("t", 2, 1, 1)),
+    ]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [("u", 0, 0, 1), ("t", 1, 0, 1), ("t", 0, 1, 1), ("t", 0, 0, 2)],
+    ids=["topic", "epoch", "partition", "offset"],
+)
+def test_copies_differing_in_one_coordinate_are_two_copies(
+    identity: Identity, other: tuple[str, int, int, int]
+) -> None:
+    identity.add([Copy("e-1", A, ("t", 0, 0, 1))])
+    identity.add([Copy("e-1", A, other)])
+    assert [r[2] for r in rows(identity)] == sorted([("t", 0, 0, 1), other])
+
+
+def test_an_older_table_without_epochs_gets_them_as_zero(tmp_path: Path) -> None:
+    path = tmp_path / "copies"
+    old = pa.schema([f for f in COPIES_SCHEMA if f.name != "kafka_topic_epoch"])
+    write_deltalake(
+        str(path),
+        pa.Table.from_pylist(
+            [
+                {
+                    "event_id": "e-1",
+                    "fingerprint": A,
+                    "kafka_topic": "t",
+                    "kafka_partition": 0,
+                    "kafka_offset": 1,
+                }
+            ],
+            schema=old,
+        ),
+    )
+    identity = Identity(path)
+    identity.add([Copy("e-1", A, ("t", 0, 0, 1)), Copy("e-1", A, ("t", 1, 0, 1))])
+    assert rows(identity) == [("e-1", A, ("t", 0, 0, 1)), ("e-1", A, ("t", 1, 0, 1))]
+
+
+def test_insert_new_creates_the_table_then_adds_only_unseen_coordinates(tmp_path: Path) -> None:
+    path = tmp_path / "quarantine"
+    schema = pa.schema(
+        [
+            pa.field("kafka_topic", pa.string()),
+            pa.field("kafka_topic_epoch", pa.int32()),
+            pa.field("kafka_partition", pa.int32()),
+            pa.field("kafka_offset", pa.int64()),
+            pa.field("reason", pa.string()),
+        ]
+    )
+
+    def batch(*offsets: int, reason: str) -> pa.Table:
+        return pa.Table.from_pylist(
+            [
+                {
+                    "kafka_topic": "t",
+                    "kafka_topic_epoch": 0,
+                    "kafka_partition": 0,
+                    "kafka_offset": o,
+                    "reason": reason,
+                }
+                for o in offsets
+            ],
+            schema=schema,
+        )
+
+    insert_new(path, batch(1, 2, reason="first"))
+    insert_new(path, batch(2, 3, reason="second"))
+    got = DeltaTable(str(path)).to_pyarrow_table().to_pylist()
+    assert sorted((r["kafka_offset"], r["reason"]) for r in got) == [
+        (1, "first"),
+        (2, "first"),
+        (3, "second"),
+    ]
+
+
+def test_coordinates_of_a_row_read_a_missing_epoch_as_zero() -> None:
+    row = {"kafka_topic": "t", "kafka_topic_epoch": 3, "kafka_partition": 1, "kafka_offset": 9}
+    assert where_of(row) == ("t", 3, 1, 9)
+    assert where_of({**row, "kafka_topic_epoch": None}) == ("t", 0, 1, 9)
+    del row["kafka_topic_epoch"]
+    assert where_of(row) == ("t", 0, 1, 9)
+
+
+def test_a_fingerprint_tells_contents_apart_and_fits_its_column() -> None:
+    assert fingerprint(b"abc") == fingerprint(b"abc")
+    assert fingerprint(b"abc") != fingerprint(b"abd")
+    assert len(fingerprint(b"abc")) == 32
+    assert int(fingerprint(b"abc"), 16) >= 0  # hexadecimal

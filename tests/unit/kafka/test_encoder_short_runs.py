@@ -1,0 +1,61 @@
+"""The encoder's byte-for-byte comparisons, on runs short enough to be the mutation
+command's test (``python -m bench mutation``): a few hundred events of each schema
+version against AvroSerializer, and fewer random records against fastavro. The long
+runs of test_encoding.py cover more values; these keep each mutant's check to a second.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producer.contract.catalog import SchemaCatalog
+from producer.kafka.encoding import FramedAvroEncoder, RecordWriter
+from producer.simulation.engine import Simulation
+from producer.simulation.scenario_file import load_scenario
+from tests.unit.kafka.test_encoding import WIDE, WIDE_VALUES, fastavro_bytes
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_a_short_run_equals_avro_serializer(catalog: SchemaCatalog, version: int) -> None:
+    schema = catalog.get(version)
+    registry = SchemaRegistryClient.new_client({"url": f"mock://short-{version}"})
+    serializer = AvroSerializer(
+        registry,
+        schema.text,
+        lambda event, ctx: event.to_avro(version),
+        conf={
+            "auto.register.schemas": True,  # the mock registry: registration is not the point
+            "use.latest.version": False,
+            "subject.name.strategy": topic_subject_name_strategy,
+        },
+    )
+    ctx = SerializationContext(f"short{version}", MessageField.VALUE)
+    encoder = FramedAvroEncoder(
+        schema.parsed, schema.definition, version, lambda e: serializer(e, ctx)
+    )
+    scenario = load_scenario("flash-sale").with_overrides(schema_version=version)
+    events = list(Simulation(scenario, 2).events(max_events=600))
+    kinds = {e.event_type.value for e in events}
+    assert kinds == {"view", "cart", "purchase"}
+    assert [encoder(e) for e in events] == [serializer(e, ctx) for e in events]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.fixed_dictionaries(dict(WIDE_VALUES)),
+    st.sets(st.sampled_from([f["name"] for f in WIDE["fields"]])),
+)
+def test_a_few_random_records_equal_fastavro(datum: dict[str, Any], distinct: set[str]) -> None:
+    writer = RecordWriter.compile(WIDE, distinct=distinct)
+    assert writer is not None
+    values = [datum[f["name"]] for f in WIDE["fields"]]
+    expected = fastavro_bytes(WIDE, datum)
+    assert writer.encode(values) == expected
+    assert writer.encode(values) == expected  # the second time from what it kept
