@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from producer.contract.catalog import SchemaCatalog, bundled_schemas_dir, load_catalog
+
+# CI replays the same examples every run (HYPOTHESIS_PROFILE=ci, set by .ci/run); a
+# developer's run draws new ones, and Hypothesis prints the seed of any failure.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")
