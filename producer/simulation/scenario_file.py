@@ -99,7 +99,9 @@ class _Reader:
         for name in value:
             if name not in allowed:
                 known = ", ".join(sorted(allowed))
-                raise self.fail(_join(key, str(name)), f"unknown key (known: {known})")
+                # A key that would break the one line (a newline in it) is shown quoted.
+                shown = name if isinstance(name, str) and name.isprintable() else repr(name)
+                raise self.fail(_join(key, shown), f"unknown key (known: {known})")
         for name in sorted(required):
             if name not in value:
                 raise self.fail(_join(key, name), "is required")

@@ -124,8 +124,10 @@ def _assert_clean(result: Result) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
     if result.exit_code != 0:
         assert result.exit_code in (1, 2), result.output
-        lines = result.stderr.splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+        # One line as a terminal shows it: ends at the only newline (str.splitlines
+        # would also split at control characters such as \x1e, which print in place).
+        assert result.stderr.startswith("Error: "), result.stderr
+        assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n"), result.stderr
         assert "Traceback" not in result.output
 
 

@@ -280,3 +280,14 @@ def test_numbers_beyond_what_a_record_holds_are_refused_before_the_run(
     code, text = run("simulate", "--events", "5", *args, "--out", str(out))
     assert (code, text) == (2, f"Error: {message}\n")
     assert not out.exists()
+
+
+def test_an_unknown_key_with_a_newline_stays_one_line(tmp_path: Path) -> None:
+    # Found by tests/unit/cli/test_fuzz.py: the key was echoed raw, over two lines.
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text('name: x\n"a\\nb": 1\n')
+    code, out = run("simulate", "--scenario", str(scenario), "--events", "1", "--out", "o.jsonl")
+    assert code == 2
+    assert (
+        out.startswith(f"Error: {scenario}: 'a\\nb': unknown key (known: ") and out.count("\n") == 1
+    )
