@@ -198,6 +198,17 @@ class LocalStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         current = {s.name: s for s in self.status()}
         cfg = self.config
+        asked = {"broker": cfg.bootstrap_servers, "registry": cfg.registry_url}
+        for name, service in current.items():
+            # This data dir's stack runs on other ports: starting or checking the ports
+            # asked for would reach nothing, or another stack.
+            if service.running and service.address != asked[name]:
+                raise StackError(
+                    f"{self.data_dir} already runs a {name} on "
+                    f"{service.address.removeprefix('http://')}, not on "
+                    f"{asked[name].removeprefix('http://')}; stop that stack first "
+                    f"(local down) or use another data dir"
+                )
         saved = self._saved()
         if not current["broker"].running:
             if not _port_free(cfg.host, cfg.broker_port):
@@ -291,9 +302,13 @@ class LocalStack:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-        admin = AdminClient({"bootstrap.servers": self.config.bootstrap_servers})
-        if topic in admin.list_topics(timeout=10).topics:
-            return False
+        # Quiet: a broker that stops answering here is one line, not librdkafka's log.
+        admin = AdminClient({"bootstrap.servers": self.config.bootstrap_servers, "log_level": 0})
+        try:
+            if topic in admin.list_topics(timeout=10).topics:
+                return False
+        except KafkaException as exc:
+            raise StackError(f"cannot list the topics: {exc.args[0]}") from exc
         futures = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=10)
         try:
             futures[topic].result(timeout=15)

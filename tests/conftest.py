@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from producer.contract.catalog import SchemaCatalog, bundled_schemas_dir, load_catalog
+
+# `pytest` (the README's command, and CI's) replays the same examples every run, so a
+# red run is red again; HYPOTHESIS_PROFILE=explore draws new ones, and Hypothesis
+# prints the seed of any failure.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -7,18 +7,22 @@ refused credentials apart from a broker that cannot be reached.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from producer.errors import BrokerUnavailable, TopicMissing
+from producer.errors import BrokerUnavailable, Interrupted, TopicMissing
 
 __all__ = ["cluster_metadata", "create_topic", "librdkafka_log", "require_topic"]
 
 log = logging.getLogger(__name__)
 # librdkafka's own log lines; the CLI shows them with -v only.
 librdkafka_log = logging.getLogger("flashsale.librdkafka")
+
+_SLICE = 0.5  # seconds of one metadata wait that a stop can end
 
 _REFUSED = (
     KafkaError._AUTHENTICATION,
@@ -28,20 +32,34 @@ _REFUSED = (
 )
 
 
-def cluster_metadata(client: Any, servers: str, timeout: float) -> Any:
+def cluster_metadata(
+    client: Any, servers: str, timeout: float, stop: threading.Event | None = None
+) -> Any:
     """The cluster's metadata through ``client`` (an AdminClient, Producer or Consumer),
-    or a one-line :class:`BrokerUnavailable` saying why there is none."""
-    try:
-        return client.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        error: KafkaError = exc.args[0]
-        if error.code() in _REFUSED:
-            raise BrokerUnavailable(
-                f"Kafka at {servers} refused the credentials: {error.str()}"
-            ) from exc
-        raise BrokerUnavailable(
-            f"cannot reach Kafka at {servers} within {timeout:g}s ({error.name()})"
-        ) from exc
+    or a one-line :class:`BrokerUnavailable` saying why there is none.
+
+    With ``stop``, the wait is asked for in short slices, so that a stop (SIGINT or
+    SIGTERM) ends it at once with :class:`Interrupted` instead of after ``timeout``:
+    librdkafka's wait does not return to Python, where signal handlers run.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        wait = timeout if stop is None else max(0.01, min(left, _SLICE))
+        try:
+            return client.list_topics(timeout=wait)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() in _REFUSED:
+                raise BrokerUnavailable(
+                    f"Kafka at {servers} refused the credentials: {error.str()}"
+                ) from exc
+            if stop is not None and stop.is_set():
+                raise Interrupted(f"stopped while waiting for Kafka at {servers}") from exc
+            if stop is None or time.monotonic() >= deadline:
+                raise BrokerUnavailable(
+                    f"cannot reach Kafka at {servers} within {timeout:g}s ({error.name()})"
+                ) from exc
 
 
 def require_topic(metadata: Any, topic: str, servers: str) -> None:

@@ -102,7 +102,7 @@ def consume(
     )
     try:
         servers = config.bootstrap_servers
-        metadata = cluster_metadata(consumer, servers, options.connect_timeout)
+        metadata = cluster_metadata(consumer, servers, options.connect_timeout, stop)
         require_topic(metadata, options.topic, servers)
         consumer.subscribe([options.topic])
         count = 0

@@ -98,7 +98,11 @@ def run_simulation(
     complete = False
     stopped = stop.is_set if stop is not None else lambda: False
     try:
-        for event in simulation.events(max_events=max_events, max_seconds=duration):
+        # Checked at every simulated second too: a run of empty seconds still stops.
+        events = simulation.events(
+            max_events=max_events, max_seconds=duration, on_second=lambda _: not stopped()
+        )
+        for event in events:
             sink.write(event)
             ledger.record(event, event.event_id in sold_out_ids)
             written += 1
@@ -107,7 +111,7 @@ def run_simulation(
             if on_progress is not None and written % 50_000 == 0:
                 on_progress(written, simulation.seconds_done)
         else:
-            complete = True
+            complete = not stopped()
     finally:
         sink.close()
         if ledger_path is not None:

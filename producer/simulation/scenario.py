@@ -35,6 +35,7 @@ __all__ = [
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_FIRST_YEAR, _LAST_YEAR = 1970, 8999
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -123,6 +124,21 @@ class RateRule:
         return v[1] + (v[0] - v[1]) * float(0.5 ** (t / v[2]))
 
     @property
+    def peak(self) -> float:
+        """The highest rate the rule can give (a decay's third value is its half-life)."""
+        return max(self.values[:2] if self.kind == "decay" else self.values)
+
+    def exhausted(self, t: float) -> bool:
+        """Whether a phase that runs forever carries no event from ``t`` seconds on:
+        its rate is zero now and stays zero (a forever ramp holds its end after 1 s)."""
+        v = self.values
+        if self.kind in ("constant", "band", "bands"):
+            return all(x == 0 for x in v)
+        if self.kind == "ramp":
+            return t >= 1 and v[1] == 0
+        return v[1] == 0 and v[1] + (v[0] - v[1]) * float(0.5 ** (t / v[2])) == 0
+
+    @property
     def integral(self) -> bool:
         """Whether each second's rate is already a whole count (banded rules)."""
         return self.kind in ("band", "bands")
@@ -171,10 +187,19 @@ class Scenario:
         if rate_multiplier is not None:
             if not rate_multiplier > 0:
                 raise InvalidOption("rate_multiplier", f"must be positive, got {rate_multiplier}")
+            if not math.isfinite(self.peak_rate * rate_multiplier):
+                raise InvalidOption(
+                    "rate_multiplier", "scales the peak rate beyond any count", rate_multiplier
+                )
             changed = replace(changed, rate_multiplier=rate_multiplier)
         if start is not None:
             changed = replace(changed, start=start)
         return changed
+
+    @property
+    def peak_rate(self) -> float:
+        """The highest events/s any phase can ask for, before the multiplier."""
+        return max(p.rate.peak for p in self.timeline)
 
     def phase_at(self, second: int) -> Phase:
         elapsed = 0.0
@@ -188,8 +213,10 @@ class Scenario:
         """Each simulated second's (index, phase name, event count), forever or to the end.
 
         Fractional rates carry over from second to second, so a phase at 10.4 events/s
-        emits exactly 104 events in 10 s and nothing drifts. The counts come from their
-        own random stream, so they do not depend on what the events draw.
+        emits exactly 104 events in 10 s and nothing drifts. A last phase that runs
+        forever ends once its rate is zero for good, so no run waits forever on nothing.
+        The counts come from their own random stream, so they do not depend on what the
+        events draw.
         """
         rng = random.Random(f"{seed}:rates")
         carry = 0.0
@@ -197,6 +224,8 @@ class Scenario:
         for phase in self.timeline:
             t = 0
             while phase.duration is None or t < phase.duration:
+                if phase.duration is None and carry < 1 and phase.rate.exhausted(t):
+                    return  # nothing more will ever come: the timeline ends here
                 rate = phase.rate.rate(t, phase.duration, rng) * self.rate_multiplier
                 if phase.rate.integral and self.rate_multiplier == 1.0:
                     count = int(rate)
@@ -230,7 +259,15 @@ def parse_instant(value: object) -> datetime:
             ) from None
     if parsed.tzinfo is None:
         raise ValueError(f"needs a timezone (add Z for UTC), got {value!r}")
-    return parsed.astimezone(UTC)
+    try:
+        instant = parsed.astimezone(UTC)
+    except OverflowError:
+        instant = None
+    # Event times are epoch milliseconds written as dates: the years in between leave
+    # the run's own time room to pass.
+    if instant is None or not _FIRST_YEAR <= instant.year <= _LAST_YEAR:
+        raise ValueError(f"must lie in the years {_FIRST_YEAR}-{_LAST_YEAR}, got {value!r}")
+    return instant
 
 
 def starting(scenario: Scenario, start: str | None, *, paced: bool) -> Scenario:

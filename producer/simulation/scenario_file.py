@@ -34,6 +34,13 @@ __all__ = ["MAX_PRODUCTS", "builtin_scenarios", "load_scenario", "parse_scenario
 # The catalog lives in memory (a product is a few hundred bytes): a million is a big
 # shop, and a typo of ten zeros is refused in one line instead of filling the memory.
 MAX_PRODUCTS = 1_000_000
+# The event record's own bounds: price is decimal(10, 2), revenue decimal(12, 2),
+# quantity and stock_remaining are Avro ints. 99 units at the highest price still fit
+# in revenue. A session is planned whole, so its views are bounded too.
+MAX_PRICE = 99_999_999.99
+MAX_UNITS = 99
+MAX_STOCK = 2**31 - 1
+MAX_VIEWS = 1_000
 
 
 def builtin_scenarios() -> dict[str, str]:
@@ -92,7 +99,9 @@ class _Reader:
         for name in value:
             if name not in allowed:
                 known = ", ".join(sorted(allowed))
-                raise self.fail(_join(key, str(name)), f"unknown key (known: {known})")
+                # A key that would break the one line (a newline in it) is shown quoted.
+                shown = name if isinstance(name, str) and name.isprintable() else repr(name)
+                raise self.fail(_join(key, shown), f"unknown key (known: {known})")
         for name in sorted(required):
             if name not in value:
                 raise self.fail(_join(key, name), "is required")
@@ -137,12 +146,20 @@ class _Reader:
         return value
 
     def pair(
-        self, value: Any, key: str, *, integer: bool, positive: bool = False
+        self,
+        value: Any,
+        key: str,
+        *,
+        integer: bool,
+        positive: bool = False,
+        high: float | None = None,
     ) -> tuple[float, float]:
         if not isinstance(value, list) or len(value) != 2:
             raise self.fail(key, f"expected [low, high], got {value!r}")
-        low = self.number(value[0], f"{key}[0]", integer=integer, low=0, low_open=positive)
-        high = self.number(value[1], f"{key}[1]", integer=integer, low=0, low_open=positive)
+        bounds: dict[str, Any] = {"integer": integer, "low": 0, "low_open": positive, "high": high}
+        first = self.number(value[0], f"{key}[0]", **bounds)
+        second = self.number(value[1], f"{key}[1]", **bounds)
+        low, high = first, second
         if low > high:
             raise self.fail(key, f"low must not exceed high, got {value!r}")
         return low, high
@@ -193,14 +210,16 @@ class _Reader:
         timeline = self.timeline(top["timeline"])
         sale = self.sale(top["sale"]) if top.get("sale") is not None else None
         name = self.text(top["name"], "name")
+        multiplier = self.number(top.get("rate_multiplier", 1.0), "rate_multiplier", low_open=True)
+        peak = max(p.rate.peak for p in timeline)
+        if not math.isfinite(peak * multiplier):
+            raise self.fail("rate_multiplier", "scales the peak rate beyond any count")
         return Scenario(
             name=name,
             description=str(top.get("description", "")),
             start=self.start(top.get("start", "2026-11-27T08:00:00Z")),
             schema_version=version,
-            rate_multiplier=self.number(
-                top.get("rate_multiplier", 1.0), "rate_multiplier", low_open=True
-            ),
+            rate_multiplier=multiplier,
             catalog=self.catalog(top["catalog"], name),
             population=int(
                 self.number(users["population"], "users.population", integer=True, low=1)
@@ -242,7 +261,9 @@ class _Reader:
         for name, spec in categories_raw.items():
             key = f"catalog.categories.{name}"
             s = self.mapping(spec, key, allowed={"weight", "price", "brands"}, required={"price"})
-            low, high = self.pair(s["price"], f"{key}.price", integer=False, positive=True)
+            low, high = self.pair(
+                s["price"], f"{key}.price", integer=False, positive=True, high=MAX_PRICE
+            )
             brands = s.get("brands", [])
             if not isinstance(brands, list) or not all(isinstance(b, str) for b in brands):
                 raise self.fail(f"{key}.brands", f"expected a list of names, got {brands!r}")
@@ -280,7 +301,7 @@ class _Reader:
         return str(value)
 
     def stock(self, value: Any) -> tuple[int, int]:
-        low, high = self.pair(value, "catalog.stock", integer=True)
+        low, high = self.pair(value, "catalog.stock", integer=True, high=MAX_STOCK)
         return int(low), int(high)
 
     def funnel(self, value: Any) -> Funnel:
@@ -295,6 +316,7 @@ class _Reader:
             "funnel.views_per_session",
             integer=True,
             positive=True,
+            high=MAX_VIEWS,
         )
         quantity_raw = f.get("quantity", {1: 1.0})
         if not isinstance(quantity_raw, dict) or not quantity_raw:
@@ -302,8 +324,8 @@ class _Reader:
         quantity = []
         for units, weight in quantity_raw.items():
             key = f"funnel.quantity.{units}"
-            if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-                raise self.fail(key, "units must be a positive integer")
+            if isinstance(units, bool) or not isinstance(units, int) or not 1 <= units <= MAX_UNITS:
+                raise self.fail(key, f"units must be an integer from 1 to {MAX_UNITS}")
             quantity.append((units, self.number(weight, key)))
         if sum(w for _, w in quantity) <= 0:
             raise self.fail("funnel.quantity", "weights must not all be zero")

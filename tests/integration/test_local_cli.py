@@ -120,3 +120,33 @@ def test_down_never_kills_a_process_it_did_not_start(tmp_path: Path) -> None:
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_up_where_another_stack_holds_the_data_dir_or_the_ports_is_one_line(
+    tmp_path: Path,
+) -> None:
+    data, other = tmp_path / "stack", tmp_path / "other"
+    broker, registry = free_port(), free_port()
+    ports = ("--broker-port", str(broker), "--registry-port", str(registry))
+    try:
+        assert flashsale("local", "up", "--data-dir", str(data), *ports).returncode == 0
+        # The same data dir asked for other ports: its stack runs elsewhere.
+        moved = (str(free_port()), str(free_port()))
+        again = flashsale("local", "up", "--data-dir", str(data),
+                          "--broker-port", moved[0], "--registry-port", moved[1])  # fmt: skip
+        assert (again.returncode, again.stdout) == (1, "")
+        assert again.stderr == (
+            f"Error: {data} already runs a broker on 127.0.0.1:{broker}, not on "
+            f"127.0.0.1:{moved[0]}; stop that stack first (local down) or use another data dir\n"
+        )
+        # Another data dir on this stack's ports: they are taken.
+        taken = flashsale("local", "up", "--data-dir", str(other), *ports)
+        assert (taken.returncode, taken.stdout) == (1, "")
+        assert taken.stderr == (
+            f"Error: broker port {broker} on 127.0.0.1 is already in use; "
+            "stop what holds it or choose another port\n"
+        )
+        assert flashsale("local", "status", "--data-dir", str(data)).returncode == 0
+    finally:
+        assert flashsale("local", "down", "--data-dir", str(data)).returncode == 0
+        flashsale("local", "down", "--data-dir", str(other))

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from tests.integration.conftest import Endpoints, cli, stack_env
+from devstack.stack import free_port
+from producer.errors import Interrupted
+from tests.integration.conftest import Endpoints, cli, own_registry, stack_env
 from tests.integration.test_pipeline import produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -123,3 +125,23 @@ def psutil_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_consume_waiting_for_an_unreachable_broker_stops_on_a_signal(
+    tmp_path: Path, signum: int
+) -> None:
+    # librdkafka's metadata wait does not return to Python, where the signal handler
+    # runs: before it was asked in slices, a signal waited out the whole timeout.
+    broker = f"127.0.0.1:{free_port()}"  # nothing listens there
+    with own_registry() as (url, _):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "producer.cli", "consume", "--connect-timeout", "600",
+             "--bootstrap-servers", broker, "--schema-registry-url", url],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(3)  # into the wait for the broker (it prints nothing to wait for)
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=60)  # far below --connect-timeout
+    assert process.returncode == Interrupted.exit_code, stderr
+    assert (stdout, stderr) == ("", f"Error: stopped while waiting for Kafka at {broker}\n")

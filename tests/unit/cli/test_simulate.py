@@ -282,3 +282,61 @@ def test_produce_refuses_a_bad_shard_before_reaching_anything(
         "(see 'main produce --help')\n",
     )
     assert not ledger.exists()
+
+
+ZERO_FOREVER = """\
+name: quiet
+catalog: {products: 3, categories: {a: {price: [1, 2]}}}
+users: {population: 5}
+funnel: {cart_rate: 0.5, purchase_rate: 0.5}
+timeline: [{phase: burst, duration: 2s, rate: 3}, {phase: nothing, rate: %s}]
+"""
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "rate", ["0", "{band: [0, 0]}", "{decay: {from: 9, to: 0, half_life: 1s}}"]
+)
+def test_a_timeline_that_falls_silent_for_good_ends_instead_of_hanging(
+    tmp_path: Path, rate: str
+) -> None:
+    scenario = tmp_path / "quiet.yaml"
+    scenario.write_text(ZERO_FOREVER % rate)
+    out = tmp_path / "o.jsonl"
+    code, text = run("simulate", "--scenario", str(scenario), "--events", "1000", "--out", str(out))
+    assert code == 0, text
+    assert 6 <= len(out.read_text().splitlines()) < 1000
+
+
+PEAK = "scales the peak rate beyond any count"
+YEARS = "must lie in the years 1970-8999, got '{}' (or now, or scenario)"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--rate-multiplier", "inf"), f"--rate-multiplier inf: {PEAK}"),
+        (("--rate-multiplier", "1e308"), f"--rate-multiplier 1e+308: {PEAK}"),
+        (("--start", "0001-01-01T00:00:00+14:00"),
+         "--start: " + YEARS.format("0001-01-01T00:00:00+14:00")),
+        (("--start", "9999-12-31T23:59:59Z"), "--start: " + YEARS.format("9999-12-31T23:59:59Z")),
+    ],
+)  # fmt: skip
+def test_numbers_beyond_what_a_record_holds_are_refused_before_the_run(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    out = tmp_path / "o.jsonl"
+    code, text = run("simulate", "--events", "5", *args, "--out", str(out))
+    assert (code, text) == (2, f"Error: {message}\n")
+    assert not out.exists()
+
+
+def test_an_unknown_key_with_a_newline_stays_one_line(tmp_path: Path) -> None:
+    # Found by tests/unit/cli/test_fuzz.py: the key was echoed raw, over two lines.
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text('name: x\n"a\\nb": 1\n')
+    code, out = run("simulate", "--scenario", str(scenario), "--events", "1", "--out", "o.jsonl")
+    assert code == 2
+    assert (
+        out.startswith(f"Error: {scenario}: 'a\\nb': unknown key (known: ") and out.count("\n") == 1
+    )
