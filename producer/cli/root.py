@@ -55,6 +55,16 @@ def _scrubbed(text: str) -> str:
     return scrub(text)
 
 
+# Control characters (a newline in an argument or a key, say) would break the one line:
+# they are shown as their escapes, as Python writes them in a string.
+_CONTROL = {c: repr(chr(c))[1:-1] for c in [*range(32), 127, 0x85, 0x2028, 0x2029]}
+
+
+def _error(message: str) -> None:
+    """The one line an error ends in, on stderr."""
+    click.echo(f"Error: {message.translate(_CONTROL)}", err=True)
+
+
 def _log_traceback(exc: BaseException) -> str | None:
     """Append ``exc``'s traceback to the ``-v`` log file; None when written (or when
     there is no log file), else why it could not be."""
@@ -157,23 +167,23 @@ class FlashsaleGroup(click.Group):
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except (FlashsaleError, PipelineError) as exc:
             _log_traceback(exc)  # with -v, for whoever reads the log later
-            click.echo(f"Error: {exc}", err=True)
+            _error(str(exc))
             sys.exit(exc.exit_code)
         except _NoArgsIsHelp as exc:  # a bare group: its help, as click shows it
             click.echo(exc.format_message())
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-            click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+            _error(f"{exc.format_message()}{hint}")
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            click.echo(f"Error: {exc.format_message()}", err=True)
+            _error(exc.format_message())
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("Aborted.", err=True)
             sys.exit(130)
         except Exception as exc:  # anything else is still one line, never a traceback
-            click.echo(f"Error: {_unexpected(exc)}", err=True)
+            _error(_unexpected(exc))
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 

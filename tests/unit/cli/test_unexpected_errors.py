@@ -106,3 +106,14 @@ def test_a_corrupt_warehouse_is_one_line_and_a_log_with_v(tmp_path: Path) -> Non
     (log,) = (tmp_path / "logs").iterdir()
     assert line.endswith(f"(traceback in {log})")
     assert "Traceback (most recent call last)" in log.read_text()
+
+
+@pytest.mark.parametrize("argument", ["a\nb", "a\rb", "a\x1eb", "a\u2028b"])
+def test_control_characters_in_what_is_quoted_keep_the_error_one_line(argument: str) -> None:
+    # Found by the fuzz suite: click quotes the argument as it came.
+    result = CliRunner().invoke(main, ["schemas", "list", argument])
+    assert result.exit_code == 2
+    escaped = repr(argument)[1:-1]
+    assert result.output == (
+        f"Error: Got unexpected extra argument ({escaped}) (see 'main schemas list --help')\n"
+    )
