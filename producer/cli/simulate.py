@@ -3,13 +3,12 @@ into a file, no Kafka)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from producer.cli.options import RunSpec, ledger_option, run_options
-from producer.cli.output import table
+from producer.cli.output import progress, table
 from producer.cli.root import FlashsaleCommand, FlashsaleGroup, Settings, pass_settings
 from producer.cli.signals import stop_on_signals
 
@@ -89,10 +88,8 @@ def simulate(settings: Settings, run: RunSpec, out: Path, ledger_path: Path | No
 
     catalog = load_catalog(settings.schemas_dir)
     scenario = run.scenario(catalog)
-    live = sys.stderr.isatty()
-
-    def progress(events: int, seconds: int) -> None:
-        click.echo(f"\r{events:,} events, {seconds:,} simulated s", err=True, nl=False)
+    # A live line on a terminal, a plain line every 5 s elsewhere (a CI log).
+    shown = progress(lambda p: f"{p[0]:,} events, {p[1]:,} simulated s", quiet=False)
 
     with stop_on_signals() as stop:
         result = run_simulation(
@@ -107,12 +104,12 @@ def simulate(settings: Settings, run: RunSpec, out: Path, ledger_path: Path | No
             worker=run.worker,
             shards=run.shards,
             shard=run.shard,
-            on_progress=progress if live else None,
+            on_progress=None if shown is None else lambda *p: shown(p),
             stop=stop,
             run_id=run.run_id,
         )
-    if live:
-        click.echo("", err=True)
+    if shown is not None:
+        shown.end()
     rate = result.events / result.elapsed if result.elapsed > 0 else 0.0
     click.echo(
         f"{result.events} events ({result.seconds} simulated seconds of {scenario.name}, "
