@@ -20,6 +20,7 @@ __all__ = [
     "produce_line",
     "produce_summary",
     "progress",
+    "serve_metrics",
     "stack_status",
     "table",
 ]
@@ -120,6 +121,18 @@ class Live:
         if self.shown:
             click.echo("", err=True)
             self.shown = False
+
+
+def serve_metrics(kind: Callable[[], Any], port: int | None, quiet: bool) -> Any:
+    """``kind()``'s metrics served on ``port`` (None: no metrics); a busy port is refused
+    before the command does anything."""
+    if port is None:
+        return None
+    metrics = kind()
+    metrics.serve(port)
+    if not quiet:
+        click.echo(f"metrics on http://localhost:{port}/metrics", err=True)
+    return metrics
 
 
 def progress(render: Callable[[Any], str], quiet: bool, every: float = 5.0) -> Live | Every | None:

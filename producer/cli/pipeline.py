@@ -23,7 +23,7 @@ from producer.cli.options import (
     topic_option,
     warehouse_option,
 )
-from producer.cli.output import kpi_tables, produce_summary, progress
+from producer.cli.output import kpi_tables, produce_summary, progress, serve_metrics
 from producer.cli.produce import stream_until_signalled
 from producer.cli.root import FlashsaleCommand, FlashsaleGroup, Settings, pass_settings
 from producer.cli.signals import stop_on_signals
@@ -135,14 +135,9 @@ def pipeline_run(
     from producer.events import products_topic as catalog_of
 
     config = connection.config()
-    metrics = None
-    if metrics_port is not None:  # a busy port is refused before anything is read
-        from producer.metrics import PipelineMetrics
+    from producer.metrics import PipelineMetrics
 
-        metrics = PipelineMetrics()
-        metrics.serve(metrics_port)
-        if not quiet:
-            click.echo(f"metrics on http://localhost:{metrics_port}/metrics", err=True)
+    metrics = serve_metrics(PipelineMetrics, metrics_port, quiet)
     shown = progress(bronze_line, quiet)
 
     def step(line: str) -> None:

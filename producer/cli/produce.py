@@ -21,7 +21,7 @@ from producer.cli.options import (
     speed_option,
     topic_option,
 )
-from producer.cli.output import produce_line, produce_summary, progress
+from producer.cli.output import produce_line, produce_summary, progress, serve_metrics
 from producer.cli.root import FlashsaleCommand, Settings, pass_settings
 from producer.cli.signals import stop_on_signals
 
@@ -164,14 +164,9 @@ def produce(
     if dry_run:
         _dry_run(stream)
         return
-    metrics = None
-    if metrics_port is not None:  # a busy port is refused before anything is sent
-        from producer.metrics import ProduceMetrics
+    from producer.metrics import ProduceMetrics
 
-        metrics = ProduceMetrics()
-        metrics.serve(metrics_port)
-        if not quiet:
-            click.echo(f"metrics on http://localhost:{metrics_port}/metrics", err=True)
+    metrics = serve_metrics(ProduceMetrics, metrics_port, quiet)  # before anything is sent
     stream.preflight()
     result = stream_until_signalled(stream, quiet, metrics=metrics)
     produce_summary(result, produce_options.topic)

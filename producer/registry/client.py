@@ -146,28 +146,27 @@ class Registry:
                     return []
                 raise
 
-    def lookup(self, subject: str, text: str) -> tuple[int, int] | None:
-        """(schema id, version) of ``text`` under ``subject``, or None if not registered."""
+    def _registered(self, subject: str, text: str) -> Any:
+        """The registered schema ``text`` is under ``subject`` (the client's
+        RegisteredSchema), or None if it is not registered there."""
         with self.errors(f"looking up a schema under {subject}"):
             try:
-                found = self.client.lookup_schema(subject, Schema(text, "AVRO"))
+                return self.client.lookup_schema(subject, Schema(text, "AVRO"))
             except SchemaRegistryError as exc:
                 if exc.error_code in (40401, 40403):
                     return None
                 raise
-        return number(found.schema_id), number(found.version)
+
+    def lookup(self, subject: str, text: str) -> tuple[int, int] | None:
+        """(schema id, version) of ``text`` under ``subject``, or None if not registered."""
+        found = self._registered(subject, text)
+        return None if found is None else (number(found.schema_id), number(found.version))
 
     def guid(self, subject: str, text: str) -> str | None:
         """The GUID of ``text`` registered under ``subject`` (Confluent 8), or None when
         it is not registered or the registry gives schemas no GUID."""
-        with self.errors(f"looking up a schema under {subject}"):
-            try:
-                found = self.client.lookup_schema(subject, Schema(text, "AVRO"))
-            except SchemaRegistryError as exc:
-                if exc.error_code in (40401, 40403):
-                    return None
-                raise
-        return found.guid or None
+        found = self._registered(subject, text)
+        return None if found is None else (found.guid or None)
 
     def global_level(self) -> CompatibilityLevel:
         with self.errors("reading the global compatibility"):
