@@ -38,16 +38,16 @@ def cluster_metadata(
     """The cluster's metadata through ``client`` (an AdminClient, Producer or Consumer),
     or a one-line :class:`BrokerUnavailable` saying why there is none.
 
-    With ``stop``, the wait is asked for in short slices, so that a stop (SIGINT or
-    SIGTERM) ends it at once with :class:`Interrupted` instead of after ``timeout``:
-    librdkafka's wait does not return to Python, where signal handlers run.
+    The wait is asked for in short slices: librdkafka's wait does not return to
+    Python, where signal handlers run, so a whole ``timeout`` would ignore Ctrl-C. With
+    ``stop`` (set by a SIGINT or SIGTERM handler) it ends at once as
+    :class:`Interrupted`; without, Python's own SIGINT ends it between two slices.
     """
     deadline = time.monotonic() + timeout
     while True:
-        left = deadline - time.monotonic()
-        wait = timeout if stop is None else max(0.01, min(left, _SLICE))
+        asked = time.monotonic()
         try:
-            return client.list_topics(timeout=wait)
+            return client.list_topics(timeout=max(0.01, min(deadline - asked, _SLICE)))
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if error.code() in _REFUSED:
@@ -56,10 +56,18 @@ def cluster_metadata(
                 ) from exc
             if stop is not None and stop.is_set():
                 raise Interrupted(f"stopped while waiting for Kafka at {servers}") from exc
-            if stop is None or time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 raise BrokerUnavailable(
                     f"cannot reach Kafka at {servers} within {timeout:g}s ({error.name()})"
                 ) from exc
+            # An answer that came back at once (no broker known yet) is asked again
+            # after the rest of the slice, not in a busy loop.
+            rest = min(_SLICE - (time.monotonic() - asked), deadline - time.monotonic())
+            if rest > 0:
+                if stop is not None:
+                    stop.wait(rest)
+                else:
+                    time.sleep(rest)
 
 
 def require_topic(metadata: Any, topic: str, servers: str) -> None:

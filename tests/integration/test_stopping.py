@@ -145,3 +145,21 @@ def test_consume_waiting_for_an_unreachable_broker_stops_on_a_signal(
         stdout, stderr = process.communicate(timeout=60)  # far below --connect-timeout
     assert process.returncode == Interrupted.exit_code, stderr
     assert (stdout, stderr) == ("", f"Error: stopped while waiting for Kafka at {broker}\n")
+
+
+def test_produce_waiting_for_an_unreachable_broker_stops_on_ctrl_c(tmp_path: Path) -> None:
+    # Its preflight asks for the cluster's metadata in slices too, so Python's own
+    # SIGINT ends the wait between two of them, long before --connect-timeout.
+    broker = f"127.0.0.1:{free_port()}"  # nothing listens there
+    process = subprocess.Popen(
+        [sys.executable, "-m", "producer.cli", "produce", "--events", "5",
+         "--connect-timeout", "600", "--bootstrap-servers", broker,
+         "--schema-registry-url", "http://127.0.0.1:1"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(3)  # into the wait for the broker (it prints nothing to wait for)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)  # far below --connect-timeout
+    assert process.returncode == 130, stderr
+    assert (stdout, stderr.splitlines()[-1]) == ("", "Aborted."), stderr
+    assert "Traceback" not in stderr
