@@ -92,6 +92,14 @@ class SilverStats:
 
 
 _COORDINATE_NAMES = [f.name for f in COORDINATES]
+
+
+def _with_prefix_framing(rows: pa.Table) -> pa.Table:
+    """``rows`` read as prefix-framed records (no Bronze to say otherwise)."""
+    rows = rows.append_column("schema_id_in", pa.array(["prefix"] * rows.num_rows))
+    return rows.append_column("schema_guid", pa.nulls(rows.num_rows, pa.string()))
+
+
 _WHERE = ["kafka_topic", "kafka_topic_epoch", "kafka_partition", "kafka_offset"]
 
 
@@ -198,6 +206,7 @@ class SilverJob:
         ).sort_by(
             [("topic_epoch", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
         )
+        rows = self._framed(rows)
         stats.read = rows.num_rows
         if rows.num_rows:
             still = self._apply(rows, stats, None)
@@ -210,6 +219,25 @@ class SilverJob:
             stats.released = len(passed)
         stats.elapsed = time.monotonic() - started
         return stats
+
+    def _framed(self, rows: pa.Table) -> pa.Table:
+        """Quarantined ``rows`` with what Bronze kept of each record beside its value:
+        its key, and where it named its writer (the prefix, or a header with the GUID
+        or id), so that a header-framed record is decoded as it came. A record Bronze
+        no longer holds keeps the quarantine's value, as prefix-framed."""
+        where = ["topic", "topic_epoch", "partition", "offset"]
+        kept = ["key", "schema_id_in", "schema_guid"]
+        if not rows.num_rows or not DeltaTable.is_deltatable(str(self.bronze)):
+            return _with_prefix_framing(rows)
+        bronze = read(self.bronze, [*where, *kept])
+        bronze = bronze.filter(pc.equal(bronze["topic"], self.topic))
+        joined = rows.drop_columns(["key"]).join(bronze, where, join_type="left outer")
+        joined = joined.set_column(
+            joined.schema.get_field_index("schema_id_in"),
+            "schema_id_in",
+            pc.fill_null(joined["schema_id_in"], "prefix"),
+        )
+        return joined.sort_by([(c, "ascending") for c in where[1:]])
 
     def _apply(
         self, rows: pa.Table, stats: SilverStats, last: dict[tuple[int, int], int] | None

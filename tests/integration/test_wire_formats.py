@@ -136,7 +136,7 @@ def test_flashsale_consume_reads_both_formats(stack: Endpoints, topic: str, subj
 
 
 @pytest.mark.slow
-def test_produce_with_the_schema_id_in_a_header_reconciles_end_to_end(
+def test_produce_with_the_schema_id_in_a_header_reconciles_end_to_end_and_after_a_replay(
     stack: Endpoints, topic: str, tmp_path: Path
 ) -> None:
     # produce names the writer by its GUID in the header, across a mid-run switch from
@@ -156,9 +156,19 @@ def test_produce_with_the_schema_id_in_a_header_reconciles_end_to_end(
         .guid
         for version in (1, 3)
     }
+    # A shop that prices in EUR only: Silver quarantines every event (its money is
+    # USD). Fixed, the quarantine is replayed: each record is decoded as it came, by
+    # the GUID its header named, not taken for a prefix-framed one.
     ran = cli(stack, "pipeline", "run", "--until-idle", "--topic", topic,
-              "--warehouse", str(warehouse))  # fmt: skip
+              "--warehouse", str(warehouse), "--currency", "EUR")  # fmt: skip
     assert ran.returncode == 0, ran.stderr
+    quarantine = DeltaTable(str(warehouse / "silver" / "quarantine")).to_pyarrow_table()
+    assert quarantine.num_rows == json.loads(ledger.read_text())["total_events"] > 0
+    assert {r.split(":")[0] for r in quarantine["reason"].to_pylist()} == {"foreign currency"}
+    replayed = cli(stack, "pipeline", "replay-quarantine", "--topic", topic,
+                   "--warehouse", str(warehouse))  # fmt: skip
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert DeltaTable(str(warehouse / "silver" / "quarantine")).to_pyarrow_table().num_rows == 0
     bronze = DeltaTable(str(warehouse / "bronze" / "events")).to_pyarrow_table().to_pylist()
     assert bronze and {row["schema_id_in"] for row in bronze} == {"header"}
     assert {row["schema_guid"] for row in bronze} == set(guids.values())  # both versions
