@@ -35,7 +35,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from producer.config import ClientConfig
 from producer.contract.catalog import KEY_FAMILY, PRODUCT_FAMILY, SchemaCatalog, SchemaFile
-from producer.errors import ConfigError, SchemaNotRegistered, UsageError
+from producer.errors import ConfigError, InvalidOption, SchemaNotRegistered, UsageError
 from producer.events import EventType, FlashSaleEvent
 from producer.kafka.admin import cluster_metadata, create_topic, librdkafka_log, require_topic
 from producer.kafka.catalog import COMPACTED, product_records, products_topic, publish_catalog
@@ -307,6 +307,13 @@ class StreamProducer:
     ) -> ProduceResult:
         stop = stop or threading.Event()
         options = self.options
+        headers = None  # the prefix names the writer
+        if options.schema_id_in == "header":
+            headers = self._headers.get(self.schema.version)
+            if headers is None:  # never silently the other format
+                raise UsageError("schema id in header: preflight() finds the GUIDs first")
+        elif options.schema_id_in != "prefix":
+            raise InvalidOption("schema_id_in", "must be prefix or header", options.schema_id_in)
         serialize_value = primary = self._value_encoder(self.schema)
         serialize_key = self._key_encoder()
         switch_ms = None
@@ -389,9 +396,6 @@ class StreamProducer:
 
         pacer = Pacer(options.speed, sleep=stop.wait)
         event_time = options.timestamp == "event"
-        headers = (
-            self._headers.get(self.schema.version) if options.schema_id_in == "header" else None
-        )
         start_ms = self.scenario.start_ms
         topic = options.topic
         produce = producer.produce

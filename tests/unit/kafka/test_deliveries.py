@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from producer.config import load_client_config
 from producer.contract.catalog import KEY_FAMILY, bundled_schemas_dir, load_catalog
+from producer.errors import UsageError
 from producer.kafka import produce as produce_module
 from producer.kafka.produce import ProduceOptions, ProduceResult, StreamProducer
 from producer.registry.client import SERIALIZER_CONF
@@ -197,3 +199,17 @@ def test_a_run_cut_short_by_the_registry_leaves_an_incomplete_ledger(
     ledger = json.loads(ledger_path.read_text())
     assert ledger["total_events"] > 0
     assert ledger["complete"] is False
+
+
+@pytest.mark.parametrize(
+    ("schema_id_in", "error"),
+    [("header", "preflight() finds the GUIDs first"), ("middle", "must be prefix or header")],
+)
+def test_a_run_never_writes_a_format_other_than_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schema_id_in: str, error: str
+) -> None:
+    # A header run whose GUIDs were never looked up (no preflight), or a format that
+    # does not exist, is refused before anything is sent: never prefix-framed instead.
+    with pytest.raises(UsageError, match=re.escape(error)):
+        run(tmp_path, monkeypatch, lambda index: None, schema_id_in=schema_id_in)
+    assert not (tmp_path / "ledger.json").exists()
