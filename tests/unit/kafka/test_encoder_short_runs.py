@@ -9,42 +9,29 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
-from confluent_kafka.schema_registry.avro import AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer.contract.catalog import SchemaCatalog
-from producer.kafka.encoding import FramedAvroEncoder, RecordWriter
+from producer.kafka.encoding import RecordWriter
 from producer.simulation.engine import Simulation
 from producer.simulation.scenario_file import load_scenario
-from tests.unit.kafka.test_encoding import WIDE, WIDE_VALUES, fastavro_bytes
+from tests.unit.kafka.test_encoding import (
+    WIDE,
+    WIDE_VALUES,
+    fastavro_bytes,
+    serializer_and_encoder,
+)
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
 def test_a_short_run_equals_avro_serializer(catalog: SchemaCatalog, version: int) -> None:
-    schema = catalog.get(version)
-    registry = SchemaRegistryClient.new_client({"url": f"mock://short-{version}"})
-    serializer = AvroSerializer(
-        registry,
-        schema.text,
-        lambda event, ctx: event.to_avro(version),
-        conf={
-            "auto.register.schemas": True,  # the mock registry: registration is not the point
-            "use.latest.version": False,
-            "subject.name.strategy": topic_subject_name_strategy,
-        },
-    )
-    ctx = SerializationContext(f"short{version}", MessageField.VALUE)
-    encoder = FramedAvroEncoder(
-        schema.parsed, schema.definition, version, lambda e: serializer(e, ctx)
-    )
+    serializer, encoder = serializer_and_encoder(catalog, version, f"short{version}")
     scenario = load_scenario("flash-sale").with_overrides(schema_version=version)
     events = list(Simulation(scenario, 2).events(max_events=600))
     kinds = {e.event_type.value for e in events}
     assert kinds == {"view", "cart", "purchase"}
-    assert [encoder(e) for e in events] == [serializer(e, ctx) for e in events]
+    assert [encoder(e) for e in events] == [serializer(e) for e in events]
 
 
 @settings(max_examples=40, deadline=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,11 +32,14 @@ from producer.simulation.scenario_file import load_scenario
 from tests.conftest import ARRAY_FIELD, V4_FIELDS, v4_definition
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
-def test_bytes_equal_avro_serializer(catalog: SchemaCatalog, version: int) -> None:
+def serializer_and_encoder(
+    catalog: SchemaCatalog, version: int, topic: str
+) -> tuple[Callable[[Any], bytes], FramedAvroEncoder]:
+    """confluent-kafka's AvroSerializer for ``version`` on a mock registry, and the fast
+    encoder that takes its first record from it."""
     schema = catalog.get(version)
-    registry = SchemaRegistryClient.new_client({"url": f"mock://encoding-{version}"})
-    serializer = AvroSerializer(
+    registry = SchemaRegistryClient.new_client({"url": f"mock://{topic}"})
+    avro = AvroSerializer(
         registry,
         schema.text,
         lambda event, ctx: event.to_avro(version),
@@ -45,14 +49,23 @@ def test_bytes_equal_avro_serializer(catalog: SchemaCatalog, version: int) -> No
             "subject.name.strategy": topic_subject_name_strategy,
         },
     )
-    ctx = SerializationContext(f"t{version}", MessageField.VALUE)
-    encoder = FramedAvroEncoder(
-        schema.parsed, schema.definition, version, lambda e: serializer(e, ctx)
-    )
+    ctx = SerializationContext(topic, MessageField.VALUE)
+
+    def serializer(event: Any) -> bytes:
+        data = avro(event, ctx)
+        assert isinstance(data, bytes)
+        return data
+
+    return serializer, FramedAvroEncoder(schema.parsed, schema.definition, version, serializer)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_bytes_equal_avro_serializer(catalog: SchemaCatalog, version: int) -> None:
+    serializer, encoder = serializer_and_encoder(catalog, version, f"t{version}")
     scenario = load_scenario("flash-sale").with_overrides(schema_version=version)
     events = list(Simulation(scenario, 2).events(max_seconds=200))
     assert len(events) > 10_000
-    assert [encoder(e) for e in events] == [serializer(e, ctx) for e in events]
+    assert [encoder(e) for e in events] == [serializer(e) for e in events]
     assert encoder.header is not None and encoder.header[0] == 0
 
 
