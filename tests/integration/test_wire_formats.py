@@ -38,6 +38,30 @@ READER = {
 }
 
 
+def one_record_in_each_format(
+    stack: Endpoints, topic: str, subject: str, broken: tuple[bytes, ...] = ()
+) -> tuple[Any, bytes, bytes]:
+    """WRITER registered, then one record written in the prefix and one in the header
+    format into a new one-partition ``topic`` (then a bare body for each ``broken``
+    header value): the registered schema and the two values."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    client = SchemaRegistryClient({"url": stack.registry_url})
+    registered = client.register_schema_full_response(subject, Schema(json.dumps(WRITER), "AVRO"))
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    prefixed, _ = serialize(stack.registry_url, subject, prefix_schema_id_serializer)
+    bare, headers = serialize(stack.registry_url, subject, header_schema_id_serializer)
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer.produce(topic, prefixed)
+    producer.produce(topic, bare, headers=headers)
+    for header in broken:
+        producer.produce(topic, bare, headers=[("__value_schema_id", header)])
+    assert producer.flush(30) == 0
+    return registered, prefixed, bare
+
+
 def serialize(url: str, subject: str, id_serializer: Any) -> tuple[bytes, list[Any]]:
     serializer = AvroSerializer(
         SchemaRegistryClient({"url": url}),
@@ -79,23 +103,11 @@ def test_the_decoder_reads_the_prefix_and_the_header_guid(stack: Endpoints, subj
 def test_bronze_keeps_the_writer_each_record_names(
     stack: Endpoints, topic: str, subject: str, tmp_path: Path
 ) -> None:
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
     from deltalake import DeltaTable
 
     from consumers.bronze import BronzeIngest
 
-    client = SchemaRegistryClient({"url": stack.registry_url})
-    registered = client.register_schema_full_response(subject, Schema(json.dumps(WRITER), "AVRO"))
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
-    prefixed, _ = serialize(stack.registry_url, subject, prefix_schema_id_serializer)
-    bare, headers = serialize(stack.registry_url, subject, header_schema_id_serializer)
-    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
-    producer.produce(topic, prefixed)
-    producer.produce(topic, bare, headers=headers)
-    producer.produce(topic, bare, headers=[("__value_schema_id", b"\x01\x02")])
-    assert producer.flush(30) == 0
+    registered, prefixed, bare = one_record_in_each_format(stack, topic, subject, (b"\x01\x02",))
 
     table = tmp_path / "bronze"
     kafka = {"bootstrap.servers": stack.bootstrap_servers, "session.timeout.ms": 6000}
@@ -110,21 +122,10 @@ def test_bronze_keeps_the_writer_each_record_names(
 
 
 def test_flashsale_consume_reads_both_formats(stack: Endpoints, topic: str, subject: str) -> None:
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
 
     from tests.integration.conftest import cli
 
-    client = SchemaRegistryClient({"url": stack.registry_url})
-    registered = client.register_schema_full_response(subject, Schema(json.dumps(WRITER), "AVRO"))
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
-    prefixed, _ = serialize(stack.registry_url, subject, prefix_schema_id_serializer)
-    bare, headers = serialize(stack.registry_url, subject, header_schema_id_serializer)
-    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
-    producer.produce(topic, prefixed)
-    producer.produce(topic, bare, headers=headers)
-    assert producer.flush(30) == 0
+    registered, _, _ = one_record_in_each_format(stack, topic, subject)
 
     read = cli(stack, "consume", "--topic", topic, "--from-beginning", "--max", "2",
                "--show-schema-id")  # fmt: skip
