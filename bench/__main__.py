@@ -82,11 +82,19 @@ def shards(events: int, repeats: int) -> None:
     run(events, repeats)
 
 
+def scale(events: int, repeats: int) -> None:
+    from bench.scale import run
+
+    del repeats  # each run changes the warehouse: it cannot be repeated alike
+    run(events)
+
+
 BENCHMARKS = {
     "generation": generation,
     "produce": produce,
     "pipeline": pipeline,
     "shards": shards,
+    "scale": scale,
 }
 
 

@@ -174,7 +174,7 @@ def committed_offsets(
     return out
 
 
-def _stored_partitions(table: DeltaTable) -> list[int]:
+def stored_partitions(table: DeltaTable) -> list[int]:
     """Every partition number Bronze holds rows of (from the files' statistics)."""
     actions = pa.table(table.get_add_actions(flatten=True))
     if actions.num_rows == 0:
@@ -303,9 +303,9 @@ class BronzeIngest:
         table = DeltaTable(str(self.table)) if exists else None
         self.epoch = 0 if table is None else table.transaction_version(_epoch_id(self.topic)) or 0
         topic_id = self._topic_id()
-        stored_partitions = [] if table is None else _stored_partitions(table)
+        held = [] if table is None else stored_partitions(table)
         stored = committed_offsets(
-            self.table, "bronze", self.topic, sorted({*partitions, *stored_partitions}), self.epoch
+            self.table, "bronze", self.topic, sorted({*partitions, *held}), self.epoch
         )
         problems: list[tuple[int, int, int | None, str]] = []  # partition, stored, end, why
         recorded = None if table is None else table.transaction_version(_identified_id(self.topic))

@@ -9,14 +9,16 @@ gives 0 where a table still lacks it, so code that reads never needs to know.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
-__all__ = ["EPOCH_COLUMNS", "WIRE_COLUMNS", "add_missing_columns", "read"]
+__all__ = ["EPOCH_COLUMNS", "WIRE_COLUMNS", "add_missing_columns", "complete", "read", "rows"]
 
 # The topic epoch, in Bronze and in Silver's tables; 0 where older rows lack it.
 EPOCH_COLUMNS = {"topic_epoch": 0, "kafka_topic_epoch": 0}
@@ -58,7 +60,13 @@ def read(path: Path, columns: list[str], version: int | None = None) -> pa.Table
     wire-format column as a prefix-framed row's."""
     table = DeltaTable(str(path), version=version)
     present = set(table.schema().to_arrow().names)
-    out = table.to_pyarrow_table(columns=[c for c in columns if c in present])
+    return complete(table.to_pyarrow_table(columns=[c for c in columns if c in present]), columns)
+
+
+def complete(out: pa.Table, columns: list[str]) -> pa.Table:
+    """``out`` with ``columns`` in order: an epoch column it lacks (or holds null in) is
+    0, a wire-format column it lacks is a prefix-framed row's."""
+    present = set(out.column_names)
     for i, name in enumerate(columns):
         if name in EPOCH_COLUMNS:
             if name not in present:
@@ -69,3 +77,39 @@ def read(path: Path, columns: list[str], version: int | None = None) -> pa.Table
             value = WIRE_COLUMNS[name]
             out = out.add_column(i, name, pa.array([value] * out.num_rows, pa.string()))
     return out.select(columns)
+
+
+def rows(table: pa.Table) -> list[dict[str, Any]]:
+    """``table.to_pylist()``, fast where it holds timestamps with a time zone.
+
+    pyarrow looks a value's zone up anew for each value it converts (an import of
+    pytz is tried each time), which made this conversion most of Silver's time; here
+    the values are converted as UTC wall times and given their zone afterwards."""
+    zoned = [
+        (i, f)
+        for i, f in enumerate(table.schema)
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None
+    ]
+    if not zoned:
+        out: list[dict[str, Any]] = table.to_pylist()
+        return out
+    for i, f in zoned:
+        table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit)))
+    out = table.to_pylist()
+    for _, f in zoned:
+        zone = _zone(str(f.type.tz))
+        name = f.name
+        for row in out:
+            value = row[name]
+            if value is not None:
+                value = value.replace(tzinfo=UTC)
+                row[name] = value if zone is UTC else value.astimezone(zone)
+    return out
+
+
+def _zone(name: str) -> tzinfo:
+    if name in ("UTC", "+00:00", "Z", "Etc/UTC"):
+        return UTC
+    if name[:1] in "+-":
+        return datetime.strptime(name, "%z").tzinfo or UTC
+    return ZoneInfo(name)

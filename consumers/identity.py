@@ -122,38 +122,63 @@ class Identity:
         """Record ``copies`` (a copy seen before, by coordinates, is not added twice)."""
         if not copies:
             return
-        batch = pa.Table.from_pylist(
-            [
-                {
-                    "event_id": c.event_id,
-                    "fingerprint": c.fingerprint,
-                    "kafka_topic": c.where[0],
-                    "kafka_topic_epoch": c.where[1],
-                    "kafka_partition": c.where[2],
-                    "kafka_offset": c.where[3],
-                }
-                for c in copies
-            ],
-            schema=COPIES_SCHEMA,
-        )
-        insert_new(self.path, batch)
+        insert_new(self.path, _batch(copies))
+
+    def record(self, copies: list[Copy]) -> Decision:
+        """:meth:`add` then :meth:`decide` for the ids of ``copies``, reading the table
+        once, for those ids only, and appending the copies it lacks (no MERGE, which
+        would read the whole table)."""
+        known = self._copies_of({c.event_id for c in copies})
+        seen = {c.where for cs in known.values() for c in cs}
+        new = list({c.where: c for c in copies if c.where not in seen}.values())
+        if new:
+            batch = _batch(new)
+            if self.exists():
+                add_missing_columns(self.path, COPIES_SCHEMA)  # an older table: epoch 0
+            write_deltalake(str(self.path), batch, mode="append")
+        for c in new:
+            known.setdefault(c.event_id, []).append(c)
+        return _decide(known)
 
     def decide(self, ids: set[str]) -> Decision:
         """For each id: conflicting, or the copy to keep (the lowest coordinates)."""
+        return _decide(self._copies_of(ids))
+
+    def _copies_of(self, ids: set[str]) -> dict[str, list[Copy]]:
+        """Every copy recorded of ``ids``, by id."""
         if not ids or not self.exists():  # a batch that was all quarantined
-            return Decision(frozenset(), {}, {})
+            return {}
         table = read(self.path, COPIES_SCHEMA.names)
-        table = table.filter(
-            pc.is_in(table["event_id"], value_set=pa.array(sorted(ids), pa.string()))
-        )
+        wanted = pa.array(sorted(ids), pa.string())
+        table = table.filter(pc.is_in(table["event_id"], value_set=wanted))
         copies: dict[str, list[Copy]] = {}
         for row in table.to_pylist():
             where = where_of(row)
             copies.setdefault(row["event_id"], []).append(
                 Copy(row["event_id"], row["fingerprint"], where)
             )
-        conflicting = frozenset(
-            i for i, cs in copies.items() if len({c.fingerprint for c in cs}) > 1
-        )
-        keep = {i: min(c.where for c in cs) for i, cs in copies.items() if i not in conflicting}
-        return Decision(conflicting, keep, copies)
+        return copies
+
+
+def _batch(copies: list[Copy]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "event_id": c.event_id,
+                "fingerprint": c.fingerprint,
+                "kafka_topic": c.where[0],
+                "kafka_topic_epoch": c.where[1],
+                "kafka_partition": c.where[2],
+                "kafka_offset": c.where[3],
+            }
+            for c in copies
+        ],
+        schema=COPIES_SCHEMA,
+    )
+
+
+def _decide(copies: dict[str, list[Copy]]) -> Decision:
+    """For each id of ``copies``: conflicting, or the copy to keep."""
+    conflicting = frozenset(i for i, cs in copies.items() if len({c.fingerprint for c in cs}) > 1)
+    keep = {i: min(c.where for c in cs) for i, cs in copies.items() if i not in conflicting}
+    return Decision(conflicting, keep, copies)

@@ -121,7 +121,10 @@ def quality_per_minute(warehouse: Path, version: int | None = None) -> pa.Table:
 
     def tally(rows: pa.Table, slot: int) -> None:
         joined = rows.select(_KEYS).join(bronze.select([*_KEYS, "minute"]), keys=_KEYS)
-        for minute, n in Counter(joined["minute"].to_pylist()).items():
+        per_minute = joined.group_by("minute").aggregate([("minute", "count")])
+        for minute, n in zip(
+            per_minute["minute"].to_pylist(), per_minute["minute_count"].to_pylist(), strict=True
+        ):
             counts.setdefault(minute, [0, 0, 0, 0])[slot] += n
 
     tally(bronze.select(_KEYS), 0)
@@ -133,7 +136,7 @@ def quality_per_minute(warehouse: Path, version: int | None = None) -> pa.Table:
     rows = []
     for at in sorted(m for m in counts if m is not None):
         records, events, conflicts, quarantined = counts[at]
-        late = sorted(lateness.get(at, []))
+        p50, p99 = lateness.get(at, (None, None))
         rows.append(
             {
                 "minute": _EPOCH + timedelta(microseconds=at),
@@ -142,8 +145,8 @@ def quality_per_minute(warehouse: Path, version: int | None = None) -> pa.Table:
                 "duplicates": records - events - conflicts - quarantined,
                 "conflicts": conflicts,
                 "quarantined": quarantined,
-                "lateness_p50_s": _nearest_rank(late, 0.50),
-                "lateness_p99_s": _nearest_rank(late, 0.99),
+                "lateness_p50_s": p50,
+                "lateness_p99_s": p99,
             }
         )
     return fill_minutes(pa.Table.from_pylist(rows, schema=QUALITY_PER_MINUTE))
@@ -198,25 +201,34 @@ def _quarantine(path: Path) -> pa.Table:
     return _renamed(read(path, columns))
 
 
-def _lateness(silver: pa.Table, bronze: pa.Table) -> dict[int, list[float]]:
-    """Minute -> the lateness (seconds) of each of its events in Silver."""
+def _lateness(silver: pa.Table, bronze: pa.Table) -> dict[int, tuple[float, float]]:
+    """Minute -> the nearest-rank p50 and p99 of its events' lateness (seconds), over
+    the events in Silver. Computed column-wise: the events sorted by minute and
+    lateness, each minute's percentile is the value at its rank within its run."""
     joined = silver.join(bronze.select([*_KEYS, "minute", "kafka_timestamp"]), keys=_KEYS)
     millis = pa.timestamp("ms", tz="UTC")
     late_ms = pc.subtract(
         joined["kafka_timestamp"].cast(millis).cast(pa.int64()),
         joined["event_time"].cast(millis).cast(pa.int64()),
     )
-    out: dict[int, list[float]] = {}
-    for at, late in zip(joined["minute"].to_pylist(), late_ms.to_pylist(), strict=True):
-        if late is not None:
-            out.setdefault(at, []).append(late / 1000.0)
+    table = pa.table({"minute": joined["minute"], "late": late_ms}).filter(pc.is_valid(late_ms))
+    table = table.sort_by([("minute", "ascending"), ("late", "ascending")])
+    runs = table.group_by("minute", use_threads=False).aggregate([("minute", "count")])
+    late = table["late"]
+    out: dict[int, tuple[float, float]] = {}
+    start = 0
+    for at, n in zip(runs["minute"].to_pylist(), runs["minute_count"].to_pylist(), strict=True):
+        out[at] = (
+            late[start + _nearest_rank(n, 0.50)].as_py() / 1000.0,
+            late[start + _nearest_rank(n, 0.99)].as_py() / 1000.0,
+        )
+        start += n
     return out
 
 
-def _nearest_rank(ordered: list[float], q: float) -> float | None:
-    if not ordered:
-        return None
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+def _nearest_rank(count: int, q: float) -> int:
+    """The index of the nearest-rank ``q`` percentile among ``count`` ordered values."""
+    return max(0, math.ceil(q * count) - 1)
 
 
 # At most this many minutes are filled in between a table's first and last minute; a

@@ -20,7 +20,10 @@
 * Evolution: when the reader schema gains fields, the table gains the columns, and
   rows written before get the fields' defaults, as a fresh decode would give them.
 * Progress: the last Bronze offset processed per (topic epoch, partition) is committed in the same
-  Delta commit as the MERGE (application transactions), so a rerun resumes exactly.
+  Delta commit as the batch's rows (application transactions), so a rerun resumes exactly.
+* Cost: a run reads only what Bronze added since the last (in bounded batches, older
+  files pruned by their statistics) and, of the tables before it, only the copies and
+  rows of the batch's event ids (see :meth:`SilverJob.run`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from consumers.bronze import BRONZE_SCHEMA, app_id
 from consumers.decode import Decoder, Rejected
 from consumers.errors import PipelineError
 from consumers.evolve import add_missing_columns, read
+from consumers.evolve import rows as pylist
 from consumers.identity import (
     COPIES_SCHEMA,
     SAME_RECORD,
@@ -58,12 +62,13 @@ from consumers.identity import (
 )
 from consumers.products import read_catalog
 from consumers.tables import (
+    BATCH_ROWS,
     BRONZE_COLUMNS,
     COORDINATES,
     QUARANTINE_SCHEMA,
     coordinates,
     quarantined,
-    unprocessed,
+    unprocessed_batches,
 )
 from consumers.wire import value_headers
 
@@ -83,6 +88,7 @@ class SilverStats:
     duplicates: int = 0
     quarantined: int = 0
     released: int = 0  # records a replay of the quarantine took out of it
+    batches: int = 0  # the batches Bronze was read in, each committed on its own
     reasons: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
 
@@ -155,21 +161,30 @@ class SilverJob:
 
     # ------------------------------------------------------------------ the run
 
-    def run(self, max_rows: int | None = None) -> SilverStats:
+    def run(self, max_rows: int | None = None, batch_rows: int = BATCH_ROWS) -> SilverStats:
         """Decode, check and deduplicate what Bronze added since the last run (at most
-        ``max_rows`` records of it, in partition and offset order, when given)."""
+        ``max_rows`` records of it, in partition and offset order, when given).
+
+        Bronze is read in batches of at most ``batch_rows`` records, each committed
+        with its offsets, so memory holds one batch and a run cut short keeps what its
+        finished batches did. A batch reads only what it needs of the tables before
+        it: the copies and Silver rows of its own event ids, and new rows are appended
+        (a MERGE, which reads the whole table, only replaces a row by a copy at lower
+        coordinates, which is rare)."""
         stats = SilverStats()
         started = time.monotonic()
-        if not DeltaTable.is_deltatable(str(self.bronze)):
-            return stats
-        rows = unprocessed(self.bronze, self.events, "silver", self.topic)
-        if max_rows is not None:
-            rows = rows.slice(0, max_rows)
-        stats.read = rows.num_rows
-        if rows.num_rows == 0:
-            stats.elapsed = time.monotonic() - started
-            return stats
-        self._apply(rows, stats, _last_offsets(rows))
+        prepared = False
+        for rows in unprocessed_batches(self.bronze, self.events, "silver", self.topic, batch_rows):
+            if max_rows is not None:
+                rows = rows.slice(0, max_rows - stats.read)
+            if rows.num_rows == 0:
+                break
+            if not prepared:
+                self._prepare()
+                prepared = True
+            stats.read += rows.num_rows
+            stats.batches += 1
+            self._apply(rows, stats, _last_offsets(rows))
         stats.elapsed = time.monotonic() - started
         return stats
 
@@ -209,6 +224,7 @@ class SilverJob:
         rows = self._framed(rows)
         stats.read = rows.num_rows
         if rows.num_rows:
+            self._prepare()
             still = self._apply(rows, stats, None)
             passed = [
                 r
@@ -239,25 +255,30 @@ class SilverJob:
         )
         return joined.sort_by([(c, "ascending") for c in where[1:]])
 
-    def _apply(
-        self, rows: pa.Table, stats: SilverStats, last: dict[tuple[int, int], int] | None
-    ) -> set[Coordinates]:
-        """Decode, check and decide ``rows`` (Bronze's columns) into Silver and the
-        quarantine, committing Bronze offsets ``last`` with Silver (None: a replay of
-        the quarantine, which moves no progress); the coordinates quarantined."""
-        # A reader that cannot read a writer would quarantine every record of it:
-        # refused before anything moves (no commit, no progress).
-        writers = [i for i in pc.unique(rows["schema_id"]).to_pylist() if i is not None]
-        self.decoder.refuse_unreadable(writers, "silver", self.reader_name, f"{self.topic}-value")
+    def _prepare(self) -> None:
+        """What a run does once before its first batch: the tables gain the reader's
+        new columns, the catalog is read, and an older Silver gets its copies."""
         self._evolve()
         self._catalog = read_catalog(self.warehouse)
         if not self._catalog:
             self._load_categories()
         self._backfill_copies()
+
+    def _apply(
+        self, rows: pa.Table, stats: SilverStats, last: dict[tuple[int, int], int] | None
+    ) -> set[Coordinates]:
+        """Decode, check and decide ``rows`` (Bronze's columns) into Silver and the
+        quarantine, committing Bronze offsets ``last`` with Silver (None: a replay of
+        the quarantine, which moves no progress); adds to ``stats``; the coordinates
+        quarantined."""
+        # A reader that cannot read a writer would quarantine every record of it:
+        # refused before anything moves (no commit, no progress).
+        writers = [i for i in pc.unique(rows["schema_id"]).to_pylist() if i is not None]
+        self.decoder.refuse_unreadable(writers, "silver", self.reader_name, f"{self.topic}-value")
         candidates: dict[Coordinates, dict[str, Any]] = {}
         copies: list[Copy] = []
         bad: list[dict[str, Any]] = []
-        for row in rows.to_pylist():
+        for row in pylist(rows):
             origin = coordinates(row)
             try:
                 record = self.decoder.decode(row["value"], value_headers(row))
@@ -269,14 +290,13 @@ class SilverJob:
             where = _bronze_where(row)
             candidates[where] = {**self._row(record), **origin, "_raw": row["value"]}
             copies.append(Copy(record["event_id"], fingerprint(row["value"]), where))
-        self.copies.add(copies)
-        decision = self.copies.decide({c.event_id for c in copies})
+        decision = self.copies.record(copies)
         conflicts = self._conflicts(decision, candidates)
         for _ in conflicts:
             stats.count("conflict")
         if bad or conflicts:
             self._quarantine(bad + conflicts, replace=last is None)
-            stats.quarantined = len(bad) + len(conflicts)
+            stats.quarantined += len(bad) + len(conflicts)
         self._withdraw(decision.conflicting)
         kept = self._kept(decision)
         winners = [
@@ -284,10 +304,11 @@ class SilverJob:
             for event_id, where in sorted(decision.keep.items())
             if where in candidates and kept.get(event_id) != where
         ]
-        stats.inserted = sum(1 for r in winners if r["event_id"] not in kept)
-        self._merge(winners, last or {})
+        inserted = sum(1 for r in winners if r["event_id"] not in kept)
+        stats.inserted += inserted
+        self._merge(winners, kept, last or {})
         in_batch_conflicts = sum(1 for c in copies if c.event_id in decision.conflicting)
-        stats.duplicates = len(copies) - stats.inserted - in_batch_conflicts
+        stats.duplicates += len(copies) - inserted - in_batch_conflicts
         return {where_of(r) for r in bad + conflicts}
 
     def _conflicts(
@@ -457,9 +478,15 @@ class SilverJob:
             .execute()
         )
 
-    def _merge(self, rows: list[dict[str, Any]], last: dict[tuple[int, int], int]) -> None:
-        """Upsert the rows Silver keeps (a kept copy replaces the row of a copy at higher
-        coordinates), committing the Bronze offsets read in the same commit."""
+    def _merge(
+        self,
+        rows: list[dict[str, Any]],
+        kept: dict[str, Coordinates],
+        last: dict[tuple[int, int], int],
+    ) -> None:
+        """Write the rows Silver keeps, committing the Bronze offsets read in the same
+        commit: appended when Silver has no row of their id (``kept``, read just
+        before), upserted when one replaces the row of a copy at higher coordinates."""
         batch = pa.Table.from_pylist(rows, schema=self.schema)
         commit = CommitProperties(
             app_transactions=[
@@ -467,7 +494,10 @@ class SilverJob:
                 for (epoch, p), offset in sorted(last.items())
             ]
         )
-        if not DeltaTable.is_deltatable(str(self.events)):
+        replacing = any(r["event_id"] in kept for r in rows)
+        if not DeltaTable.is_deltatable(str(self.events)) or not replacing:
+            # An empty append too: it carries the offsets, so the next run does not
+            # read these rows again.
             write_deltalake(str(self.events), batch, mode="append", commit_properties=commit)
             return
         if rows:

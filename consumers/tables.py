@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
 
-from consumers.bronze import committed_offsets
-from consumers.evolve import read
+from consumers.bronze import committed_offsets, current_epoch, stored_partitions
+from consumers.evolve import complete, read
 
 __all__ = [
     "BRONZE_COLUMNS",
@@ -20,6 +24,7 @@ __all__ = [
     "coordinates",
     "quarantined",
     "unprocessed",
+    "unprocessed_batches",
 ]
 
 # Where each row came from, and when: the Kafka timestamp and Bronze's ingest time
@@ -99,4 +104,96 @@ def unprocessed(bronze: Path, target: Path, job: str, topic: str) -> pa.Table:
         table = table.filter(keep)
     return table.sort_by(
         [("topic_epoch", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
+    )
+
+
+# Silver's batches: enough rows that a commit's fixed cost is small beside them, few
+# enough that a batch's values and decoded rows stay well under the memory budget.
+BATCH_ROWS = 50_000
+
+_ORDER = [("topic_epoch", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
+
+
+def unprocessed_batches(
+    bronze: Path, target: Path, job: str, topic: str, batch_rows: int = BATCH_ROWS
+) -> Iterator[pa.Table]:
+    """The Bronze rows of ``topic`` past the offsets ``job`` committed into the table at
+    ``target`` (what :func:`unprocessed` returns), in batches of at most ``batch_rows``.
+
+    Each batch is in epoch, partition and offset order and holds, per (epoch,
+    partition), the offsets that follow the previous batch's: committing a batch's
+    last offsets never skips a row. Only files whose statistics can hold unprocessed
+    rows are read (Bronze only grows, so older files are pruned), first for the rows'
+    coordinates, then for one batch's values at a time."""
+    if not DeltaTable.is_deltatable(str(bronze)):
+        return
+    table = DeltaTable(str(bronze))
+    present = set(table.schema().to_arrow().names)
+    dataset = table.to_pyarrow_dataset()
+    pending = [
+        _past(epoch, p, offset, "topic_epoch" in present)
+        for epoch in range(current_epoch(bronze, topic) + 1)
+        for p, offset in committed_offsets(
+            target, job, topic, stored_partitions(table), epoch
+        ).items()
+    ]
+    if not pending:
+        return
+    keys = _of_topic(dataset, ["topic", *_ORDER_NAMES], pending, topic, present)
+    keys = keys.select(_ORDER_NAMES).sort_by(_ORDER)
+    for start in range(0, keys.num_rows, batch_rows):
+        chunk = keys.slice(start, batch_rows)
+        spans = chunk.group_by(["topic_epoch", "partition"]).aggregate(
+            [("offset", "min"), ("offset", "max")]
+        )
+        ranges = [
+            _span(r["topic_epoch"], r["partition"], r["offset_min"], r["offset_max"], present)
+            for r in spans.to_pylist()
+        ]
+        yield _of_topic(dataset, BRONZE_COLUMNS, ranges, topic, present).sort_by(_ORDER)
+
+
+_ORDER_NAMES = ["topic_epoch", "partition", "offset"]
+
+
+def _of_topic(
+    dataset: ds.Dataset,
+    columns: list[str],
+    ranges: list[ds.Expression],
+    topic: str,
+    present: set[str],
+) -> pa.Table:
+    """``columns`` of the rows of ``topic`` in any of ``ranges``. The ranges, over
+    number columns, are given to the scan, which skips the files whose statistics
+    rule them out; the topic is compared after reading (a string comparison in the
+    scan fails on the files a MERGE or OPTIMIZE wrote, whose strings are views)."""
+    rows = dataset.to_table(
+        columns=[c for c in columns if c in present], filter=reduce(lambda a, b: a | b, ranges)
+    )
+    rows = rows.filter(pc.equal(rows["topic"], topic))
+    return complete(rows, columns)
+
+
+def _epoch_is(epoch: int, has_epochs: bool) -> ds.Expression:
+    """Rows of ``epoch`` (rows written before epochs existed, null or absent, are 0)."""
+    if not has_epochs:
+        return ds.scalar(epoch == 0)
+    same = ds.field("topic_epoch") == epoch
+    return same | ds.field("topic_epoch").is_null() if epoch == 0 else same
+
+
+def _past(epoch: int, partition: int, offset: int, has_epochs: bool) -> ds.Expression:
+    return (
+        _epoch_is(epoch, has_epochs)
+        & (ds.field("partition") == partition)
+        & (ds.field("offset") > offset)
+    )
+
+
+def _span(epoch: int, partition: int, low: int, high: int, present: set[str]) -> ds.Expression:
+    return (
+        _epoch_is(epoch, "topic_epoch" in present)
+        & (ds.field("partition") == partition)
+        & (ds.field("offset") >= low)
+        & (ds.field("offset") <= high)
     )

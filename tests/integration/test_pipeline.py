@@ -521,12 +521,22 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
     while SilverJob(incremental, config.registry(), topic).run(cuts.randint(1, most)).read:
         runs += 1
     assert runs >= 4
+    # One run reading Bronze in small batches, each committed on its own: duplicates
+    # and conflicts fall across batches.
+    batched = warehouse_with_bronze("batched")
+    in_batches = SilverJob(batched, config.registry(), topic).run(batch_rows=cuts.randint(5, 40))
+    assert in_batches.batches >= 4
+    assert (in_batches.read, in_batches.duplicates, in_batches.reasons) == (
+        whole.read,
+        whole.duplicates,
+        whole.reasons,
+    )
 
     for name in ("events", "quarantine", "copies"):
         drop = ("quarantined_at",) if name == "quarantine" else ()
-        assert table_rows(rebuild / "silver" / name, drop) == table_rows(
-            incremental / "silver" / name, drop
-        ), name
+        expected = table_rows(rebuild / "silver" / name, drop)
+        assert expected == table_rows(incremental / "silver" / name, drop), name
+        assert expected == table_rows(batched / "silver" / name, drop), name
     quarantined = table_rows(rebuild / "silver" / "quarantine")
     conflict = [r for r in quarantined if r["reason"].startswith("conflict")]
     assert [r["reason"] for r in conflict] == [
@@ -541,7 +551,7 @@ def test_silver_is_decided_by_the_records_not_the_order_they_came_in(
             f"unknown product: {product} has category {category} in the catalog, not garden",
         ]
     )
-    for path in (rebuild, incremental):
+    for path in (rebuild, incremental, batched):
         events = silver_rows(path)  # one row per distinct event, however the runs were cut
         assert len({r["event_id"] for r in events}) == len(events)
         version = silver_version(path)
