@@ -10,7 +10,9 @@ same files in ``consumers/spark_job.py``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalake
@@ -24,6 +26,8 @@ __all__ = [
     "GOLD_TABLES",
     "KPI_SQL",
     "SILVER_VERSION",
+    "USER_METADATA",
+    "built_from",
     "compute_kpis",
     "kpi_sql",
     "read_gold",
@@ -33,8 +37,11 @@ __all__ = [
 
 SQL_DIR = Path(__file__).resolve().parent / "gold_sql"
 ENGINES = ("datafusion", "duckdb")
-# Each Gold table's commit says which Silver version it was computed from.
+# Each Gold table's commit says which Silver version it was computed from: delta-rs
+# writes it as this commit property; delta-spark (the Spark job) as a JSON object
+# {SILVER_VERSION: "N"} in the commit's USER_METADATA (its `userMetadata` option).
 SILVER_VERSION = "flashsale.silver_version"
+USER_METADATA = "userMetadata"
 
 
 def kpi_sql() -> dict[str, str]:
@@ -138,12 +145,37 @@ def read_gold(warehouse: Path) -> tuple[dict[str, pa.Table], int]:
             raise PipelineError(f"no Gold table {name} in {warehouse}; run: flashsale pipeline run")
         table = DeltaTable(str(path))
         tables[name] = table.to_pyarrow_table()
-        versions[name] = table.history(1)[0].get(SILVER_VERSION)
-    built_from = set(versions.values())
-    if len(built_from) != 1 or None in built_from:
-        seen = ", ".join(f"{n} from {v or 'unknown'}" for n, v in sorted(versions.items()))
+        versions[name] = built_from(table.history(1)[0])
+    unnamed = sorted(n for n, v in versions.items() if v is None)
+    if unnamed:
+        raise PipelineError(
+            f"Gold in {warehouse} does not say which Silver version it was built from: the "
+            f"last commit of {', '.join(unnamed)} has neither the commit property "
+            f"{SILVER_VERSION} nor a {USER_METADATA} naming it; run: flashsale pipeline run"
+        )
+    snapshots = {v for v in versions.values() if v is not None}
+    if len(snapshots) != 1:
+        seen = ", ".join(f"{n} from {v}" for n, v in sorted(versions.items()))
         raise PipelineError(
             f"Gold in {warehouse} is not one snapshot of Silver ({seen}); "
             f"run: flashsale pipeline run"
         )
-    return tables, int(built_from.pop() or 0)
+    return tables, int(snapshots.pop())
+
+
+def built_from(commit: dict[str, Any]) -> str | None:
+    """The Silver version a Gold table's commit (a ``DeltaTable.history`` entry) names:
+    the embedded pipeline's commit property :data:`SILVER_VERSION`, else the Spark
+    job's :data:`USER_METADATA`, a JSON object holding that key. None when it names
+    none, or not as a whole number."""
+    version = commit.get(SILVER_VERSION)
+    if version is None:
+        try:
+            metadata = json.loads(commit.get(USER_METADATA) or "null")
+        except ValueError:
+            return None
+        if isinstance(metadata, dict):
+            version = metadata.get(SILVER_VERSION)
+    if version is None or not str(version).isdigit():
+        return None
+    return str(version)
