@@ -3,8 +3,10 @@
 The job's logic is plain functions over DataFrames, which need no connector and are
 tested on a local Spark (``tests/integration/test_spark.py``): the wire header split
 into the writer's schema reference and the Avro body (:func:`split_wire`), Silver's
-rules (:func:`silver_rules`), the identity of events (:func:`decide_identity`) and
-Gold (:func:`gold_tables`). The connector calls are thin and kept in :func:`main`:
+rules (:func:`silver_rules`), the identity of events (:func:`decide_identity`),
+Gold (:func:`gold_tables`, :func:`quality_per_minute`, the commit metadata
+:func:`gold_commit_metadata`) and where a new checkpoint resumes
+(:func:`resume_point`). The connector calls are thin and kept in :func:`main`:
 the Kafka source, ``from_avro`` and the Delta reads, MERGEs and writes. Those need
 jars from Maven, which this project's CI cannot reach, so they are not run here.
 
@@ -39,13 +41,22 @@ and ``FLASHSALE_SCHEMA_REGISTRY_USER_INFO`` (the registry's ``KEY:SECRET``).
   different contents are a conflict (every copy quarantined, the Silver row
   withdrawn). ``silver/copies`` records every copy, as the embedded pipeline's does.
 * Gold: each ``gold_sql/*.sql`` over ``silver_events`` and ``silver_products``, the
-  per-minute tables filled with zero rows for minutes without events.
+  per-minute tables filled with zero rows for minutes without events, and
+  ``quality_per_minute`` (``consumers/quality.py``'s table), all from one Silver
+  version, which each Gold commit names in its ``userMetadata``
+  (``{"flashsale.silver_version": "N"}``): ``flashsale kpis --verify-ledger`` and
+  ``flashsale report`` read the job's Gold as they read the embedded pipeline's.
+* Topic epochs (``pipeline run --on-reset replay``): the job stamps Bronze's rows
+  with the highest epoch Bronze holds (the one the embedded pipeline was in), or
+  ``--topic-epoch N``. It does not detect a recreated topic itself: Spark's Kafka
+  source stops the query on offsets that went back (``failOnDataLoss``); restart it
+  with new checkpoints and ``--topic-epoch`` one more to read the new topic from its
+  start, keeping the old rows.
 
 The warehouse layout (``bronze/events``, ``silver/events``, ``silver/products``,
 ``silver/copies``, ``silver/quarantine``, ``gold/<kpi>``) is the embedded
-pipeline's. Not done here: the topic epochs of ``--on-reset replay`` (the job reads
-epoch 0), the products topic (the job reads ``silver/products`` as the embedded
-pipeline writes it) and the ``quality_per_minute`` table.
+pipeline's. Not done here: the products topic (the job reads ``silver/products`` as
+the embedded pipeline writes it).
 """
 
 from __future__ import annotations
@@ -71,8 +82,11 @@ __all__ = [
     "Submit",
     "decide_identity",
     "fill_minutes",
+    "gold_commit_metadata",
     "gold_tables",
     "packages",
+    "quality_per_minute",
+    "resume_point",
     "silver_rules",
     "split_wire",
     "submit_command",
@@ -91,6 +105,8 @@ PER_MINUTE = ("revenue_per_minute", "funnel_per_minute")
 MAX_FILLED_MINUTES = 31 * 24 * 60
 # A record's coordinates, in the order that decides which copy is the lowest.
 COORDINATES = ("kafka_topic", "kafka_topic_epoch", "kafka_partition", "kafka_offset")
+# The key of the Silver version in each Gold table's commit (consumers/gold.py's).
+SILVER_VERSION = "flashsale.silver_version"
 
 
 # --------------------------------------------------------------------------- wire format
@@ -423,6 +439,96 @@ def fill_minutes(table: DataFrame) -> DataFrame:
     return filled.select(*out).orderBy("minute")
 
 
+# The data quality per minute: consumers/quality.py's table, in Spark.
+_KEYS = ("topic", "topic_epoch", "partition", "offset")
+
+
+def _short(frame: DataFrame, *extra: str | Column) -> DataFrame:
+    """``frame``'s coordinates under Bronze's names (``kafka_offset`` as ``offset``)."""
+    from pyspark.sql import functions as F
+
+    return frame.select(*[F.col(f"kafka_{n}").alias(n) for n in _KEYS], *extra)
+
+
+def quality_per_minute(
+    bronze: DataFrame, silver: DataFrame, quarantine: DataFrame | None, copies: DataFrame
+) -> DataFrame:
+    """The data quality of each minute of arrival (the Kafka timestamp's minute), as
+    ``consumers/quality.py`` ``quality_per_minute`` computes it: of the Bronze records
+    Silver has processed, ``events`` are in ``silver``, ``conflicts`` and
+    ``quarantined`` (every other reason) in ``quarantine``, ``duplicates`` the rest;
+    lateness (Kafka timestamp minus event time, seconds) over the events in Silver, as
+    nearest-rank percentiles; minutes without records between the first and the last
+    are zero rows.
+
+    The records Silver has processed are those of ``bronze`` that ``copies`` (every
+    copy of an event that passed the rules) or ``quarantine`` holds: the job writes
+    both for each record of a batch (``quarantine`` is None until a record is)."""
+    from pyspark.sql import functions as F
+
+    keys = list(_KEYS)
+    seen = _short(copies)
+    kinds = _short(silver, F.lit("events").alias("kind"))
+    if quarantine is not None:
+        seen = seen.unionByName(_short(quarantine))
+        conflict = F.col("reason").startswith("conflict")  # null for a null reason: not counted
+        kind = F.when(conflict, F.lit("conflicts")).when(~conflict, F.lit("quarantined"))
+        kinds = kinds.unionByName(_short(quarantine, kind.alias("kind")).filter("kind IS NOT NULL"))
+    processed = bronze.join(seen, keys, "left_semi").select(
+        *keys, "kafka_timestamp", F.date_trunc("minute", "kafka_timestamp").alias("minute")
+    )
+    tallied = (
+        kinds.join(processed, keys)
+        .groupBy("minute")
+        .agg(*[F.sum(F.when(F.col("kind") == k, 1).otherwise(0)).alias(k) for k in _KINDS])
+    )
+    late_ms = F.unix_millis(F.col("kafka_timestamp")) - F.unix_millis(F.col("event_time"))
+    lateness = (
+        _short(silver, "event_time")
+        .join(processed, keys)
+        .select("minute", (late_ms / 1000.0).alias("late"))
+        .filter("late IS NOT NULL")
+        .groupBy("minute")
+        .agg(F.array_sort(F.collect_list("late")).alias("late"))
+    )
+
+    def nearest_rank(q: float) -> Column:
+        rank = F.greatest(F.lit(1), F.ceil(F.lit(q) * F.size("late")).cast("int"))
+        return F.element_at("late", rank)
+
+    counts = [F.coalesce(F.col(k), F.lit(0)).cast("bigint") for k in _KINDS]
+    table = (
+        processed.filter("minute IS NOT NULL")
+        .groupBy("minute")
+        .agg(F.count("*").alias("records"))
+        .join(tallied, "minute", "left")
+        .join(lateness, "minute", "left")
+        .select(
+            "minute",
+            "records",
+            counts[0].alias("events"),
+            (F.col("records") - counts[0] - counts[1] - counts[2]).alias("duplicates"),
+            counts[1].alias("conflicts"),
+            counts[2].alias("quarantined"),
+            nearest_rank(0.50).alias("lateness_p50_s"),
+            nearest_rank(0.99).alias("lateness_p99_s"),
+        )
+        .orderBy("minute")
+    )
+    return fill_minutes(table)
+
+
+_KINDS = ("events", "conflicts", "quarantined")
+
+
+def gold_commit_metadata(silver_version: int) -> str:
+    """The ``userMetadata`` of each Gold table's commit: the Silver version the table
+    was computed from, a JSON object ``{"flashsale.silver_version": "N"}``, which
+    ``flashsale kpis --verify-ledger`` and ``flashsale report`` read
+    (``consumers/gold.py``) to refuse a Gold that is not one snapshot of Silver."""
+    return json.dumps({SILVER_VERSION: str(silver_version)})
+
+
 # --------------------------------------------------------------------------- spark-submit
 
 # Spark line -> (Scala version, delta-spark) of the connector packages. delta-spark's own
@@ -563,6 +669,34 @@ def submit_command(
 # --------------------------------------------------------------------------- the job
 
 
+def resume_point(bronze: DataFrame | None, topic: str, epoch: int | None = None) -> tuple[int, str]:
+    """Where a new checkpoint of the job's Kafka source starts over ``bronze`` (Bronze as
+    it stands, or None before there is one): the topic epoch its records are stamped
+    with, and the source's ``startingOffsets``.
+
+    The epoch is ``epoch`` when given (``--topic-epoch``: after the topic was recreated,
+    one more than the last, as ``pipeline run --on-reset replay`` counts them), else the
+    highest Bronze holds for ``topic`` (0 for a new Bronze), so the job carries on in
+    the epoch the embedded pipeline was in. It starts after the last offset Bronze holds
+    of each partition in that epoch, or at the topic's start when it holds none."""
+    from pyspark.sql import functions as F
+
+    if bronze is None:
+        return epoch or 0, "earliest"
+    held = (
+        bronze.filter(F.col("topic") == topic)
+        .groupBy("topic_epoch", "partition")
+        .agg(F.max("offset").alias("last"))
+        .collect()
+    )
+    if epoch is None:
+        epoch = max((int(r["topic_epoch"]) for r in held), default=0)
+    last = {int(r["partition"]): int(r["last"]) for r in held if r["topic_epoch"] == epoch}
+    if not last:
+        return epoch, "earliest"
+    return epoch, json.dumps({topic: {str(p): n + 1 for p, n in sorted(last.items())}})
+
+
 def silver_columns(reader: str) -> list[str]:
     """Silver's columns: the reader schema's fields (``timestamp`` as ``event_time``), then
     each record's coordinates, as ``consumers/silver.py`` stores them."""
@@ -588,6 +722,12 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reader-schema", default=str(READER))
     parser.add_argument("--currency", action="append", dest="currencies")
     parser.add_argument("--kafka-option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--topic-epoch",
+        type=int,
+        help="the epoch of the topic this run reads (default: the highest Bronze holds); "
+        "one more after the topic was recreated, with new checkpoints",
+    )
     parser.add_argument("--warehouse", required=True)
     parser.add_argument("--checkpoints", required=True)
     return parser.parse_args(argv)
@@ -631,21 +771,17 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
         name: f"{w}/{name}"
         for name in ("bronze/events", "silver/events", "silver/copies", "silver/quarantine")
     }
+
+    def delta(name: str) -> DataFrame | None:
+        path = paths.get(name, f"{w}/{name}")
+        if not spark.catalog.tableExists(f"delta.`{path}`"):
+            return None
+        return spark.read.format("delta").load(path)
+
     # A new checkpoint over a Bronze the embedded pipeline (or an earlier job) wrote
-    # starts after the offsets Bronze holds; otherwise at the topic's start. (Spark uses
-    # startingOffsets only when the checkpoint is new.)
-    starting = "earliest"
-    if spark.catalog.tableExists(f"delta.`{paths['bronze/events']}`"):
-        held = (
-            spark.read.format("delta")
-            .load(paths["bronze/events"])
-            .filter(F.col("topic") == args.topic)
-            .groupBy("partition")
-            .agg(F.max("offset").alias("last"))
-            .collect()
-        )
-        if held:
-            starting = json.dumps({args.topic: {str(r[0]): r[1] + 1 for r in held}})
+    # starts after the offsets Bronze holds of the topic's epoch; otherwise at the topic's
+    # start. (Spark uses startingOffsets only when the checkpoint is new.)
+    epoch, starting = resume_point(delta("bronze/events"), args.topic, args.topic_epoch)
     source = spark.readStream.format("kafka")
     for key, value in {"bootstrap.servers": args.bootstrap_servers, **kafka}.items():
         source = source.option(f"kafka.{key}", value)
@@ -667,17 +803,11 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
         F.col("timestamp").alias("kafka_timestamp"),
         F.current_timestamp().alias("ingest_time"),
         F.current_date().cast("string").alias("ingest_date"),
-        F.lit(0).alias("topic_epoch"),
+        F.lit(epoch).cast("int").alias("topic_epoch"),
     )
     bronze.writeStream.format("delta").partitionBy("ingest_date").option(
         "checkpointLocation", f"{args.checkpoints}/bronze"
     ).start(paths["bronze/events"])
-
-    def delta(name: str) -> DataFrame | None:
-        path = paths.get(name, f"{w}/{name}")
-        if not spark.catalog.tableExists(f"delta.`{path}`"):
-            return None
-        return spark.read.format("delta").load(path)
 
     def write(frame: DataFrame, name: str, merge_on: str, batch_id: int, clause: str) -> None:
         """MERGE ``frame`` into the Delta table ``name`` (created by the first batch); the
@@ -799,19 +929,36 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
         framed.unpersist()
         if decoded is not None:
             decision.release()
-        spark.read.format("delta").load(paths["silver/events"]).createOrReplaceTempView(
-            "silver_events"
+        if delta("silver/events") is None:
+            return  # nothing has reached Silver yet
+        # Gold of one Silver version, which each Gold commit names (gold_commit_metadata)
+        # so that `flashsale kpis --verify-ledger` can refuse a Gold of two versions.
+        history = f"DESCRIBE HISTORY delta.`{paths['silver/events']}` LIMIT 1"
+        version = int(spark.sql(history).collect()[0]["version"])
+        silver_now = (
+            spark.read.format("delta").option("versionAsOf", version).load(paths["silver/events"])
         )
+        silver_now.createOrReplaceTempView("silver_events")
         products = (
             catalog
             if catalog is not None
             else spark.createDataFrame([], "product_id string, category string, brand string")
         )
         products.createOrReplaceTempView("silver_products")
-        for name, table in gold_tables(spark, sql_dir).items():
-            table.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
-                f"{w}/gold/{name}"
-            )
+        gold = gold_tables(spark, sql_dir)
+        gold["quality_per_minute"] = quality_per_minute(
+            spark.read.format("delta").load(paths["bronze/events"]),
+            silver_now,
+            delta("silver/quarantine"),
+            spark.read.format("delta").load(paths["silver/copies"]),
+        )
+        # Gold's writes are not Silver's transactions.
+        spark.conf.unset("spark.databricks.delta.write.txnAppId")
+        spark.conf.unset("spark.databricks.delta.write.txnVersion")
+        for name, table in gold.items():
+            table.write.format("delta").mode("overwrite").option("overwriteSchema", "true").option(
+                "userMetadata", gold_commit_metadata(version)
+            ).save(f"{w}/gold/{name}")
 
     (
         spark.readStream.format("delta")

@@ -10,6 +10,7 @@ module. Skipped, saying why, without Java or the ``spark`` extra.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import struct
 import uuid
@@ -21,17 +22,23 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
+from confluent_kafka import Producer
 from confluent_kafka.schema_registry.common.serde import SchemaId
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from consumers import wire
 from consumers.decode import Rejected
-from consumers.gold import compute_kpis
+from consumers.gold import GOLD_TABLES, SILVER_VERSION, compute_kpis
 from consumers.identity import Copy
 from consumers.identity import Identity as EmbeddedIdentity
 from consumers.pipeline import run_pipeline
+from consumers.quality import QUALITY_PER_MINUTE
 from consumers.quality import fill_minutes as embedded_fill_minutes
+from consumers.quality import quality_per_minute as embedded_quality_per_minute
 from consumers.silver import SilverJob
+from producer.cli import main
 from producer.contract.catalog import bundled_schemas_dir, load_catalog
 from producer.events import products_topic
 from producer.kafka.produce import ProduceOptions, StreamProducer
@@ -353,6 +360,23 @@ def test_fill_minutes_fills_the_gaps_as_the_embedded_gold_does(spark: SparkSessi
     assert len(rows(filled)) == 4
 
 
+def test_the_job_resumes_in_the_epoch_bronze_is_in_or_the_one_it_is_given(
+    spark: SparkSession,
+) -> None:
+    held = [("t", 0, 0, 41), ("t", 0, 1, 17), ("t", 1, 0, 2), ("t", 1, 0, 5), ("u", 3, 2, 9)]
+    columns = "topic string, topic_epoch int, partition int, offset long"
+    bronze = spark.createDataFrame(held, columns)
+    # A new Bronze: epoch 0 from the start (or the epoch given).
+    assert spark_job.resume_point(None, "t") == (0, "earliest")
+    assert spark_job.resume_point(None, "t", 2) == (2, "earliest")
+    # The epoch the embedded pipeline replayed into, after the offsets it holds of it.
+    assert spark_job.resume_point(bronze, "t") == (1, '{"t": {"0": 6}}')
+    assert spark_job.resume_point(bronze, "t", 0) == (0, '{"t": {"0": 42, "1": 18}}')
+    # The topic recreated once more: a new epoch, read from its start.
+    assert spark_job.resume_point(bronze, "t", 2) == (2, "earliest")
+    assert spark_job.resume_point(bronze, "v") == (0, "earliest")
+
+
 @pytest.fixture(scope="module")
 def warehouse(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The warehouse of a real run: a small flash sale (schema v1, then the newest, so
@@ -391,31 +415,89 @@ def warehouse(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return root / "warehouse"
 
 
+@pytest.fixture(scope="module")
+def noisy(stack: Endpoints, warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of ``warehouse`` that then took in, through the embedded pipeline, what a
+    real topic also carries: copies of records it holds (duplicates), another content
+    under an event id it holds (a conflict), and records without a valid header."""
+    path = tmp_path_factory.mktemp("noisy") / "warehouse"
+    shutil.copytree(warehouse, path)
+    bronze = DeltaTable(str(path / "bronze" / "events")).to_pyarrow_table().to_pylist()
+    topic = bronze[0]["topic"]
+    config = config_for(stack)
+    prefixed = sorted(
+        (r for r in bronze if r["schema_id_in"] == "prefix"), key=lambda r: r["offset"]
+    )
+    again = prefixed[:5]
+    original = prefixed[5]
+    writer = parse_schema(
+        json.loads(Registry(config).client.get_schema(original["schema_id"]).schema_str)
+    )
+    datum = schemaless_reader(io.BytesIO(original["value"][5:]), writer, None)
+    body = io.BytesIO()
+    schemaless_writer(body, writer, {**datum, "user_id": datum["user_id"] + "-other"})
+    other = original["value"][:5] + body.getvalue()
+    producer = Producer(config.kafka())
+    for record in again:
+        producer.produce(topic, record["value"], record["key"], partition=record["partition"])
+    producer.produce(topic, other, original["key"], partition=original["partition"])
+    for value in (b"\x07not avro", b"\x00\x00", None):
+        producer.produce(topic, value, b"noise", partition=0)
+    assert producer.flush(30) == 0
+    run_pipeline(
+        config.kafka(), config.registry(), topic, path, products_topic=products_topic(topic)
+    )
+    return path
+
+
 def delta_as_parquet(spark: SparkSession, path: Path) -> DataFrame:
     """A Delta table the embedded pipeline wrote, read by Spark without the Delta jar:
     its current data files (mergeSchema for the columns Silver gained over time)."""
     return spark.read.option("mergeSchema", "true").parquet(*DeltaTable(str(path)).file_uris())
 
 
-@pytest.mark.integration
-@pytest.mark.slow
-def test_every_gold_sql_gives_on_spark_the_values_and_types_of_the_embedded_engines(
-    spark: SparkSession, warehouse: Path
-) -> None:
+def job_quality_per_minute(spark: SparkSession, warehouse: Path) -> DataFrame:
+    """The job's quality_per_minute over the tables of ``warehouse`` (without a
+    quarantine table until a record is quarantined, as the job has it)."""
+    quarantine = warehouse / "silver" / "quarantine"
+    return spark_job.quality_per_minute(
+        delta_as_parquet(spark, warehouse / "bronze" / "events"),
+        delta_as_parquet(spark, warehouse / "silver" / "events"),
+        delta_as_parquet(spark, quarantine) if DeltaTable.is_deltatable(str(quarantine)) else None,
+        delta_as_parquet(spark, warehouse / "silver" / "copies"),
+    )
+
+
+@pytest.fixture(scope="module")
+def job_gold(spark: SparkSession, warehouse: Path) -> dict[str, pa.Table]:
+    """The Gold the job computes over the Silver of the run, as Arrow tables: every
+    ``gold_sql`` file and ``quality_per_minute``."""
     delta_as_parquet(spark, warehouse / "silver" / "events").createOrReplaceTempView(
         "silver_events"
     )
     delta_as_parquet(spark, warehouse / "silver" / "products").createOrReplaceTempView(
         "silver_products"
     )
+    frames = spark_job.gold_tables(spark)
+    frames["quality_per_minute"] = job_quality_per_minute(spark, warehouse)
+    return {
+        name: pa.Table.from_pylist(rows(frame), schema=arrow_schema(frame))
+        for name, frame in frames.items()
+    }
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_every_gold_table_of_the_job_has_the_values_and_types_of_the_embedded_engines(
+    job_gold: dict[str, pa.Table], warehouse: Path
+) -> None:
     embedded = compute_kpis(warehouse, "datafusion")
-    on_spark = spark_job.gold_tables(spark)
-    assert set(on_spark) == set(embedded) - {"quality_per_minute"}
-    assert len(on_spark) == len(list(spark_job.SQL_DIR.glob("*.sql"))) == 10
-    for name, frame in on_spark.items():
-        assert arrow_schema(frame) == embedded[name].schema, name
+    assert set(job_gold) == set(embedded) == set(GOLD_TABLES)
+    assert len(list(spark_job.SQL_DIR.glob("*.sql"))) == len(GOLD_TABLES) - 1 == 10
+    for name, table in job_gold.items():
+        assert table.schema == embedded[name].schema, name
         expected = embedded[name].to_pylist()
-        assert rows(frame) == expected, name
+        assert table.to_pylist() == expected, name
         assert len(expected) > 0, name
 
 
@@ -434,3 +516,69 @@ def test_the_jobs_silver_steps_keep_every_row_the_embedded_silver_kept(
     assert kept == {tuple(r.values()) for r in rows(silver.select("event_id", *coordinates))}
     assert len(kept) > 100
     assert rows(decision.conflicting) == []
+
+
+@pytest.mark.integration
+def test_quality_per_minute_on_spark_has_the_embedded_tables_rows(
+    spark: SparkSession, noisy: Path
+) -> None:
+    frame = job_quality_per_minute(spark, noisy)
+    expected = embedded_quality_per_minute(noisy)
+    assert arrow_schema(frame) == expected.schema
+    assert rows(frame) == expected.to_pylist()
+    # Not vacuous: the noise is in it (two copies of the conflicting event, the five
+    # copies again, three records without a valid header), and so is lateness.
+    totals = {c: sum(r[c] for r in expected.to_pylist()) for c in QUALITY_PER_MINUTE.names[1:6]}
+    assert (totals["duplicates"], totals["conflicts"], totals["quarantined"]) == (5, 2, 3)
+    assert totals["records"] > totals["events"] > 100
+    assert any(r["lateness_p99_s"] for r in expected.to_pylist())
+
+
+def write_like_delta_spark(path: Path, table: pa.Table, user_metadata: str) -> None:
+    """``table`` written over the Delta table at ``path`` as the job writes a Gold table
+    with delta-spark (``mode("overwrite")``, ``overwriteSchema``, the ``userMetadata``
+    option), which is a top-level ``userMetadata`` string in the commitInfo action."""
+    write_deltalake(
+        str(path),
+        table,
+        mode="overwrite",
+        schema_mode="overwrite",
+        commit_properties=CommitProperties(custom_metadata={"userMetadata": user_metadata}),
+    )
+
+
+@pytest.mark.integration
+def test_the_jobs_gold_verifies_with_kpis_verify_ledger_and_a_broken_cell_is_named(
+    job_gold: dict[str, pa.Table], warehouse: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "warehouse"
+    shutil.copytree(warehouse, copy)
+    ledger = warehouse.parent / "ledger.json"
+    version = DeltaTable(str(copy / "silver" / "events")).version()
+    metadata = spark_job.gold_commit_metadata(version)
+    assert spark_job.SILVER_VERSION == SILVER_VERSION
+    for name, table in job_gold.items():
+        write_like_delta_spark(copy / "gold" / name, table, metadata)
+        commit = DeltaTable(str(copy / "gold" / name)).history(1)[0]
+        # Only the Spark form: the embedded pipeline's commit property is not there.
+        assert commit["userMetadata"] == metadata and SILVER_VERSION not in commit, name
+    args = ["kpis", "--warehouse", str(copy), "--verify-ledger", str(ledger)]
+    clean = CliRunner().invoke(main, args)
+    assert clean.exit_code == 0, clean.output
+    assert "reconciled: every Gold table equals the ledger (" in clean.output
+    assert clean.output.rstrip().endswith(f"Gold of Silver version {version})")
+
+    # One cell of the job's Gold broken on purpose: named, and nothing else.
+    sales = job_gold["product_sales"].to_pylist()
+    first = min(sales, key=lambda r: r["product_id"])
+    right = first["revenue"]
+    first["revenue"] = right + Decimal("0.01")
+    broken = pa.Table.from_pylist(sales, schema=job_gold["product_sales"].schema)
+    write_like_delta_spark(copy / "gold" / "product_sales", broken, metadata)
+    failed = CliRunner().invoke(main, args)
+    assert failed.exit_code == 1, failed.output
+    named = [line for line in failed.output.splitlines() if line.startswith("DIFFERENCE")]
+    assert named == [
+        f"DIFFERENCE product_sales: {first['product_id']} revenue: "
+        f"ledger {right}, Gold {first['revenue']}"
+    ]
