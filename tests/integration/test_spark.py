@@ -567,6 +567,13 @@ def test_the_jobs_gold_verifies_with_kpis_verify_ledger_and_a_broken_cell_is_nam
     assert clean.exit_code == 0, clean.output
     assert "reconciled: every Gold table equals the ledger (" in clean.output
     assert clean.output.rstrip().endswith(f"Gold of Silver version {version})")
+    out = tmp_path / "report.html"
+    report = ["report", "--warehouse", str(copy), "--ledger", str(ledger), "--out", str(out)]
+    reported = CliRunner().invoke(main, report)
+    assert (reported.exit_code, reported.output) == (
+        0,
+        f"report: {out}\nreconciled: every KPI table a ledger determines equals the ledgers\n",
+    )
 
     # One cell of the job's Gold broken on purpose: named, and nothing else.
     sales = job_gold["product_sales"].to_pylist()
@@ -582,3 +589,6 @@ def test_the_jobs_gold_verifies_with_kpis_verify_ledger_and_a_broken_cell_is_nam
         f"DIFFERENCE product_sales: {first['product_id']} revenue: "
         f"ledger {right}, Gold {first['revenue']}"
     ]
+    reported = CliRunner().invoke(main, report)
+    assert reported.exit_code == 1
+    assert "Error: 1 KPI differences from the ledger; the report shows them" in reported.output
