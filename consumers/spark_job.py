@@ -7,8 +7,9 @@ rules (:func:`silver_rules`), the identity of events (:func:`decide_identity`),
 Gold (:func:`gold_tables`, :func:`quality_per_minute`, the commit metadata
 :func:`gold_commit_metadata`) and where a new checkpoint resumes
 (:func:`resume_point`). The connector calls are thin and kept in :func:`main`:
-the Kafka source, ``from_avro`` and the Delta reads, MERGEs and writes. Those need
-jars from Maven, which this project's CI cannot reach, so they are not run here.
+the Kafka source (and :func:`topic_partitions`, through its client), ``from_avro``
+and the Delta reads, MERGEs and writes. Those need jars from Maven, which this
+project's CI cannot reach, so they are not run here.
 
 ``flashsale pipeline spark-submit`` prints the command for your cluster; for Spark
 3.5 it is, in short::
@@ -67,6 +68,7 @@ import json
 import os
 import re
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -669,7 +671,12 @@ def submit_command(
 # --------------------------------------------------------------------------- the job
 
 
-def resume_point(bronze: DataFrame | None, topic: str, epoch: int | None = None) -> tuple[int, str]:
+def resume_point(
+    bronze: DataFrame | None,
+    topic: str,
+    epoch: int | None = None,
+    partitions: Sequence[int] = (),
+) -> tuple[int, str]:
     """Where a new checkpoint of the job's Kafka source starts over ``bronze`` (Bronze as
     it stands, or None before there is one): the topic epoch its records are stamped
     with, and the source's ``startingOffsets``.
@@ -678,7 +685,9 @@ def resume_point(bronze: DataFrame | None, topic: str, epoch: int | None = None)
     one more than the last, as ``pipeline run --on-reset replay`` counts them), else the
     highest Bronze holds for ``topic`` (0 for a new Bronze), so the job carries on in
     the epoch the embedded pipeline was in. It starts after the last offset Bronze holds
-    of each partition in that epoch, or at the topic's start when it holds none."""
+    of each partition in that epoch, or at the topic's start when it holds none. Spark
+    takes specific offsets only for every partition of the topic: the topic's
+    ``partitions`` that Bronze holds nothing of start at their beginning (-2)."""
     from pyspark.sql import functions as F
 
     if bronze is None:
@@ -694,7 +703,32 @@ def resume_point(bronze: DataFrame | None, topic: str, epoch: int | None = None)
     last = {int(r["partition"]): int(r["last"]) for r in held if r["topic_epoch"] == epoch}
     if not last:
         return epoch, "earliest"
-    return epoch, json.dumps({topic: {str(p): n + 1 for p, n in sorted(last.items())}})
+    offsets = {p: -2 for p in partitions} | {p: n + 1 for p, n in last.items()}
+    return epoch, json.dumps({topic: {str(p): n for p, n in sorted(offsets.items())}})
+
+
+def topic_partitions(  # pragma: no cover - needs the connector jars
+    spark: SparkSession, settings: dict[str, str], topic: str
+) -> list[int]:
+    """The partitions of ``topic``, asked of the broker by the Kafka client the Kafka
+    source brings (``settings``: its ``kafka.*`` options, without the prefix)."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        raise RuntimeError("no JVM behind this SparkSession")
+    properties = jvm.java.util.Properties()
+    deserializer = "org.apache.kafka.common.serialization.ByteArrayDeserializer"
+    for key, value in {
+        **settings,
+        "key.deserializer": deserializer,
+        "value.deserializer": deserializer,
+    }.items():
+        properties.setProperty(key, value)
+    consumer = jvm.org.apache.kafka.clients.consumer.KafkaConsumer(properties)
+    try:
+        found = consumer.partitionsFor(topic)  # null for a topic the broker does not have
+        return [] if found is None else sorted(int(p.partition()) for p in found)
+    finally:
+        consumer.close()
 
 
 def silver_columns(reader: str) -> list[str]:
@@ -781,9 +815,15 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
     # A new checkpoint over a Bronze the embedded pipeline (or an earlier job) wrote
     # starts after the offsets Bronze holds of the topic's epoch; otherwise at the topic's
     # start. (Spark uses startingOffsets only when the checkpoint is new.)
-    epoch, starting = resume_point(delta("bronze/events"), args.topic, args.topic_epoch)
+    settings = {"bootstrap.servers": args.bootstrap_servers, **kafka}
+    epoch, starting = resume_point(
+        delta("bronze/events"),
+        args.topic,
+        args.topic_epoch,
+        topic_partitions(spark, settings, args.topic),
+    )
     source = spark.readStream.format("kafka")
-    for key, value in {"bootstrap.servers": args.bootstrap_servers, **kafka}.items():
+    for key, value in settings.items():
         source = source.option(f"kafka.{key}", value)
     bronze = split_wire(
         source.option("subscribe", args.topic)

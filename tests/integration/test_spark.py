@@ -372,6 +372,12 @@ def test_the_job_resumes_in_the_epoch_bronze_is_in_or_the_one_it_is_given(
     # The epoch the embedded pipeline replayed into, after the offsets it holds of it.
     assert spark_job.resume_point(bronze, "t") == (1, '{"t": {"0": 6}}')
     assert spark_job.resume_point(bronze, "t", 0) == (0, '{"t": {"0": 42, "1": 18}}')
+    # Spark takes specific offsets only for every partition: those Bronze holds nothing
+    # of in the epoch start at their beginning.
+    assert spark_job.resume_point(bronze, "t", None, [0, 1, 2]) == (
+        1,
+        '{"t": {"0": 6, "1": -2, "2": -2}}',
+    )
     # The topic recreated once more: a new epoch, read from its start.
     assert spark_job.resume_point(bronze, "t", 2) == (2, "earliest")
     assert spark_job.resume_point(bronze, "v") == (0, "earliest")
