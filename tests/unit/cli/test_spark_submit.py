@@ -138,5 +138,8 @@ def test_the_job_takes_the_arguments_the_command_gives_it() -> None:
         ],
         "warehouse": "/w",
         "checkpoints": "/c",
+        "topic_epoch": None,  # the epoch Bronze is in, unless given
     }
     assert (submit.environment, submit.left_out) == ([], {})
+    given = spark_job.arguments([*submit.argv[job + 1 :], "--topic-epoch", "2"])
+    assert given.topic_epoch == 2
