@@ -26,6 +26,8 @@ from bench.stack import bench_stack
 from producer.config import ClientConfig
 from producer.contract.catalog import bundled_schemas_dir, load_catalog
 from producer.kafka.produce import ProduceOptions, StreamProducer
+from producer.registry.client import Registry
+from producer.registry.workflows import register_contract
 from producer.simulation.scenario_file import load_scenario
 
 SMALL = 20_000
@@ -37,6 +39,7 @@ def run(events: int) -> None:
         sides = {}
         for name, size in (("small", SMALL), ("large", events)):
             topic = f"bench_scale_{name}"
+            register_contract(Registry(config), load_catalog(bundled_schemas_dir()), topic=topic)
             warehouse = tmp / name
             _produce(config, topic, size, seed=1)
             first = _pipeline(config, topic, warehouse)
