@@ -10,7 +10,10 @@ same files in ``consumers/spark_job.py``.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,9 @@ ENGINES = ("datafusion", "duckdb")
 # {SILVER_VERSION: "N"} in the commit's USER_METADATA (its `userMetadata` option).
 SILVER_VERSION = "flashsale.silver_version"
 USER_METADATA = "userMetadata"
+# And everything it was computed from (see :func:`gold_inputs`): a run whose inputs
+# are those of the Gold as it stands reads it instead of computing it again.
+INPUTS = "flashsale.gold_inputs"
 
 
 def kpi_sql() -> dict[str, str]:
@@ -50,6 +56,10 @@ def kpi_sql() -> dict[str, str]:
 
 
 KPI_SQL = kpi_sql()
+try:
+    _VERSION = package_version("flashsale")
+except PackageNotFoundError:  # pragma: no cover - run from a checkout not installed
+    _VERSION = "unknown"
 # Per-minute tables whose minutes without events are zero rows.
 PER_MINUTE = ("revenue_per_minute", "funnel_per_minute")
 # Every Gold table: the SQL ones, and the data quality per minute (computed in Python,
@@ -118,13 +128,19 @@ def _conform(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
-def write_gold(warehouse: Path, kpis: dict[str, pa.Table], version: int) -> None:
+def write_gold(
+    warehouse: Path, kpis: dict[str, pa.Table], version: int, inputs: str | None = None
+) -> None:
     """Each KPI table as a Delta table under ``gold/``, replaced on every run; each
-    commit records the Silver ``version`` the tables were computed from.
+    commit records the Silver ``version`` the tables were computed from (and all their
+    ``inputs``, when given: see :func:`refresh_gold`).
 
     Delta commits one table at a time, so a crash between two tables leaves Gold
     built from two Silver versions: :func:`read_gold` refuses such a mix."""
-    commit = CommitProperties(custom_metadata={SILVER_VERSION: str(version)})
+    metadata = {SILVER_VERSION: str(version)}
+    if inputs is not None:
+        metadata[INPUTS] = inputs
+    commit = CommitProperties(custom_metadata=metadata)
     for name, table in kpis.items():
         write_deltalake(
             str(warehouse / "gold" / name),
@@ -133,6 +149,57 @@ def write_gold(warehouse: Path, kpis: dict[str, pa.Table], version: int) -> None
             schema_mode="overwrite",
             commit_properties=commit,
         )
+
+
+def gold_inputs(warehouse: Path, version: int) -> str:
+    """What Gold computed from Silver at ``version`` depends on, as one string: that
+    version, the versions of the product dimension and of the quarantine (data
+    quality), and the Gold code (the SQL files and flashsale's version). Bronze is
+    not named: the data quality reads only the Bronze records Silver's version has
+    processed."""
+    quarantine = warehouse / "silver" / "quarantine"
+    code = hashlib.sha256(
+        "\0".join([_VERSION, *(f"{n}\0{q}" for n, q in sorted(KPI_SQL.items()))]).encode()
+    ).hexdigest()[:16]
+    return ";".join(
+        [
+            f"silver={version}",
+            f"products={DeltaTable(str(ensure_products(warehouse))).version()}",
+            f"quarantine={_version_of(quarantine)}",
+            f"code={code}",
+        ]
+    )
+
+
+def _version_of(path: Path) -> int:
+    return DeltaTable(str(path)).version() if DeltaTable.is_deltatable(str(path)) else -1
+
+
+def refresh_gold(
+    warehouse: Path, engine: str = "datafusion"
+) -> tuple[dict[str, pa.Table], int, bool]:
+    """Gold for Silver as it stands: (tables, Silver version, computed).
+
+    Computed and written, unless every Gold table's last commit was computed from the
+    same inputs (:func:`gold_inputs`): then the tables are read as they stand, and a
+    run that brought nothing new (a quiet round of ``--follow``) costs a read, not a
+    computation over all of Silver. Gold is otherwise computed from all of Silver:
+    most KPIs (funnels, product sales, sold-out moments, spikes over neighbouring
+    minutes) depend on rows of any minute, so they are not updated in place."""
+    version = silver_version(warehouse)
+    inputs = gold_inputs(warehouse, version)
+    if all(_last_inputs(warehouse / "gold" / name) == inputs for name in GOLD_TABLES):
+        return read_gold(warehouse)[0], version, False
+    kpis = compute_kpis(warehouse, engine, version)
+    write_gold(warehouse, kpis, version, inputs)
+    return kpis, version, True
+
+
+def _last_inputs(path: Path) -> str | None:
+    if not DeltaTable.is_deltatable(str(path)):
+        return None
+    value = DeltaTable(str(path)).history(1)[0].get(INPUTS)
+    return None if value is None else str(value)
 
 
 def read_gold(warehouse: Path) -> tuple[dict[str, pa.Table], int]:

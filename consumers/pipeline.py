@@ -15,7 +15,7 @@ from deltalake.exceptions import DeltaError
 
 from consumers.bronze import BronzeIngest, BronzeStats, OnReset
 from consumers.errors import PipelineError
-from consumers.gold import compute_kpis, silver_version, write_gold
+from consumers.gold import refresh_gold
 from consumers.products import ProductDimension
 from consumers.silver import CONTRACT, SilverJob, SilverStats
 
@@ -87,15 +87,17 @@ def run_pipeline(
             f"silver: {silver.read} read, {silver.inserted} inserted, {silver.duplicates} "
             f"duplicates dropped, {silver.quarantined} quarantined"
         )
-        version = silver_version(warehouse)
-        kpis = compute_kpis(warehouse, engine, version)
-        write_gold(warehouse, kpis, version)
+        kpis, _, computed = refresh_gold(warehouse, engine)
     except (DeltaError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0]  # delta-rs appends a backtrace
         raise PipelineError(
             f"pipeline: warehouse {warehouse}: {type(exc).__name__}: {first}"
         ) from exc
-    on_step(f"gold: {len(kpis)} KPI tables ({engine})")
+    on_step(
+        f"gold: {len(kpis)} KPI tables ({engine})"
+        if computed
+        else f"gold: {len(kpis)} KPI tables, unchanged (nothing new since they were computed)"
+    )
     return PipelineResult(bronze, silver, kpis, time.monotonic() - started)
 
 
@@ -125,9 +127,7 @@ def replay_quarantine(
         stats = silver.replay_quarantine(reason)
         kpis: dict[str, pa.Table] = {}
         if DeltaTable.is_deltatable(str(warehouse / "silver" / "events")):
-            version = silver_version(warehouse)
-            kpis = compute_kpis(warehouse, engine, version)
-            write_gold(warehouse, kpis, version)
+            kpis, _, _ = refresh_gold(warehouse, engine)
     except (DeltaError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         raise PipelineError(
