@@ -98,6 +98,7 @@ class Decoder:
         self.reader = reader  # parsed by fastavro
         self.reader_text = reader_text  # its JSON text, for Avro's reader/writer check
         self._writers: dict[WriterRef, Any] = {}
+        self._readable: set[int] = set()  # writer ids the reader was found to read
 
     def refuse_unreadable(
         self, schema_ids: list[int], job: str, reader_name: str, subject: str
@@ -106,7 +107,7 @@ class Decoder:
         schemas ``schema_ids`` (ids the registry does not know are left to decoding,
         which quarantines their records). ``subject``: the topic's value subject, whose
         version of the writer the message names."""
-        for schema_id in sorted(set(schema_ids)):
+        for schema_id in sorted(set(schema_ids) - self._readable):
             try:
                 text = self._text(schema_id)
             except Rejected:
@@ -120,6 +121,7 @@ class Decoder:
                     f"{job}: reader schema {reader_name} cannot read writer id {schema_id} "
                     f"({self._versions(schema_id, subject)}): {why}; nothing was processed"
                 )
+            self._readable.add(schema_id)
 
     def _versions(self, schema_id: int, subject: str) -> str:
         """``subject vN``: the version of ``subject`` that is the schema ``schema_id``, or

@@ -174,7 +174,9 @@ class SilverJob:
         stats = SilverStats()
         started = time.monotonic()
         prepared = False
-        for rows in unprocessed_batches(self.bronze, self.events, "silver", self.topic, batch_rows):
+        for rows in unprocessed_batches(
+            self.bronze, self.events, "silver", self.topic, batch_rows, self._refuse_unreadable
+        ):
             if max_rows is not None:
                 rows = rows.slice(0, max_rows - stats.read)
             if rows.num_rows == 0:
@@ -255,6 +257,12 @@ class SilverJob:
         )
         return joined.sort_by([(c, "ascending") for c in where[1:]])
 
+    def _refuse_unreadable(self, writers: list[int]) -> None:
+        """A reader that cannot read a writer would quarantine every record of it:
+        refused before anything moves (no commit, no progress). A run checks the
+        writers of all it will read before its first batch."""
+        self.decoder.refuse_unreadable(writers, "silver", self.reader_name, f"{self.topic}-value")
+
     def _prepare(self) -> None:
         """What a run does once before its first batch: the tables gain the reader's
         new columns, the catalog is read, and an older Silver gets its copies."""
@@ -271,10 +279,9 @@ class SilverJob:
         quarantine, committing Bronze offsets ``last`` with Silver (None: a replay of
         the quarantine, which moves no progress); adds to ``stats``; the coordinates
         quarantined."""
-        # A reader that cannot read a writer would quarantine every record of it:
-        # refused before anything moves (no commit, no progress).
-        writers = [i for i in pc.unique(rows["schema_id"]).to_pylist() if i is not None]
-        self.decoder.refuse_unreadable(writers, "silver", self.reader_name, f"{self.topic}-value")
+        self._refuse_unreadable(
+            [i for i in pc.unique(rows["schema_id"]).to_pylist() if i is not None]
+        )
         candidates: dict[Coordinates, dict[str, Any]] = {}
         copies: list[Copy] = []
         bad: list[dict[str, Any]] = []

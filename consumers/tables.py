@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import reduce
 from pathlib import Path
@@ -115,7 +115,12 @@ _ORDER = [("topic_epoch", "ascending"), ("partition", "ascending"), ("offset", "
 
 
 def unprocessed_batches(
-    bronze: Path, target: Path, job: str, topic: str, batch_rows: int = BATCH_ROWS
+    bronze: Path,
+    target: Path,
+    job: str,
+    topic: str,
+    batch_rows: int = BATCH_ROWS,
+    check_writers: Callable[[list[int]], None] | None = None,
 ) -> Iterator[pa.Table]:
     """The Bronze rows of ``topic`` past the offsets ``job`` committed into the table at
     ``target`` (what :func:`unprocessed` returns), in batches of at most ``batch_rows``.
@@ -124,7 +129,10 @@ def unprocessed_batches(
     partition), the offsets that follow the previous batch's: committing a batch's
     last offsets never skips a row. Only files whose statistics can hold unprocessed
     rows are read (Bronze only grows, so older files are pruned), first for the rows'
-    coordinates, then for one batch's values at a time."""
+    coordinates, then for one batch's values at a time.
+
+    ``check_writers`` sees, before the first batch, every writer schema id the batches
+    hold: raising there stops the run before any batch is processed."""
     if not DeltaTable.is_deltatable(str(bronze)):
         return
     table = DeltaTable(str(bronze))
@@ -139,7 +147,9 @@ def unprocessed_batches(
     ]
     if not pending:
         return
-    keys = _of_topic(dataset, ["topic", *_ORDER_NAMES], pending, topic, present)
+    keys = _of_topic(dataset, ["topic", "schema_id", *_ORDER_NAMES], pending, topic, present)
+    if check_writers is not None:
+        check_writers([i for i in pc.unique(keys["schema_id"]).to_pylist() if i is not None])
     keys = keys.select(_ORDER_NAMES).sort_by(_ORDER)
     for start in range(0, keys.num_rows, batch_rows):
         chunk = keys.slice(start, batch_rows)

@@ -126,3 +126,22 @@ def test_rows_are_read_again_only_past_the_committed_offsets(tmp_path: Path) -> 
 
 def test_no_bronze_no_batches(tmp_path: Path) -> None:
     assert list(unprocessed_batches(tmp_path / "none", tmp_path / "s", "silver", "t")) == []
+
+
+def test_every_writer_is_checked_before_the_first_batch(tmp_path: Path) -> None:
+    bronze, target = tmp_path / "bronze", tmp_path / "silver"
+    rows = [bronze_row("t", 0, 0, offset) for offset in range(30)]
+    rows[-1]["schema_id"] = 7  # a writer only the last batch holds
+    rows.append({**bronze_row("other", 0, 0, 30), "schema_id": 9})  # another topic's
+    write_deltalake(str(bronze), pa.Table.from_pylist(rows, schema=BRONZE_SCHEMA))
+    seen: list[list[int]] = []
+
+    def refuse(writers: list[int]) -> None:
+        seen.append(sorted(writers))
+        if 7 in writers:
+            raise ValueError("unreadable writer 7")
+
+    batches = unprocessed_batches(bronze, target, "silver", "t", 10, refuse)
+    with pytest.raises(ValueError, match="unreadable writer 7"):
+        next(batches)
+    assert seen == [[1, 7]]
