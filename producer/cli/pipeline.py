@@ -98,7 +98,7 @@ def pipeline() -> None:
 @metrics_port_option(
     "records per layer, duplicates, quarantined by reason, lag per partition, rounds"
 )
-@quiet_option("Bronze's records, rate and lag")
+@quiet_option("records and rate per layer, lag per partition")
 @connection_options
 def pipeline_run(
     until_idle: bool,

@@ -67,6 +67,18 @@ def test_simulate_stopped_by_ctrl_c_on_a_terminal_ends_in_its_one_error_line(
     ), run.screen
 
 
+def test_contract_verify_on_a_terminal_draws_its_bar_then_prints_the_matrix() -> None:
+    run = run_in_terminal("contract", "verify")
+    assert run.code == 0, run.raw
+    pairs = re.findall(r"━[━╸╺ ]* pair (\d+)/(\d+) (v\d+ x [\w-]+)", run.plain)
+    total = int(pairs[-1][1])
+    assert [int(done) for done, _, _ in pairs][-1] == total > 0, run.plain  # the bar filled
+    # Erased: the matrix and the verdict stand alone, as off a terminal.
+    assert run.screen[0].startswith("writer \\ reader  ")
+    assert run.screen[-1] == f"all pairs pass ({total} pairs)"
+    assert "━" not in run.text
+
+
 @pytest.mark.slow
 def test_simulate_off_a_terminal_prints_plain_lines_every_five_seconds(tmp_path: Path) -> None:
     out = tmp_path / "s.avro"
