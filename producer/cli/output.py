@@ -265,12 +265,21 @@ class PipelineWatch:
         self.now = PipelineProgress()
         self._since = time.monotonic()  # when the layer at work began
         self._silver_took = 0.0
+        self._drawn = 0.0
+
+    # Bronze may commit many times a second, and a frame costs milliseconds: the display
+    # is redrawn at most this often, and at once when Bronze has caught up.
+    DRAW_EVERY = 0.25
 
     def bronze(self, stats: Any) -> None:
         """Bronze committed: its records this round and its lag per partition."""
-        p = self.now
+        p, now = self.now, time.monotonic()
         p.records, p.lag = stats.records, dict(stats.lag)
-        p.elapsed = time.monotonic() - self._since
+        p.elapsed = now - self._since
+        if isinstance(self.shown, Board):
+            if now - self._drawn < self.DRAW_EVERY and any(p.lag.values()):
+                return
+            self._drawn = now
         if self.shown is not None:
             self.shown(p)
 

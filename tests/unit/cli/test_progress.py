@@ -19,6 +19,7 @@ from rich.console import Console
 from producer.cli.output import (
     Board,
     PipelineProgress,
+    PipelineWatch,
     pipeline_line,
     pipeline_progress,
     pipeline_view,
@@ -270,3 +271,29 @@ def test_quiet_shows_nothing() -> None:
         assert display is None
     with pipeline_progress(quiet=True) as watch:
         assert watch.shown is None
+
+
+def test_bronze_commits_are_drawn_at_most_four_times_a_second_and_at_once_when_caught_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("producer.cli.output.time.monotonic", lambda: clock[0])
+    screen = io.StringIO()
+    board = Board(pipeline_view, Console(file=screen, force_terminal=True, width=80))
+    watch = PipelineWatch(board)
+
+    def frames() -> list[str]:
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
+        return re.findall(r"bronze +at work +([\d,]+) read", text)
+
+    watch.bronze(Stats(5_000, {0: 900}))
+    watch.bronze(Stats(10_000, {0: 400}))  # at once: not drawn
+    clock[0] += 0.1
+    watch.bronze(Stats(15_000, {0: 100}))  # 0.1 s later: not drawn
+    assert frames() == ["5,000"]
+    clock[0] += 0.2
+    watch.bronze(Stats(20_000, {0: 50}))  # a quarter of a second since the last frame
+    clock[0] += 0.01
+    watch.bronze(Stats(20_050, {0: 0}))  # caught up: drawn at once
+    assert frames() == ["5,000", "20,000", "20,050"]
+    board.end()
