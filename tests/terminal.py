@@ -90,7 +90,11 @@ def run_in_terminal(
                     interrupted = True
             elif process.poll() is not None:
                 break
-        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        try:
+            code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            tail = out.decode("utf-8", "replace")[-2000:]
+            raise AssertionError(f"still running after {timeout:g}s; it wrote: {tail!r}") from None
     finally:
         if process.poll() is None:
             process.kill()

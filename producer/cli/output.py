@@ -222,13 +222,9 @@ def pipeline_view(p: PipelineProgress) -> RenderableType:
     from rich.text import Text
 
     at = PIPELINE_LAYERS.index(p.layer) if p.layer in PIPELINE_LAYERS else len(PIPELINE_LAYERS)
-    waiting = " (waiting for the next round)" if p.layer == "waiting" else ""
-    table = Table(
-        title=f"pipeline run, round {p.round}{waiting}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        expand=False,
-    )
+    waiting = ": waiting for the next round" if p.layer == "waiting" else ""
+    header = Text.assemble(("pipeline run", "bold"), f", round {p.round}{waiting}")
+    table = Table(box=box.SIMPLE_HEAD, expand=False)
     table.add_column("layer", style="bold")
     table.add_column("")
     table.add_column("records", justify="right")
@@ -245,7 +241,7 @@ def pipeline_view(p: PipelineProgress) -> RenderableType:
     total = sum(p.lag.values())
     lag = Text.assemble(("lag per partition", "bold"), f" (total {total:,})")
     cells = [Text(f"p{k} {v:,}", style="yellow" if v else "") for k, v in sorted(p.lag.items())]
-    return Group(table, lag, Columns(cells, padding=(0, 3)) if cells else Text("-"))
+    return Group(header, table, lag, Columns(cells, padding=(0, 3)) if cells else Text("-"))
 
 
 class PipelineWatch:

@@ -100,3 +100,21 @@ def test_pipeline_run_on_a_terminal_shows_layers_and_lag_then_its_step_lines(
         "pipeline",
     ], run.screen
     assert not BOX.search(run.text)
+
+
+def test_a_following_pipeline_stopped_on_a_terminal_leaves_its_lines_and_the_note(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    produce(stack, topic, tmp_path / "ledger.json", 30, switch=False)
+    waiting = "waiting for the next round"
+    run = run_in_terminal("pipeline", "run", "--topic", topic, "--warehouse",
+                          str(tmp_path / "warehouse"), "--interval", "1h", env=stack_env(stack),
+                          interrupt_when=lambda out: waiting in out)  # fmt: skip
+    assert run.code == 0, run.raw
+    # Between rounds the display said so; Ctrl-C then ended the run, display erased.
+    assert "pipeline run, round 1: waiting for the next round" in run.plain
+    assert [line.split(":")[0] for line in run.screen] == [
+        "catalog", "bronze", "silver", "gold", "pipeline",
+        "stopping after this round (Ctrl-C again to stop now)",
+    ], run.screen  # fmt: skip
+    assert not BOX.search(run.text)
