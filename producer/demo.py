@@ -124,7 +124,11 @@ class Demo:
 
         return compact_warehouse(self.warehouse)
 
-    def pipeline(self, on_step: Callable[[str], None]) -> Any:
+    def pipeline(
+        self, on_step: Callable[[str], None], on_bronze: Callable[[Any], None] | None = None
+    ) -> Any:
+        """Drain the topic into the warehouse: ``on_step`` sees each layer's line as it
+        ends, ``on_bronze`` Bronze's counts and lag after each of its commits."""
         from consumers.pipeline import run_pipeline
 
         config = self._config()
@@ -135,6 +139,7 @@ class Demo:
             self.warehouse,
             products_topic=products_topic(self.topic),
             on_step=on_step,
+            on_bronze=on_bronze,
         )
 
     @property

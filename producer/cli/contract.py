@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from producer.cli.options import Connection, connection_options, topic_option
-from producer.cli.output import contract_table, progress
+from producer.cli.output import contract_line, contract_table, contract_view, progress
 from producer.cli.root import FlashsaleGroup, Settings, pass_settings
 
 __all__ = ["contract"]
@@ -96,12 +96,10 @@ def contract_verify(
         from producer.registry.workflows import registered_writers
 
         writers = registered_writers(Registry(connection.config()), f"{topic}-value")
-    shown = progress(lambda p: f"pair {p[0]}/{p[1]}: {p[2]}", quiet=False, every=2.0)
-    report = verify_contracts(
-        writers, reader_list, on_pair=None if shown is None else lambda *p: shown(p)
-    )
-    if shown is not None:
-        shown.end()
+    with progress(contract_line, quiet=False, every=2.0, view=contract_view) as shown:
+        report = verify_contracts(
+            writers, reader_list, on_pair=None if shown is None else lambda *p: shown(p)
+        )
     if output_format == "json":
         text = json.dumps(report.to_json(), indent=2) + "\n"
     else:

@@ -150,7 +150,7 @@ def quiet_option(what: str) -> Decorator:
     return click.option(
         "--quiet",
         is_flag=True,
-        help=f"No progress ({what}: a live line on a terminal, a line every 5 s elsewhere).",
+        help=f"No progress ({what}: a live display on a terminal, a line every 5 s elsewhere).",
     )
 
 

@@ -1,26 +1,48 @@
-"""What commands print: tables, the produce summary and live line, the KPI tables."""
+"""What commands print: tables, the produce summary, the progress of long commands
+(rich on a terminal, plain lines elsewhere), the KPI tables.
+
+rich is imported only where a display is drawn: the other commands start without it.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live as RichLive
+    from rich.table import Table
+    from rich.text import Text
+
 __all__ = [
+    "Board",
     "Every",
-    "Live",
+    "PipelineProgress",
+    "PipelineWatch",
     "cell",
+    "contract_line",
     "contract_table",
+    "contract_view",
     "kpi_tables",
-    "live_line",
+    "pipeline_line",
+    "pipeline_progress",
+    "pipeline_view",
     "produce_line",
     "produce_summary",
+    "produce_view",
     "progress",
     "serve_metrics",
+    "simulate_line",
+    "simulate_view",
     "stack_status",
     "table",
 ]
@@ -68,22 +90,250 @@ def contract_table(report: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Progress. A long command hands snapshots of its work to the callback that
+# ``progress()`` yields. On a terminal they are drawn by rich as a live display on
+# stderr, redrawn in place and erased when the work ends (the command's summary follows
+# as plain text, as without a terminal); elsewhere (a CI log) the newest snapshot is
+# printed as one plain line every few seconds; with --quiet, nothing.
+
+
+def _clock(second: int) -> str:
+    minutes, seconds = divmod(second, 60)
+    return f"t+{minutes:02d}:{seconds:02d}"
+
+
 def produce_line(p: Any) -> str:
     """One produce progress snapshot as a line: the sale's clock and phase, the rates,
     the counts and the delivery latency."""
     target = "max" if p.target_rate == float("inf") else f"{p.target_rate:,.0f}/s"
     latency = f"p50 {p.p50_ms:.1f} ms p99 {p.p99_ms:.1f} ms" if p.p50_ms is not None else "-"
-    minutes, seconds = divmod(p.second, 60)
     return (
-        f"t+{minutes:02d}:{seconds:02d} {p.phase:<10} target {target:>9} achieved "
+        f"{_clock(p.second)} {p.phase:<10} target {target:>9} achieved "
         f"{p.achieved_rate:>9,.0f}/s  sent {p.sent:,} acked {p.acked:,} failed {p.failed:,} "
         f"in-flight {p.in_flight:,}  {latency}"
     )
 
 
-def live_line(p: Any) -> None:
-    """The produce progress line, rewritten in place on stderr."""
-    click.echo(f"\r{produce_line(p)}   ", err=True, nl=False)
+def produce_view(p: Any) -> RenderableType:
+    """A produce progress snapshot on a terminal: the same fields as
+    :func:`produce_line`, as a small panel."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    target = "max" if p.target_rate == float("inf") else f"{p.target_rate:,.0f}/s"
+    ms = "-" if p.p50_ms is None else f"{p.p50_ms:.1f} ms"
+    ms99 = "-" if p.p99_ms is None else f"{p.p99_ms:.1f} ms"
+    failed = Text(f"{p.failed:,}", style="bold red" if p.failed else "")
+    grid = _grid(
+        ("sale clock", _clock(p.second), "phase", p.phase),
+        ("sent", f"{p.sent:,}", "acked", f"{p.acked:,}"),
+        ("failed", failed, "in flight", f"{p.in_flight:,}"),
+        ("rate", f"{p.achieved_rate:,.0f}/s", "target", target),
+        ("latency p50", ms, "p99", ms99),
+    )
+    return Panel(grid, title="produce", title_align="left", expand=False)
+
+
+def simulate_line(p: tuple[int, int, float]) -> str:
+    """A simulate progress snapshot (events written, simulated seconds, wall seconds)."""
+    return f"{p[0]:,} events, {p[1]:,} simulated s"
+
+
+def simulate_view(p: tuple[int, int, float]) -> RenderableType:
+    from rich.panel import Panel
+
+    events, second, elapsed = p
+    rate = events / elapsed if elapsed > 0 else 0.0
+    grid = _grid(
+        ("events", f"{events:,}", "sale clock", _clock(second)),
+        ("rate", f"{rate:,.0f} events/s", "", ""),
+    )
+    return Panel(grid, title="simulate", title_align="left", expand=False)
+
+
+def contract_line(p: tuple[int, int, str]) -> str:
+    """A contract-verification snapshot: pairs done, of how many, the newest pair."""
+    return f"pair {p[0]}/{p[1]}: {p[2]}"
+
+
+def contract_view(p: tuple[int, int, str]) -> RenderableType:
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    done, total, name = p
+    grid = Table.grid(padding=(0, 1))
+    grid.add_row(ProgressBar(total=total, completed=done, width=30), f"pair {done}/{total}", name)
+    return grid
+
+
+def _grid(*rows: tuple[str, str | Text, str, str | Text]) -> Table:
+    """Rows of label, value, label, value."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    for _ in range(2):
+        grid.add_column(style="bold")
+        grid.add_column(justify="right")
+    for row in rows:
+        grid.add_row(*row)
+    return grid
+
+
+PIPELINE_LAYERS = ("bronze", "silver", "gold")
+
+
+@dataclass
+class PipelineProgress:
+    """``pipeline run`` so far: this round's Bronze (records read, the seconds it has
+    read for, the lag per partition as of its newest commit), the layer at work, and
+    what the layers took in over the rounds before this one."""
+
+    records: int = 0
+    elapsed: float = 0.0
+    lag: dict[int, int] = field(default_factory=dict)
+    round: int = 1
+    layer: str = "bronze"  # a layer, or "waiting" (between the rounds of a following run)
+    read: int = 0  # Bronze, earlier rounds
+    inserted: int = 0  # Silver, every round done
+    quarantined: int = 0
+    duplicates: int = 0
+    silver_rate: float | None = None  # records Silver read per second, in the last round
+    gold_tables: int | None = None  # KPI tables of the last round
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def pipeline_line(p: PipelineProgress) -> str:
+    """Bronze's progress as a line: records read this round, their rate, and the lag."""
+    lag = sum(p.lag.values())
+    worst = max(p.lag.items(), key=lambda kv: kv[1], default=None)
+    behind = f" (most on partition {worst[0]}: {worst[1]:,})" if worst and worst[1] else ""
+    return f"bronze: {p.records:,} records, {p.rate:,.0f}/s, lag {lag:,}{behind}"
+
+
+def pipeline_view(p: PipelineProgress) -> RenderableType:
+    """``pipeline run`` on a terminal: records and rate per layer, lag per partition."""
+    from rich import box
+    from rich.columns import Columns
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    at = PIPELINE_LAYERS.index(p.layer) if p.layer in PIPELINE_LAYERS else len(PIPELINE_LAYERS)
+    waiting = ": waiting for the next round" if p.layer == "waiting" else ""
+    header = Text.assemble(("pipeline run", "bold"), f", round {p.round}{waiting}")
+    table = Table(box=box.SIMPLE_HEAD, expand=False)
+    table.add_column("layer", style="bold")
+    table.add_column("")
+    table.add_column("records", justify="right")
+    table.add_column("rate", justify="right")
+    state = ["done" if i < at else "at work" if i == at else "" for i in range(3)]
+    silver = f"{p.inserted:,} inserted"
+    if p.quarantined or p.duplicates:
+        silver += f", {p.quarantined:,} quarantined, {p.duplicates:,} duplicates"
+    silver_rate = "-" if p.silver_rate is None else f"{p.silver_rate:,.0f}/s"
+    gold = "-" if p.gold_tables is None else f"{p.gold_tables} KPI tables"
+    table.add_row("bronze", state[0], f"{p.read + p.records:,} read", f"{p.rate:,.0f}/s")
+    table.add_row("silver", state[1], silver, silver_rate)
+    table.add_row("gold", state[2], gold, "")
+    total = sum(p.lag.values())
+    lag = Text.assemble(("lag per partition", "bold"), f" (total {total:,})")
+    cells = [Text(f"p{k} {v:,}", style="yellow" if v else "") for k, v in sorted(p.lag.items())]
+    return Group(header, table, lag, Columns(cells, padding=(0, 3)) if cells else Text("-"))
+
+
+class PipelineWatch:
+    """Follows ``pipeline run`` (and the demo's pipeline) for its progress, across
+    rounds: Bronze's commits (:meth:`bronze`), the pipeline's step lines (:meth:`step`,
+    printed on stdout as without progress) and each round's end (:meth:`round`)."""
+
+    _NEXT: ClassVar[dict[str, str]] = {
+        "catalog": "bronze",
+        "bronze": "silver",
+        "silver": "gold",
+        "gold": "done",
+    }
+
+    def __init__(self, shown: Board | Every | None) -> None:
+        self.shown = shown
+        self.now = PipelineProgress()
+        self._since = time.monotonic()  # when the layer at work began
+        self._silver_took = 0.0
+        self._drawn = 0.0
+
+    # Bronze may commit many times a second, and a frame costs milliseconds: the display
+    # is redrawn at most this often, and at once when Bronze has caught up.
+    DRAW_EVERY = 0.25
+
+    def bronze(self, stats: Any) -> None:
+        """Bronze committed: its records this round and its lag per partition."""
+        p, now = self.now, time.monotonic()
+        p.records, p.lag = stats.records, dict(stats.lag)
+        p.elapsed = now - self._since
+        if isinstance(self.shown, Board):
+            if now - self._drawn < self.DRAW_EVERY and any(p.lag.values()):
+                return
+            self._drawn = now
+        if self.shown is not None:
+            self.shown(p)
+
+    def step(self, line: str) -> None:
+        """A step of the pipeline ended (``catalog: ...``, ``bronze: ...``): its line on
+        stdout; the display goes on with the next layer."""
+        self.echo(line)
+        p, now = self.now, time.monotonic()
+        done = line.split(":", 1)[0]
+        if done == "silver" and p.layer == "silver":
+            self._silver_took = now - self._since
+        p.layer = self._NEXT.get(done, p.layer)
+        self._since = now
+        if self.shown is not None and p.layer in PIPELINE_LAYERS:
+            self.shown.redraw(p)
+
+    def round(self, result: Any, line: str, following: bool) -> None:
+        """A round ended: its line on stdout; its counts join the totals; a following
+        run shows that it waits for the next round."""
+        p = self.now
+        silver = result.silver
+        took, self._silver_took = self._silver_took, 0.0
+        p.read += result.bronze.records
+        p.records, p.elapsed = 0, 0.0
+        p.inserted += silver.inserted
+        p.quarantined += silver.quarantined
+        p.duplicates += silver.duplicates
+        p.silver_rate = silver.read / took if took > 0 else None
+        p.gold_tables = len(result.kpis)
+        self.echo(line)
+        if following:
+            p.layer = "waiting"
+            if self.shown is not None:
+                self.shown.redraw(p)
+            p.round += 1
+            p.layer = "bronze"
+        self._since = time.monotonic()
+
+    def echo(self, line: str) -> None:
+        """A line on stdout, the display set aside first."""
+        if self.shown is not None:
+            self.shown.end()
+        click.echo(line)
+
+    def note(self, text: str) -> None:
+        """A line for the user on stderr; safe in a signal handler."""
+        if self.shown is None:
+            click.echo(text, err=True)
+        else:
+            self.shown.note(text)
+
+
+@contextmanager
+def pipeline_progress(quiet: bool) -> Iterator[PipelineWatch]:
+    """A :class:`PipelineWatch` with the progress of :func:`progress` (none when
+    ``quiet``: the step lines are printed all the same)."""
+    with progress(pipeline_line, quiet, view=pipeline_view) as shown:
+        yield PipelineWatch(shown)
 
 
 class Every:
@@ -101,26 +351,113 @@ class Every:
             self._last = now
             click.echo(self.render(snapshot), err=True)
 
+    def redraw(self, snapshot: Any) -> None:
+        """Not a new snapshot: the plain lines keep their schedule."""
+
+    def note(self, text: str) -> None:
+        click.echo(text, err=True)
+
     def end(self) -> None:
         """Before other output: nothing to end for plain lines."""
 
 
-class Live:
-    """Progress on a terminal: one line, rewritten in place."""
+class Board:
+    """Progress on a terminal: ``view(snapshot)`` drawn by rich as a live display on
+    stderr, redrawn in place at each snapshot (the commands hand one every half second
+    or so) and erased by :meth:`end`, so that what is printed next starts clean; the
+    next snapshot draws it again.
 
-    def __init__(self, render: Callable[[Any], str]) -> None:
-        self.render = render
-        self.shown = False
+    While it is drawn, log records meant for stderr and :meth:`note` lines are printed
+    above it, never through it."""
+
+    def __init__(self, view: Callable[[Any], RenderableType], console: Console) -> None:
+        self.view = view
+        self.console = console
+        self._live: RichLive | None = None
+        self._notes: list[str] = []
+        self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
 
     def __call__(self, snapshot: Any) -> None:
-        click.echo(f"\r{self.render(snapshot)}   ", err=True, nl=False)
-        self.shown = True
+        shown = self.view(snapshot)
+        if self._live is None:
+            self._start(shown)
+        else:
+            self._live.update(shown, refresh=True)
+        while self._notes and self._live is not None:
+            self._live.console.print(self._notes.pop(0), markup=False, highlight=False)
+
+    def redraw(self, snapshot: Any) -> None:
+        """Not a new snapshot, but what it shows changed (the layer at work)."""
+        self(snapshot)
+
+    def note(self, text: str) -> None:
+        """A line for the user, printed above the display at its next drawing or when it
+        ends (a signal handler may call this: it only takes note)."""
+        self._notes.append(text)
+
+    def _start(self, shown: RenderableType) -> None:
+        from rich.file_proxy import FileProxy
+        from rich.live import Live as RichLive
+
+        live = RichLive(
+            shown,
+            console=self.console,
+            auto_refresh=False,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        proxy = FileProxy(self.console, sys.stderr)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+                self._handlers.append((handler, handler.setStream(proxy)))
+        self._live = live
+        live.start(refresh=True)
 
     def end(self) -> None:
-        """End the line, so that what is printed next starts on its own."""
-        if self.shown:
-            click.echo("", err=True)
-            self.shown = False
+        """Erase the display (if drawn), then print the notes it kept."""
+        live, self._live = self._live, None
+        try:
+            if live is not None:
+                live.stop()
+        finally:
+            for handler, stream in self._handlers:
+                proxied = handler.setStream(stream)
+                if proxied is not None:
+                    proxied.flush()
+            self._handlers.clear()
+            for text in self._notes:
+                click.echo(text, err=True)
+            self._notes.clear()
+
+
+@contextmanager
+def progress(
+    render: Callable[[Any], str],
+    quiet: bool,
+    every: float = 5.0,
+    view: Callable[[Any], RenderableType] | None = None,
+) -> Iterator[Board | Every | None]:
+    """The progress callback of a long command, for the length of the ``with``: on a
+    terminal, ``view(snapshot)`` (default: the line ``render(snapshot)``) as a live
+    display on stderr; elsewhere ``render(snapshot)`` as a plain line every ``every``
+    seconds; None when ``quiet``. Call its ``end()`` before printing anything else
+    while it runs; leaving the ``with`` (an error, Ctrl-C included) ends it."""
+    if quiet:
+        yield None
+        return
+    shown: Board | Every = Every(render, every)
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.text import Text
+
+        console = Console(stderr=True, highlight=False)
+        if console.is_interactive:  # a terminal, and not a dumb one
+            shown = Board(view or (lambda s: Text(render(s))), console)
+    try:
+        yield shown
+    finally:
+        shown.end()
 
 
 def serve_metrics(kind: Callable[[], Any], port: int | None, quiet: bool) -> Any:
@@ -133,17 +470,6 @@ def serve_metrics(kind: Callable[[], Any], port: int | None, quiet: bool) -> Any
     if not quiet:
         click.echo(f"metrics on http://localhost:{port}/metrics", err=True)
     return metrics
-
-
-def progress(render: Callable[[Any], str], quiet: bool, every: float = 5.0) -> Live | Every | None:
-    """The progress callback of a long command: a line rewritten in place on a
-    terminal, a plain line every ``every`` seconds elsewhere, nothing when ``quiet``.
-    Call its ``end()`` before printing anything else."""
-    if quiet:
-        return None
-    if sys.stderr.isatty():
-        return Live(render)
-    return Every(render, every)
 
 
 def produce_summary(result: Any, topic: str) -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,13 @@ from producer.cli.options import (
     topic_option,
     warehouse_option,
 )
-from producer.cli.output import kpi_tables, produce_summary, progress, serve_metrics
+from producer.cli.output import (
+    PipelineWatch,
+    kpi_tables,
+    pipeline_progress,
+    produce_summary,
+    serve_metrics,
+)
 from producer.cli.produce import stream_until_signalled
 from producer.cli.root import FlashsaleCommand, FlashsaleGroup, Settings, pass_settings
 from producer.cli.signals import stop_on_signals
@@ -93,7 +98,7 @@ def pipeline() -> None:
 @metrics_port_option(
     "records per layer, duplicates, quarantined by reason, lag per partition, rounds"
 )
-@quiet_option("Bronze's records, rate and lag")
+@quiet_option("records and rate per layer, lag per partition")
 @connection_options
 def pipeline_run(
     until_idle: bool,
@@ -138,17 +143,11 @@ def pipeline_run(
     from producer.metrics import PipelineMetrics
 
     metrics = serve_metrics(PipelineMetrics, metrics_port, quiet)
-    shown = progress(bronze_line, quiet)
-
-    def step(line: str) -> None:
-        if shown is not None:
-            shown.end()
-        click.echo(line)
-
-    def stopping() -> None:
-        click.echo("stopping after this round (Ctrl-C again to stop now)", err=True)
-
-    with stop_on_signals(on_first=stopping) as stop:
+    stopping = "stopping after this round (Ctrl-C again to stop now)"
+    with (
+        pipeline_progress(quiet) as watch,  # step lines on stdout, Bronze's progress
+        stop_on_signals(on_first=lambda: watch.note(stopping)) as stop,
+    ):
         while not stop.is_set():
             try:
                 result = run_pipeline(
@@ -160,10 +159,10 @@ def pipeline_run(
                     engine=engine,
                     currencies=currencies,
                     products_topic=products_topic or catalog_of(topic),
-                    on_step=step,
+                    on_step=watch.step,
                     stop=stop,
                     on_reset="replay" if on_reset == "replay" else "fail",
-                    on_bronze=_on_bronze(shown, metrics),
+                    on_bronze=_on_bronze(watch, metrics),
                 )
             except TopicReset as exc:
                 exc.args = (f"{exc}; to read it from its start, keeping the old rows: "
@@ -172,31 +171,20 @@ def pipeline_run(
             if metrics is not None:
                 silver = result.silver
                 metrics.round(silver.inserted, silver.duplicates, silver.reasons)
-            click.echo(f"pipeline: {result.bronze.records} records in {result.elapsed:.1f}s")
+            line = f"pipeline: {result.bronze.records} records in {result.elapsed:.1f}s"
+            watch.round(result, line, following=not until_idle)
             if until_idle:
                 return
             stop.wait(interval)
 
 
-def bronze_line(snapshot: tuple[Any, float]) -> str:
-    """Bronze's progress: records read this round, their rate, and the lag."""
-    stats, elapsed = snapshot
-    lag = sum(stats.lag.values())
-    worst = max(stats.lag.items(), key=lambda kv: kv[1], default=None)
-    behind = f" (most on partition {worst[0]}: {worst[1]:,})" if worst and worst[1] else ""
-    rate = stats.records / elapsed if elapsed > 0 else 0.0
-    return f"bronze: {stats.records:,} records, {rate:,.0f}/s, lag {lag:,}{behind}"
-
-
-def _on_bronze(shown: Any, metrics: Any) -> Any:
-    """What sees each Bronze commit: the progress line and the metrics."""
-    if shown is None and metrics is None:
+def _on_bronze(watch: PipelineWatch, metrics: Any) -> Any:
+    """What sees each Bronze commit: the progress and the metrics."""
+    if watch.shown is None and metrics is None:
         return None
-    started = time.monotonic()
 
     def seen(stats: Any) -> None:
-        if shown is not None:
-            shown((stats, time.monotonic() - started))
+        watch.bronze(stats)
         if metrics is not None:
             metrics.bronze(stats.records, stats.lag)
 
@@ -525,7 +513,8 @@ def demo(
     if not result.ok:
         raise SystemExit(1)
     click.echo(f"4/6 pipeline into {run.warehouse}")
-    outcome = run.pipeline(on_step=click.echo)
+    with pipeline_progress(quiet=False) as watch:
+        outcome = run.pipeline(on_step=watch.step, on_bronze=watch.bronze)
     click.echo("5/6 KPIs")
     kpi_tables(outcome.kpis, 10)
     verify(run.warehouse, [read_ledger(run.ledger)])

@@ -21,7 +21,13 @@ from producer.cli.options import (
     speed_option,
     topic_option,
 )
-from producer.cli.output import produce_line, produce_summary, progress, serve_metrics
+from producer.cli.output import (
+    produce_line,
+    produce_summary,
+    produce_view,
+    progress,
+    serve_metrics,
+)
 from producer.cli.root import FlashsaleCommand, Settings, pass_settings
 from producer.cli.signals import stop_on_signals
 
@@ -31,14 +37,13 @@ __all__ = ["consume", "produce", "stream_until_signalled"]
 def stream_until_signalled(stream: Any, quiet: bool, metrics: Any = None) -> Any:
     """Run a :class:`~producer.kafka.produce.StreamProducer` until it ends or a signal
     stops it (then it flushes and accounts), with its progress unless ``quiet`` (a live
-    line on a terminal, a plain line every 5 s elsewhere); ``metrics``
-    (:class:`~producer.metrics.ProduceMetrics`) kept up to date."""
-    on_progress = progress(produce_line, quiet)
-    with stop_on_signals() as stop:
-        result = stream.run(stop=stop, on_progress=on_progress, metrics=metrics)
-    if on_progress is not None:
-        on_progress.end()
-    return result
+    display on a terminal, a plain line every 5 s elsewhere, ended before the summary);
+    ``metrics`` (:class:`~producer.metrics.ProduceMetrics`) kept up to date."""
+    with (
+        progress(produce_line, quiet, view=produce_view) as on_progress,
+        stop_on_signals() as stop,
+    ):
+        return stream.run(stop=stop, on_progress=on_progress, metrics=metrics)
 
 
 @click.command("produce", cls=FlashsaleCommand)

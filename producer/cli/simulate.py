@@ -3,12 +3,13 @@ into a file, no Kafka)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
 from producer.cli.options import RunSpec, ledger_option, run_options
-from producer.cli.output import progress, table
+from producer.cli.output import Board, progress, simulate_line, simulate_view, table
 from producer.cli.root import FlashsaleCommand, FlashsaleGroup, Settings, pass_settings
 from producer.cli.signals import stop_on_signals
 
@@ -88,10 +89,12 @@ def simulate(settings: Settings, run: RunSpec, out: Path, ledger_path: Path | No
 
     catalog = load_catalog(settings.schemas_dir)
     scenario = run.scenario(catalog)
-    # A live line on a terminal, a plain line every 5 s elsewhere (a CI log).
-    shown = progress(lambda p: f"{p[0]:,} events, {p[1]:,} simulated s", quiet=False)
-
-    with stop_on_signals() as stop:
+    started = time.monotonic()
+    # A live display on a terminal, a plain line every 5 s elsewhere (a CI log).
+    with (
+        progress(simulate_line, quiet=False, view=simulate_view) as shown,
+        stop_on_signals() as stop,
+    ):
         result = run_simulation(
             scenario,
             run.seed,
@@ -104,12 +107,14 @@ def simulate(settings: Settings, run: RunSpec, out: Path, ledger_path: Path | No
             worker=run.worker,
             shards=run.shards,
             shard=run.shard,
-            on_progress=None if shown is None else lambda *p: shown(p),
+            on_progress=None
+            if shown is None
+            else lambda events, second: shown((events, second, time.monotonic() - started)),
+            # A display is redrawn about every second; a CI log's line comes every 5 s.
+            progress_every=5_000 if isinstance(shown, Board) else 50_000,
             stop=stop,
             run_id=run.run_id,
         )
-    if shown is not None:
-        shown.end()
     rate = result.events / result.elapsed if result.elapsed > 0 else 0.0
     click.echo(
         f"{result.events} events ({result.seconds} simulated seconds of {scenario.name}, "

@@ -43,6 +43,7 @@ def run_simulation(
     shards: int = 1,
     shard: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
+    progress_every: int = 50_000,
     stop: threading.Event | None = None,
     run_id: str | None = None,
 ) -> SimulateResult:
@@ -51,7 +52,8 @@ def run_simulation(
     ``run_id`` names the run (random when not given): the same scenario, seed, schema
     version and run id write the same bytes. Setting ``stop`` ends the run early: what
     was written is closed and in the ledger (marked incomplete), and
-    :class:`~producer.errors.Interrupted` says so.
+    :class:`~producer.errors.Interrupted` says so. ``on_progress(events written,
+    simulated seconds done)`` is called every ``progress_every`` events.
     """
     if max_events is None and duration is None and scenario.total_seconds is None:
         raise InvalidOption(
@@ -108,7 +110,7 @@ def run_simulation(
             written += 1
             if written & 0xFF == 0 and stopped():
                 break
-            if on_progress is not None and written % 50_000 == 0:
+            if on_progress is not None and written % progress_every == 0:
                 on_progress(written, simulation.seconds_done)
         else:
             complete = not stopped()
