@@ -70,6 +70,7 @@ KINDS = [
     ("int", "int", INTEGRAL),
     ("long-in-a-dict", {"type": "long"}, INTEGRAL),
     ("timestamp", TIMESTAMP, INTEGRAL),
+    ("timestamp-micros", {"type": "long", "logicalType": "timestamp-micros"}, INTEGRAL),
     ("double", "double", REAL),
     ("float", "float", REAL),
     ("double-in-a-dict", {"type": "double"}, REAL),
@@ -139,3 +140,11 @@ def test_a_schema_of_two_fields_the_event_carries() -> None:
 
     encoder = FramedAvroEncoder(fastavro.parse_schema(definition), definition, 1, reference)
     assert [encoder(e) for e in events] == [reference(e) for e in events]
+
+
+@pytest.mark.parametrize(
+    "definition",
+    ["string", {"type": "enum", "name": "E", "symbols": ["A"]}, ["null", "string"]],
+)
+def test_a_schema_that_is_not_a_record_is_left_to_fastavro(definition: Any) -> None:
+    assert RecordWriter.compile(definition) is None
