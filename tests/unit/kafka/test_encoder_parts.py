@@ -160,3 +160,19 @@ def test_a_row_of_the_wrong_length_is_refused_not_cut() -> None:
     for row in ([5], [5, "x", "extra"]):
         with pytest.raises(ValueError):
             writer.encode(row)
+
+
+@pytest.mark.parametrize("size", [4095, 4096, 4097])
+def test_a_length_at_the_small_table_boundary_is_written_by_the_fast_writer(size: int) -> None:
+    # Lengths under 4096 come from a table, longer ones are computed: both sides and the
+    # boundary are written here, not declined and left to fastavro.
+    definition = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": "s", "type": "string"}, {"name": "b", "type": "bytes"}],
+    }
+    writer = encoding.RecordWriter.compile(definition)
+    assert writer is not None
+    text, data = "é" * (size // 2) + "x" * (size % 2), b"\x00" * size
+    assert len(text.encode()) == size
+    assert writer.encode([text, data]) == fastavro_bytes(definition, {"s": text, "b": data})
