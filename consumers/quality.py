@@ -36,12 +36,14 @@ class DataQuality:
     events: int  # in Silver
     duplicates: int
     quarantined: dict[str, int] = field(default_factory=dict)  # by reason
+    pending: int = 0  # Bronze records past the offsets Silver committed
 
     def lines(self) -> list[str]:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.quarantined.items())) or "none"
+        waiting = f", {self.pending} not yet read by Silver" if self.pending else ""
         return [
-            f"data quality: {self.records} records in Bronze, {self.events} events in Silver, "
-            f"{self.duplicates} duplicates dropped, "
+            f"data quality: {self.records} records in Bronze{waiting}, {self.events} events "
+            f"in Silver, {self.duplicates} duplicates dropped, "
             f"{sum(self.quarantined.values())} quarantined ({reasons})"
         ]
 
@@ -56,13 +58,24 @@ def _rows(path: Path, column: str) -> list[object]:
 
 
 def data_quality(warehouse: Path) -> DataQuality:
-    records = len(_rows(warehouse / "bronze" / "events", "offset"))
-    events = len(_rows(warehouse / "silver" / "events", "event_id"))
+    """The warehouse's tally. Duplicates are the records Silver has read (those up to
+    the offsets it committed) that are neither in Silver nor in quarantine; records
+    it has not read yet are ``pending``, not duplicates."""
+    bronze_path, events_path = warehouse / "bronze" / "events", warehouse / "silver" / "events"
+    records = len(_rows(bronze_path, "offset"))
+    events = len(_rows(events_path, "event_id"))
     reasons = Counter(
         str(r).split(":", 1)[0] for r in _rows(warehouse / "silver" / "quarantine", "reason")
     )
     quarantined = sum(reasons.values())
-    return DataQuality(records, events, records - events - quarantined, dict(reasons))
+    read_by_silver = 0
+    if records and DeltaTable.is_deltatable(str(events_path)):
+        bronze = read(bronze_path, [*_KEYS])
+        read_by_silver = _processed(bronze, DeltaTable(str(events_path))).num_rows
+    pending = records - read_by_silver
+    return DataQuality(
+        records, events, read_by_silver - events - quarantined, dict(reasons), pending
+    )
 
 
 # --------------------------------------------------------------------------- per minute

@@ -347,3 +347,22 @@ def test_the_totals_move_with_one_record(
         if getattr(before, name) != getattr(after, name)
     }
     assert differences == expected
+
+
+def test_a_record_silver_has_not_read_is_pending_not_a_duplicate(tmp_path: Path) -> None:
+    before = data_quality(warehouse(tmp_path / "before", BASE))
+    after = data_quality(warehouse(tmp_path / "after", [*BASE, UNPROCESSED]))
+    assert after == DataQuality(
+        records=before.records + 1,
+        events=before.events,
+        duplicates=before.duplicates,
+        quarantined=before.quarantined,
+        pending=1,
+    )
+    assert "1 not yet read by Silver" in after.lines()[0]
+    # Once Silver's committed offset covers it, it is counted by its fate.
+    read = data_quality(
+        warehouse(tmp_path / "read", [*BASE, UNPROCESSED], committed=UNPROCESSED.offset)
+    )
+    assert read.pending == 0
+    assert read.records - read.events - sum(read.quarantined.values()) == read.duplicates
