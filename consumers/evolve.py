@@ -18,7 +18,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
-__all__ = ["EPOCH_COLUMNS", "WIRE_COLUMNS", "add_missing_columns", "complete", "read", "rows"]
+__all__ = [
+    "EPOCH_COLUMNS",
+    "WIRE_COLUMNS",
+    "add_missing_columns",
+    "complete",
+    "read",
+    "read_matching",
+    "rows",
+]
 
 # The topic epoch, in Bronze and in Silver's tables; 0 where older rows lack it.
 EPOCH_COLUMNS = {"topic_epoch": 0, "kafka_topic_epoch": 0}
@@ -61,6 +69,22 @@ def read(path: Path, columns: list[str], version: int | None = None) -> pa.Table
     table = DeltaTable(str(path), version=version)
     present = set(table.schema().to_arrow().names)
     return complete(table.to_pyarrow_table(columns=[c for c in columns if c in present]), columns)
+
+
+def read_matching(path: Path, columns: list[str], key: str, values: pa.Array) -> pa.Table:
+    """The rows of the table at ``path`` whose ``key`` is one of ``values``: ``columns``
+    of them, as :func:`read` gives them. The table is scanned a batch at a time and
+    each batch filtered as it comes, so memory holds the matches, not the table."""
+    table = DeltaTable(str(path))
+    present = set(table.schema().to_arrow().names)
+    wanted = [c for c in columns if c in present]
+    scanner = table.to_pyarrow_dataset().scanner(columns=wanted)
+    kept = [
+        batch.filter(pc.is_in(batch.column(key), value_set=values))
+        for batch in scanner.to_batches()
+    ]
+    out = pa.Table.from_batches(kept, schema=scanner.projected_schema)
+    return complete(out, columns)
 
 
 def complete(out: pa.Table, columns: list[str]) -> pa.Table:

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
-from consumers.evolve import add_missing_columns, read
+from consumers.evolve import add_missing_columns, read_matching
 
 __all__ = [
     "COPIES_SCHEMA",
@@ -148,9 +147,8 @@ class Identity:
         """Every copy recorded of ``ids``, by id."""
         if not ids or not self.exists():  # a batch that was all quarantined
             return {}
-        table = read(self.path, COPIES_SCHEMA.names)
         wanted = pa.array(sorted(ids), pa.string())
-        table = table.filter(pc.is_in(table["event_id"], value_set=wanted))
+        table = read_matching(self.path, COPIES_SCHEMA.names, "event_id", wanted)
         copies: dict[str, list[Copy]] = {}
         for row in table.to_pylist():
             where = where_of(row)

@@ -47,7 +47,7 @@ from consumers.arrow_types import RENAMED, reader_arrow_schema
 from consumers.bronze import BRONZE_SCHEMA, app_id
 from consumers.decode import Decoder, Rejected
 from consumers.errors import PipelineError
-from consumers.evolve import add_missing_columns, read
+from consumers.evolve import add_missing_columns, read, read_matching
 from consumers.evolve import rows as pylist
 from consumers.identity import (
     COPIES_SCHEMA,
@@ -353,9 +353,8 @@ class SilverJob:
         """Where the Silver rows of the ids decided on came from."""
         if not DeltaTable.is_deltatable(str(self.events)):
             return {}
-        table = read(self.events, ["event_id", *_WHERE])
         ids = pa.array(sorted(decision.copies), pa.string())
-        table = table.filter(pc.is_in(table["event_id"], value_set=ids))
+        table = read_matching(self.events, ["event_id", *_WHERE], "event_id", ids)
         return {r["event_id"]: where_of(r) for r in table.to_pylist()}
 
     def _withdraw(self, conflicting: frozenset[str]) -> None:
