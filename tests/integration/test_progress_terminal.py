@@ -35,7 +35,8 @@ def test_produce_on_a_terminal_shows_every_field_live_then_the_plain_summary(
     ledger = tmp_path / "ledger.json"
     run = run_in_terminal("produce", "--topic", topic, "--create-topic", "--scenario",
                           "flash-sale", "--duration", "6s", "--speed", "1", "--ledger",
-                          str(ledger), env=stack_env(stack))  # fmt: skip
+                          str(ledger), env=stack_env(stack),
+                          columns=200)  # fmt: skip  # wide: the summary names a long tmp path
     assert run.code == 0, run.raw
     # While it ran: the panel, with the sale's clock and phase, the counts, the rates
     # and the delivery latency (each frame of it is in the output, in turn).
