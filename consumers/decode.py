@@ -22,7 +22,7 @@ from avro.compatibility import (
     SchemaCompatibilityType,
     SchemaIncompatibilityType,
 )
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from consumers.errors import PipelineError, ServiceUnreachable
@@ -99,6 +99,7 @@ class Decoder:
         self.reader_text = reader_text  # its JSON text, for Avro's reader/writer check
         self._writers: dict[WriterRef, Any] = {}
         self._readable: set[int] = set()  # writer ids the reader was found to read
+        self._ids: dict[tuple[str, str], int | None] = {}  # (GUID, subject) -> id
 
     def refuse_unreadable(
         self, schema_ids: list[int], job: str, reader_name: str, subject: str
@@ -162,6 +163,41 @@ class Decoder:
         if schema.schema_str is None:
             raise Rejected(f"unknown {ref.kind}: {ref.value} (the registry sent no schema)")
         return schema.schema_str
+
+    def schema_id_of(self, guid: str, subject: str) -> int | None:
+        """The registry id of the writer schema with GUID ``guid``: the id under which
+        ``subject`` (the topic's value subject) holds it, soft-deleted versions too
+        (Confluent's answer by GUID carries no id). None when ``subject`` holds no
+        schema of that GUID; :class:`RegistryOutage` when the registry cannot say."""
+        key = (guid, subject)
+        if key in self._ids:
+            return self._ids[key]
+        try:
+            text = self._text(WriterRef(guid=guid))
+        except Rejected:
+            return None  # an unknown GUID is not cached: it may be registered later
+        try:
+            found = self.registry.lookup_schema(subject, Schema(text, "AVRO"), deleted=True)
+        except SchemaRegistryError as exc:
+            status = exc.http_status_code
+            if status >= 500 or status in (401, 403):
+                raise RegistryOutage(
+                    f"silver: the Schema Registry answered {status} ({exc.error_message}) "
+                    f"looking schema guid {guid} up in {subject}: nothing was committed; "
+                    "run again when it answers"
+                ) from exc
+            return None
+        except Exception as exc:
+            if not _transport(exc):
+                raise
+            raise RegistryOutage(
+                f"silver: the Schema Registry cannot be reached ({type(exc).__name__}) "
+                f"looking schema guid {guid} up in {subject}: nothing was committed; run "
+                "again when it is back"
+            ) from exc
+        same = found.guid in (None, "", guid)  # a registry without GUIDs: the text decides
+        self._ids[key] = found.schema_id if same else None
+        return self._ids[key]
 
     def writer(self, writer: int | WriterRef) -> Any:
         ref = writer if isinstance(writer, WriterRef) else WriterRef(schema_id=writer)

@@ -1,10 +1,14 @@
 """Which copy of an event Silver keeps: decided by the records, not the order they came in.
 
 Every record that decodes and passes the rules is a *copy* of the event its
-``event_id`` names. Its content is its bytes as written (the writer's schema id and
-the Avro body), fingerprinted. ``silver/copies`` keeps every copy's id, fingerprint
-and coordinates, so that each decision below depends only on the set of copies the
-topic holds, whatever batches they arrived in:
+``event_id`` names. Its content is what was written: the writer schema, by its
+registry id, and the Avro body, fingerprinted as the prefix wire format frames them
+(magic byte 0, the 4-byte id, the body), whichever format the record came in. So a
+copy framed by a GUID in the ``__value_schema_id`` header and one framed by the
+prefix, of one writer and one body, are the same content, and the fingerprints
+stored before the header format existed stay valid. ``silver/copies`` keeps every
+copy's id, fingerprint and coordinates, so that each decision below depends only on
+the set of copies the topic holds, whatever batches they arrived in:
 
 * all copies of an id have one content: Silver keeps one row, the copy at the lowest
   (topic epoch, partition, offset); the others are duplicates, dropped and counted;
@@ -20,6 +24,7 @@ Gold.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 from consumers.evolve import add_missing_columns, read_matching
+from consumers.wire import Headers, as_prefixed
 
 __all__ = [
     "COPIES_SCHEMA",
@@ -89,9 +95,22 @@ def where_of(row: dict[str, Any]) -> Coordinates:
     )
 
 
-def fingerprint(value: bytes) -> str:
-    """The content of a record as written: its bytes, header (writer schema id) included."""
-    return hashlib.sha256(value).hexdigest()[:32]
+def fingerprint(
+    value: bytes,
+    headers: Headers = None,
+    schema_id_of: Callable[[str], int | None] | None = None,
+) -> str:
+    """The content of a record as written: its writer and its Avro body, framed as the
+    prefix format frames them (a prefix-framed ``value`` is hashed as it is).
+    ``headers``: the record's, when its writer is named in ``__value_schema_id``;
+    ``schema_id_of``: a GUID's registry id, or None when it has none (that copy is
+    then identified by its GUID, and matches only copies named by the same GUID)."""
+    prefixed = as_prefixed(value, headers, schema_id_of or _no_id)
+    return hashlib.sha256(prefixed).hexdigest()[:32]
+
+
+def _no_id(guid: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)

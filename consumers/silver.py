@@ -296,7 +296,8 @@ class SilverJob:
                 continue
             where = _bronze_where(row)
             candidates[where] = {**self._row(record), **origin, "_raw": row["value"]}
-            copies.append(Copy(record["event_id"], fingerprint(row["value"]), where))
+            content = fingerprint(row["value"], value_headers(row), self._schema_id_of)
+            copies.append(Copy(record["event_id"], content, where))
         decision = self.copies.record(copies)
         conflicts = self._conflicts(decision, candidates)
         for _ in conflicts:
@@ -370,19 +371,26 @@ class SilverJob:
         if self.copies.exists() or not DeltaTable.is_deltatable(str(self.events)):
             return
         silver = read(self.events, ["event_id", *_WHERE])
-        bronze = read(self.bronze, ["topic", "topic_epoch", "partition", "offset", "value"])
-        values = {_bronze_where(r): r["value"] for r in bronze.to_pylist()}
+        wire = ["value", "schema_id_in", "schema_guid", "schema_id"]
+        bronze = read(self.bronze, ["topic", "topic_epoch", "partition", "offset", *wire])
+        found = {_bronze_where(r): r for r in bronze.to_pylist()}
         copies = []
         for r in silver.to_pylist():
             where = where_of(r)
-            if where in values:
-                copies.append(Copy(r["event_id"], fingerprint(values[where]), where))
+            if where in found:
+                row = found[where]
+                content = fingerprint(row["value"], value_headers(row), self._schema_id_of)
+                copies.append(Copy(r["event_id"], content, where))
         if not copies:
             write_deltalake(str(self.copies.path), COPIES_SCHEMA.empty_table(), mode="append")
         self.copies.add(copies)
         log.info("silver: recorded %d copies of the events already in Silver", len(copies))
 
     # ------------------------------------------------------------------ decoding and rules
+
+    def _schema_id_of(self, guid: str) -> int | None:
+        """The registry id of a header-framed record's writer (for its fingerprint)."""
+        return self.decoder.schema_id_of(guid, f"{self.topic}-value")
 
     def _check(self, record: dict[str, Any], ingested: datetime) -> None:
         quantity, price, revenue = record["quantity"], record["price"], record["revenue"]

@@ -38,9 +38,11 @@ and ``FLASHSALE_SCHEMA_REGISTRY_USER_INFO`` (the registry's ``KEY:SECRET``).
   {"avroSchema": reader})`` (Avro resolution to the reader schema); the rules
   (revenue identity, the catalog's product, category and brand, the shop's
   currencies, event time in range) quarantine what fails; copies of one event id
-  with one content are duplicates (Silver keeps the lowest coordinates), copies with
-  different contents are a conflict (every copy quarantined, the Silver row
-  withdrawn). ``silver/copies`` records every copy, as the embedded pipeline's does.
+  with one content (the writer, a GUID resolved to its registry id, and the Avro
+  body: one content whichever wire format it came in) are duplicates (Silver keeps
+  the lowest coordinates), copies with different contents are a conflict (every
+  copy quarantined, the Silver row withdrawn). ``silver/copies`` records every
+  copy, as the embedded pipeline's does.
 * Gold: each ``gold_sql/*.sql`` over ``silver_events`` and ``silver_products``, the
   per-minute tables filled with zero rows for minutes without events, and
   ``quality_per_minute`` (``consumers/quality.py``'s table), all from one Silver
@@ -67,11 +69,15 @@ import base64
 import json
 import os
 import re
+import struct
+import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pyspark is the optional `spark` extra
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -180,19 +186,60 @@ def writer_schema(registry_urls: str, schema_id: int | None, guid: str | None = 
     ``FLASHSALE_SCHEMA_REGISTRY_USER_INFO``. ``registry_urls`` may be a comma-separated
     list; each is tried in turn."""
     path = f"/schemas/ids/{schema_id}" if guid is None else f"/schemas/guids/{guid}"
+    answer = _ask_registry(registry_urls, path)
+    if answer is None:
+        raise RuntimeError(f"the Schema Registry does not know the writer schema {path}")
+    return str(answer["schema"])
+
+
+def registered_id(registry_urls: str, guid: str, text: str, subject: str) -> int | None:
+    """The registry id of the writer schema ``text`` of GUID ``guid``: the id under which
+    ``subject`` holds it, soft-deleted versions too (Confluent's answer by GUID has no
+    id), as ``consumers/decode.py`` finds it; None when ``subject`` does not hold it."""
+    path = f"/subjects/{urllib.parse.quote(subject, safe='')}?deleted=true"
+    answer = _ask_registry(registry_urls, path, {"schema": text})
+    if answer is None or answer.get("guid") not in (None, "", guid):
+        return None
+    return int(answer["id"])
+
+
+def _ask_registry(registry_urls: str, path: str, body: Any = None) -> Any:
+    """The registry's JSON answer to GET ``path`` (POST ``body``, if given); None when
+    it answers 404. Each of the comma-separated ``registry_urls`` is tried in turn."""
     headers = {"Accept": "application/vnd.schemaregistry.v1+json"}
+    if body is not None:
+        headers["Content-Type"] = "application/vnd.schemaregistry.v1+json"
     user_info = os.environ.get("FLASHSALE_SCHEMA_REGISTRY_USER_INFO")
     if user_info:
         headers["Authorization"] = "Basic " + base64.b64encode(user_info.encode()).decode()
+    data = None if body is None else json.dumps(body).encode()
     failure: Exception | None = None
     for url in registry_urls.split(","):
-        request = urllib.request.Request(url.strip().rstrip("/") + path, headers=headers)
+        request = urllib.request.Request(url.strip().rstrip("/") + path, data, headers)
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
-                return str(json.loads(answer.read())["schema"])
+                return json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            failure = exc
         except OSError as exc:
             failure = exc
-    raise RuntimeError(f"the Schema Registry cannot give the writer schema {path}: {failure}")
+    raise RuntimeError(f"the Schema Registry cannot answer {path}: {failure}")
+
+
+def writer_prefix(
+    registry_urls: str, subject: str, schema_id: int | None, guid: str | None, text: str
+) -> bytes:
+    """What names the writer ``text`` in the prefix wire format: byte 0 and its 4-byte
+    id, a GUID's id found by :func:`registered_id`. A GUID ``subject`` does not hold
+    keeps its own reference, byte 1 and its 16 bytes (consumers/wire.py's
+    ``as_prefixed``)."""
+    if guid is not None:
+        schema_id = registered_id(registry_urls, guid, text, subject)
+        if schema_id is None:
+            return b"\x01" + uuid.UUID(guid).bytes
+    return struct.pack(">bI", 0, schema_id)
 
 
 # --------------------------------------------------------------------------- Silver rules
@@ -320,11 +367,14 @@ def silver_rules(
 # --------------------------------------------------------------------------- identity
 
 
-def fingerprint(value: Column) -> Column:
-    """A record's content as written (header included), as consumers/identity.py has it."""
+def fingerprint(body: Column, prefix: bytes) -> Column:
+    """A record's content as written, as consumers/identity.py has it: its Avro
+    ``body`` behind ``prefix``, its writer as the prefix wire format names it
+    (:func:`writer_prefix`). A prefix-framed record hashes its value as it came; a
+    header-framed one hashes the bytes of the same content prefix-framed."""
     from pyspark.sql import functions as F
 
-    return F.substring(F.sha2(value, 256), 1, 32)
+    return F.substring(F.sha2(F.concat(F.lit(prefix), body), 256), 1, 32)
 
 
 @dataclass(frozen=True)
@@ -867,6 +917,8 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
         "kafka_topic_epoch",
     ]  # fmt: skip
 
+    subject = f"{args.topic}-value"  # the topic's writers (TopicNameStrategy)
+
     def to_silver(batch: DataFrame, batch_id: int) -> None:
         framed = split_wire(batch.drop("schema_id", "schema_guid"), headers="headers").select(
             "*",
@@ -875,7 +927,6 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
             F.col("partition").alias("kafka_partition"),
             F.col("offset").alias("kafka_offset"),
             F.col("value").alias("raw_value"),
-            fingerprint(F.col("value")).alias("fingerprint"),
         )
         framed.persist()
         rejected = [
@@ -893,7 +944,11 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
             )
             options = {"avroSchema": reader, "mode": "PERMISSIVE"}
             text = writer_schema(args.schema_registry_url, schema_id, guid)
-            part = of_writer.withColumn("e", from_avro("body", text, options))
+            # identified as the same content prefix-framed is: a GUID by its id
+            prefix = writer_prefix(args.schema_registry_url, subject, schema_id, guid, text)
+            part = of_writer.withColumn("e", from_avro("body", text, options)).withColumn(
+                "fingerprint", fingerprint(F.col("body"), prefix)
+            )
             rejected.append(
                 part.filter("e IS NULL").withColumn("reason", F.lit("undecodable body")).drop("e")
             )

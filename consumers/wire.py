@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,27 @@ def locate(raw: bytes | None, headers: Headers = None) -> tuple[WriterRef, bytes
     if raw is None:
         raise WireFormatError("empty value (a tombstone)")
     return ref, raw
+
+
+def as_prefixed(
+    raw: bytes | None, headers: Headers, schema_id_of: Callable[[str], int | None]
+) -> bytes:
+    """The bytes of the same content (writer, Avro body) in the prefix format: magic
+    byte 0, the writer's 4-byte schema id, the body. A record without the header is
+    returned as it is; one with it names its writer by id, or by GUID, which
+    ``schema_id_of`` turns into the registry's id. A GUID without an id (None) keeps
+    its own framing: magic byte 1, the GUID's 16 bytes, the body."""
+    ref = header_ref(headers)
+    if ref is None:
+        if raw is None:
+            raise WireFormatError("empty value (a tombstone)")
+        return raw
+    if raw is None:
+        raise WireFormatError("empty value (a tombstone)")
+    schema_id = ref.schema_id if ref.guid is None else schema_id_of(ref.guid)
+    if schema_id is None:
+        return bytes([MAGIC_GUID]) + uuid.UUID(str(ref.guid)).bytes + raw
+    return struct.pack(">bI", MAGIC, schema_id) + raw
 
 
 def value_headers(row: dict[str, Any]) -> list[tuple[str, bytes | None]]:

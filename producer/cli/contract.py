@@ -70,6 +70,8 @@ def contract_verify(
 ) -> None:
     """Check every (writer version x reader) pair with Avro resolution and with data.
 
+    The data is framed in both wire formats the consumers read: the schema id in the
+    value's prefix, and the schema GUID in the __value_schema_id header.
     Exits 1 on any failure, naming the pair, the field and the reason.
 
     \b
@@ -104,6 +106,8 @@ def contract_verify(
         text = json.dumps(report.to_json(), indent=2) + "\n"
     else:
         text = report.to_junit() + "\n" if output_format == "junit" else contract_table(report)
+    for note in report.notes:  # a framing a writer cannot be written in
+        click.echo(f"note: {note}", err=True)
     if out is not None:
         out.write_text(text, encoding="utf-8")
         click.echo(f"{'ok' if report.ok else 'FAILED'}: report written to {out}")

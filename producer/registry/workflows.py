@@ -136,6 +136,7 @@ class RegisteredText:
     version: int
     schema_id: int
     text: str
+    guid: str | None = None  # Confluent 8 gives every schema one
 
 
 def registered_texts(registry: Registry, subject: str) -> list[RegisteredText]:
@@ -147,17 +148,22 @@ def registered_texts(registry: Registry, subject: str) -> list[RegisteredText]:
         text = found.schema.schema_str
         if text is None:
             raise RegistryError(f"{subject} version {version} came back without its schema")
-        out.append(RegisteredText(subject, version, number(found.schema_id), text))
+        out.append(
+            RegisteredText(subject, version, number(found.schema_id), text, found.guid or None)
+        )
     return out
 
 
 def registered_writers(registry: Registry, subject: str) -> list[Writer]:
-    """Every live version of ``subject`` as a writer for the consumer-contract matrix."""
+    """Every live version of ``subject`` as a writer for the consumer-contract matrix,
+    with the id and GUID the registry gives it (records name it by them)."""
     texts = registered_texts(registry, subject)
     if not texts:  # nothing to verify against is the caller's mistake, as before: exit 2
         raise UsageError(f"{subject} has no registered versions at {registry.url}")
     return [
-        writer_from_text(f"registry v{t.version}", t.text, f"{t.subject} v{t.version}")
+        writer_from_text(
+            f"registry v{t.version}", t.text, f"{t.subject} v{t.version}", t.schema_id, t.guid
+        )
         for t in texts
     ]
 

@@ -700,3 +700,91 @@ def test_a_topic_of_both_wire_formats_reconciles(
     assert sum(r["schema_id_in"] == "header" and r["schema_guid"] is not None
                for r in framed) == in_header  # fmt: skip
     assert len(silver_rows(warehouse)) == ledger["total_events"]
+
+
+def header_copies(stack: Endpoints, topic: str) -> list[tuple[Any, bytes, Any]]:
+    """Every record of ``topic`` in the header wire format, as Confluent's header
+    serializer writes the same content: (the message, its bare body, its headers with
+    the writer's GUID in ``__value_schema_id``)."""
+    import uuid
+
+    import requests
+
+    from consumers.wire import split
+
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "hdr"})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1] for p in partitions}
+    consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+    seen, out, guids = {p: 0 for p in ends}, [], {}
+    while any(seen[p] < ends[p] for p in ends):
+        for m in consumer.consume(500, 5):
+            assert m.error() is None
+            seen[m.partition()] = m.offset() + 1
+            schema_id, body = split(m.value())
+            if schema_id not in guids:
+                answer = requests.get(f"{stack.registry_url}/schemas/ids/{schema_id}", timeout=5)
+                guids[schema_id] = uuid.UUID(answer.json()["guid"]).bytes
+            out.append((m, body, [("__value_schema_id", b"\x01" + guids[schema_id])]))
+    consumer.close()
+    return out
+
+
+def test_one_event_written_in_each_wire_format_is_a_duplicate_not_a_conflict(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    # Every event is written twice into one topic, once with the schema id in the
+    # prefix and once with the GUID in the header (the same writer, the same body):
+    # Silver keeps one row per event and counts the second copies as duplicates. A
+    # different body under one event id is a conflict in either framing.
+    ledger_path, warehouse = tmp_path / "ledger.json", tmp_path / "warehouse"
+    produce(stack, topic, ledger_path, 30)  # v1, then the newest version: two writers
+    copies = header_copies(stack, topic)
+    header, schema, written = newest_records(stack, topic)
+    newest_guid = next(h for m, _, h in copies if m.value()[:5] == header)
+    datum = written[0][1]
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    for m, body, headers in copies:  # the second copy of each, in another partition
+        producer.produce(topic, body, m.key(), partition=(m.partition() + 1) % 6,
+                         headers=headers)  # fmt: skip
+    view = {**datum, "event_type": "view", "quantity": 1, "revenue": Decimal("0.00")}
+    prefixed = fabricated(header, {**view, "event_id": "forged-prefix"}, schema)
+    producer.produce(topic, prefixed, b"k", partition=0)
+    # forged-prefix: a prefix copy and a header copy of another body
+    other = fabricated(b"", {**view, "event_id": "forged-prefix"}, schema, quantity=2)
+    producer.produce(topic, other, b"k", partition=1, headers=newest_guid)
+    # forged-header: two header copies of two bodies
+    for quantity in (1, 3):
+        body = fabricated(b"", {**view, "event_id": "forged-header"}, schema, quantity=quantity)
+        producer.produce(topic, body, b"k", partition=2, headers=newest_guid)
+    assert producer.flush(30) == 0
+
+    config = config_for(stack)
+    result = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
+    ledger = json.loads(ledger_path.read_text())
+    events = ledger["total_events"]
+    assert len(copies) == events > 0
+    assert result.bronze.records == 2 * events + 4
+    assert result.silver.reasons == {"conflict": 4}
+    assert result.silver.duplicates == events
+    silver = silver_rows(warehouse)
+    assert len(silver) == len({r["event_id"] for r in silver}) == events
+    assert {"forged-prefix", "forged-header"}.isdisjoint(r["event_id"] for r in silver)
+    quarantined = table_rows(warehouse / "silver" / "quarantine")
+    assert sorted(r["reason"] for r in quarantined) == sorted(
+        [f"conflict: event forged-{f} has copies with other content" for f in ("prefix", "header")]
+        * 2
+    )
+    # each event's two copies, one per framing, have one fingerprint, the prefix one
+    bronze = DeltaTable(str(warehouse / "bronze" / "events")).to_pyarrow_table().to_pylist()
+    framing = {(r["partition"], r["offset"]): r["schema_id_in"] for r in bronze}
+    by_event: dict[str, list[tuple[str, str]]] = {}
+    for r in table_rows(warehouse / "silver" / "copies"):
+        at = (r["kafka_partition"], r["kafka_offset"])
+        by_event.setdefault(r["event_id"], []).append((framing[at], r["fingerprint"]))
+    for event_id, found in by_event.items():
+        if event_id.startswith("forged-"):
+            continue
+        assert sorted(f for f, _ in found) == ["header", "prefix"], event_id
+        assert len({fp for _, fp in found}) == 1, event_id
+    assert gold_differences(warehouse, ledger) == []

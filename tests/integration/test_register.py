@@ -187,3 +187,25 @@ def test_contract_verify_against_the_registry(stack: Endpoints, topic: str) -> N
         "registry v2      ok                ok",
         "registry v3      ok                ok",
     ]
+    # Each pair's data was framed both ways, naming the writer by the registry's own id
+    # (prefix) and GUID (header).
+    as_json = cli(stack, "contract", "verify", "--against", "registry", "--topic", topic,
+                  "--format", "json")  # fmt: skip
+    assert as_json.returncode == 0, as_json.stderr
+    versions = [
+        requests.get(f"{stack.registry_url}/subjects/{topic}-value/versions/{v}", timeout=5).json()
+        for v in (1, 2, 3)
+    ]
+    named = {
+        (pair["writer"], f["framing"]): (f["writer_named_by"], f["ok"], f["records"])
+        for pair in json.loads(as_json.stdout)["pairs"]
+        for f in pair["framings"]
+    }
+    assert named == {
+        (f"registry v{v['version']}", framing): (by, True, 400)
+        for v in versions
+        for framing, by in (
+            ("prefix", f"schema id {v['id']}"),
+            ("header", f"schema guid {v['guid']}"),
+        )
+    }

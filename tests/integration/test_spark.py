@@ -278,6 +278,48 @@ def test_silver_rules_quarantine_what_the_embedded_silver_does_with_its_reason(
 # --------------------------------------------------------------------------- identity
 
 
+def test_the_jobs_fingerprint_is_the_embedded_one_in_either_framing(
+    spark: SparkSession, stack: Endpoints, subject: str
+) -> None:
+    # One content, written in the prefix and in the header format: the job names the
+    # writer as the embedded decoder does (the GUID looked up under the topic's subject
+    # to its id), so both copies get the embedded fingerprint of the prefixed record.
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    from consumers.decode import Decoder
+    from consumers.identity import fingerprint
+
+    text = load_catalog(bundled_schemas_dir()).get(1).text
+    client = SchemaRegistryClient({"url": stack.registry_url})
+    registered = client.register_schema_full_response(subject, Schema(text, "AVRO"))
+    stranger = str(uuid.uuid4())  # a GUID the subject does not hold
+    body = b"\x0ahello, any body"
+    prefixed = SchemaId("AVRO", registered.schema_id).id_to_bytes() + body
+
+    def header(guid: str) -> list[tuple[str, bytes]]:
+        return [("__value_schema_id", SchemaId("AVRO", guid=guid).guid_to_bytes())]
+
+    cases = [(prefixed, None), (body, header(registered.guid)), (body, header(stranger))]
+    frame = spark.createDataFrame(
+        [(i, v, h) for i, (v, h) in enumerate(cases)],
+        "i int, value binary, headers array<struct<key:string,value:binary>>",
+    )
+    got = {}
+    for r in spark_job.split_wire(frame, headers="headers").collect():
+        named = r["writer_schema_id"], r["writer_schema_guid"]
+        prefix = spark_job.writer_prefix(stack.registry_url, subject, *named, text)
+        one = spark.createDataFrame([(r["body"],)], "body binary")
+        got[r["i"]] = one.select(spark_job.fingerprint(one["body"], prefix)).first()[0]
+    decoder = Decoder(client, None, text)
+    ids = lambda guid: decoder.schema_id_of(guid, subject)  # noqa: E731
+    embedded = [fingerprint(v, h, ids) for v, h in cases]
+    assert [got[i] for i in range(3)] == embedded
+    assert embedded[0] == embedded[1] == fingerprint(prefixed)  # one content
+    assert embedded[2] != embedded[0]  # a GUID without an id is its own writer
+    assert spark_job.registered_id(stack.registry_url, stranger, text, subject) is None
+    assert spark_job.registered_id(stack.registry_url, registered.guid, text, "none") is None
+
+
 def test_identity_keeps_and_quarantines_the_copies_the_embedded_identity_does(
     spark: SparkSession, tmp_path: Path
 ) -> None:

@@ -4,10 +4,13 @@ counted twice."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from confluent_kafka.schema_registry.common.serde import SchemaId
 from deltalake import DeltaTable, write_deltalake
 
 from consumers.identity import (
@@ -183,3 +186,51 @@ def test_a_fingerprint_tells_contents_apart_and_fits_its_column() -> None:
     assert fingerprint(b"abc") != fingerprint(b"abd")
     assert len(fingerprint(b"abc")) == 32
     assert int(fingerprint(b"abc"), 16) >= 0  # hexadecimal
+
+
+# The fingerprint is over the content as written, whatever the framing: a record framed
+# by the header (bare body, writer in __value_schema_id) is hashed as the prefix-framed
+# record of the same writer and body; the headers are made by confluent-kafka's SchemaId.
+GUID = "0f8b2c3a-6e3d-4c1e-9a57-3f0c6b0d9e21"
+BODY = b"\x0ahello"
+PREFIXED = b"\x00\x00\x00\x01\x2c" + BODY  # schema id 300
+
+
+def in_header(schema_id: int | None = None, guid: str | None = None) -> list[tuple[str, bytes]]:
+    reference = SchemaId("AVRO", schema_id=schema_id, guid=guid)
+    return [("__value_schema_id", reference.guid_to_bytes() if guid else reference.id_to_bytes())]
+
+
+def test_a_prefixed_record_is_fingerprinted_by_its_bytes_as_before() -> None:
+    # the fingerprints silver/copies already holds stay valid
+    assert fingerprint(PREFIXED) == hashlib.sha256(PREFIXED).hexdigest()[:32]
+    assert fingerprint(PREFIXED, []) == fingerprint(PREFIXED)
+
+
+def test_a_header_framed_record_has_the_fingerprint_of_the_same_content_prefixed() -> None:
+    ids = {GUID: 300}.get
+    assert fingerprint(BODY, in_header(guid=GUID), ids) == fingerprint(PREFIXED)
+    assert fingerprint(BODY, in_header(schema_id=300)) == fingerprint(PREFIXED)
+
+
+@pytest.mark.parametrize(
+    ("value", "headers"),
+    [
+        (b"\x0ahellO", in_header(guid=GUID)),  # another body
+        (BODY, in_header(schema_id=301)),  # another writer
+        (BODY, in_header(guid="1f8b2c3a-6e3d-4c1e-9a57-3f0c6b0d9e21")),  # its id is 301
+    ],
+    ids=["body", "writer-id", "writer-guid"],
+)
+def test_other_content_in_the_header_format_is_another_fingerprint(
+    value: bytes, headers: list[tuple[str, bytes]]
+) -> None:
+    ids = {GUID: 300, "1f8b2c3a-6e3d-4c1e-9a57-3f0c6b0d9e21": 301}.get
+    assert fingerprint(value, headers, ids) != fingerprint(PREFIXED)
+
+
+def test_a_guid_the_registry_gives_no_id_is_identified_by_itself() -> None:
+    unresolved = fingerprint(BODY, in_header(guid=GUID), lambda guid: None)
+    assert unresolved == fingerprint(BODY, in_header(guid=GUID))  # no resolver: the same
+    assert unresolved != fingerprint(PREFIXED)
+    assert unresolved == hashlib.sha256(b"\x01" + uuid.UUID(GUID).bytes + BODY).hexdigest()[:32]

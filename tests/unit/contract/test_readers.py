@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,13 @@ from xml.etree import ElementTree
 
 import pytest
 from click.testing import CliRunner
+from confluent_kafka.schema_registry.common.serde import SchemaId
 
+import consumers.wire
 from producer.cli import main
+from producer.contract import readers
 from producer.contract.catalog import SchemaCatalog
-from producer.contract.readers import load_reader, verify_contracts, writer_from_text
+from producer.contract.readers import load_reader, local_guid, verify_contracts, writer_from_text
 from tests.conftest import field_of, schema_definition
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,6 +59,92 @@ def test_every_version_as_a_reader_passes_against_every_writer(catalog: SchemaCa
     ]
     assert [(v.writer, v.reader, v.ok, v.records) for v in report.verdicts] == [
         (f"v{w}", f"flash_sale_event-v{r}", True, 400) for w in (1, 2, 3) for r in (1, 2, 3)
+    ]
+    # every pair's data went through both wire formats, each record read back by the
+    # consumers' wire reader
+    assert {
+        (f.framing, f.records, f.problems, f.skipped) for v in report.verdicts for f in v.framings
+    } == {("prefix", 400, (), None), ("header", 400, (), None)}
+
+
+def test_local_writers_are_named_as_a_fresh_local_registry_names_them(
+    catalog: SchemaCatalog, tmp_path: Path
+) -> None:
+    from devstack.registry import RegistryStore
+
+    store = RegistryStore(tmp_path / "registry.sqlite")
+    registered = [store.register("t-value", {"schema": s.text}) for s in catalog.versions()]
+    store.close()
+    report = verify_contracts(writers(catalog), [load_reader(catalog.get(1).path)], samples=20)
+    named = [tuple(f.named_by for f in v.framings) for v in report.verdicts]
+    assert named == [(f"schema id {r.schema_id}", f"schema guid {r.guid}") for r in registered]
+
+
+def test_a_consumer_that_ignores_the_header_fails_the_header_framing_only(
+    catalog: SchemaCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The consumers' wire reader broken on purpose: it no longer looks for the GUID
+    # header, so it takes a bare body for a prefix-framed value.
+    monkeypatch.setattr(consumers.wire, "VALUE_SCHEMA_ID_HEADER", "__schema_id")
+    report = verify_contracts(writers(catalog), [load_reader(catalog.get(2).path)])
+    assert not report.ok
+    for verdict in report.verdicts:
+        prefix, header = verdict.framings
+        assert (prefix.framing, prefix.ok, prefix.records) == ("prefix", True, 400)
+        assert (header.framing, header.ok, header.records) == ("header", False, 0)
+        assert verdict.records == 0
+        (problem,) = verdict.problems
+        assert re.fullmatch(
+            r"data, header framing: cart, purchase, view records cannot be read: the "
+            r"consumers' wire reader refuses the record: bad magic byte \d+ \(expected 0\) "
+            r"\[400 of 400 records\]",
+            problem,
+        ), problem
+
+
+def test_a_header_naming_another_writer_fails_naming_both(
+    catalog: SchemaCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The header framing broken on purpose: every record names v1 by its GUID.
+    v1 = local_guid(catalog.get(1).text)
+    right = readers.FRAMINGS["header"]
+
+    def always_v1(body: bytes, ctx: Any, schema_id: SchemaId) -> bytes:
+        return right(body, ctx, SchemaId("AVRO", schema_id.id, v1))
+
+    monkeypatch.setitem(readers.FRAMINGS, "header", always_v1)
+    report = verify_contracts(writers(catalog), [load_reader(catalog.get(3).path)], samples=50)
+    assert report.verdict("v1", "flash_sale_event-v3").ok
+    for name in ("v2", "v3"):
+        verdict = report.verdict(name, "flash_sale_event-v3")
+        assert verdict.problems == (
+            f"data, header framing: cart, purchase, view records cannot be read: the record "
+            f"names schema guid {v1}, which is v1's [50 of 50 records]",
+        )
+
+
+def test_a_registered_writer_without_a_guid_is_checked_in_the_prefix_framing_only(
+    catalog: SchemaCatalog,
+) -> None:
+    # A registry older than Confluent 8 gives schemas no GUID: nothing can name the
+    # writer in the header, so that check is skipped, and the report says so.
+    v2 = catalog.get(2)
+    writer = writer_from_text("registry v1", v2.text, "old registry", schema_id=41)
+    report = verify_contracts([writer], [load_reader(v2.path)], samples=20)
+    (verdict,) = report.verdicts
+    assert verdict.ok and verdict.records == 20
+    assert [(f.framing, f.named_by, f.skipped) for f in verdict.framings] == [
+        ("prefix", "schema id 41", None),
+        ("header", "-", "the registry gives registry v1 no GUID to name it by"),
+    ]
+    assert report.notes == (
+        "writer registry v1 x reader flash_sale_event-v2: header framing not checked: the "
+        "registry gives registry v1 no GUID to name it by",
+    )
+    (pair,) = report.to_json()["pairs"]
+    assert [(f["framing"], f["checked"], f.get("note")) for f in pair["framings"]] == [
+        ("prefix", True, None),
+        ("header", False, "the registry gives registry v1 no GUID to name it by"),
     ]
 
 
@@ -122,7 +212,7 @@ def test_outputs_carry_the_same_verdicts(tmp_path: Path) -> None:
     junit = CliRunner().invoke(main, [*args, "--format", "junit", "--out", str(junit_path)])
     assert table.exit_code == as_json.exit_code == junit.exit_code == 1
 
-    lines = table.output.splitlines()
+    lines = table.stdout.splitlines()  # (a slow run's progress lines are on stderr)
     assert lines[:4] == [
         "writer \\ reader  silver  narrow",
         "v1               ok      FAIL",
@@ -137,8 +227,12 @@ def test_outputs_carry_the_same_verdicts(tmp_path: Path) -> None:
     }
     from_json = {
         (p["writer"], p["reader"]): "ok" if p["ok"] else "FAIL"
-        for p in json.loads(as_json.output)["pairs"]
+        for p in json.loads(as_json.stdout)["pairs"]
     }
+    assert {
+        (p["writer"], p["reader"]): [f["framing"] for f in p["framings"] if f["checked"]]
+        for p in json.loads(as_json.stdout)["pairs"]
+    } == {pair: ["prefix", "header"] for pair in from_json}
     suite = ElementTree.parse(junit_path).getroot()
     from_junit = {
         (case.get("name", "").split()[-1], case.get("classname", "").split()[-1]): (
@@ -148,7 +242,7 @@ def test_outputs_carry_the_same_verdicts(tmp_path: Path) -> None:
     }
     assert from_table == from_json == from_junit
     assert suite.get("failures") == "3" and suite.get("tests") == "6"
-    assert junit.output == f"FAILED: report written to {junit_path}\n"
+    assert junit.stdout == f"FAILED: report written to {junit_path}\n"
 
 
 def test_a_bad_requires_list_is_one_line(tmp_path: Path) -> None:
@@ -174,7 +268,7 @@ def test_a_report_into_a_missing_folder_is_written_and_an_impossible_one_refused
         main, ["contract", "verify", "--format", "junit", "--out", str(deep)]
     )
     assert written.exit_code == 0, written.output
-    assert written.output == f"ok: report written to {deep}\n"
+    assert written.stdout == f"ok: report written to {deep}\n"
     assert deep.read_text().startswith("<?xml")
     a_file = tmp_path / "a-file"
     a_file.write_text("")
