@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import avro.errors
 import avro.schema
@@ -27,6 +28,8 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from consumers.errors import PipelineError, ServiceUnreachable
 from consumers.wire import Headers, WireFormatError, WriterRef, locate
+
+T = TypeVar("T")
 
 __all__ = ["Decoder", "RegistryOutage", "Rejected", "UnreadableWriter", "why_unreadable"]
 
@@ -140,26 +143,16 @@ class Decoder:
         ref = writer if isinstance(writer, WriterRef) else WriterRef(schema_id=writer)
         schema_id = str(ref)  # for messages: "schema id 3", "schema guid ..."
         try:
-            if ref.guid is not None:
-                schema = self.registry.get_schema_by_guid(ref.guid)
-            else:
-                schema = self.registry.get_schema(int(ref.schema_id or 0))
+            schema = _asking(
+                lambda: (
+                    self.registry.get_schema_by_guid(ref.guid)
+                    if ref.guid is not None
+                    else self.registry.get_schema(int(ref.schema_id or 0))
+                ),
+                f"for {schema_id}",
+            )
         except SchemaRegistryError as exc:
-            status = exc.http_status_code
-            if status >= 500 or status in (401, 403):
-                raise RegistryOutage(
-                    f"silver: the Schema Registry answered {status} ({exc.error_message}) "
-                    f"for {schema_id}: nothing was committed; run again when "
-                    "it answers"
-                ) from exc
             raise Rejected(f"unknown {ref.kind}: {ref.value} ({exc.error_message})") from exc
-        except Exception as exc:
-            if not _transport(exc):
-                raise
-            raise RegistryOutage(
-                f"silver: the Schema Registry cannot be reached ({type(exc).__name__}) "
-                f"for {schema_id}: nothing was committed; run again when it is back"
-            ) from exc
         if schema.schema_str is None:
             raise Rejected(f"unknown {ref.kind}: {ref.value} (the registry sent no schema)")
         return schema.schema_str
@@ -177,24 +170,12 @@ class Decoder:
         except Rejected:
             return None  # an unknown GUID is not cached: it may be registered later
         try:
-            found = self.registry.lookup_schema(subject, Schema(text, "AVRO"), deleted=True)
-        except SchemaRegistryError as exc:
-            status = exc.http_status_code
-            if status >= 500 or status in (401, 403):
-                raise RegistryOutage(
-                    f"silver: the Schema Registry answered {status} ({exc.error_message}) "
-                    f"looking schema guid {guid} up in {subject}: nothing was committed; "
-                    "run again when it answers"
-                ) from exc
+            found = _asking(
+                lambda: self.registry.lookup_schema(subject, Schema(text, "AVRO"), deleted=True),
+                f"looking schema guid {guid} up in {subject}",
+            )
+        except SchemaRegistryError:
             return None
-        except Exception as exc:
-            if not _transport(exc):
-                raise
-            raise RegistryOutage(
-                f"silver: the Schema Registry cannot be reached ({type(exc).__name__}) "
-                f"looking schema guid {guid} up in {subject}: nothing was committed; run "
-                "again when it is back"
-            ) from exc
         same = found.guid in (None, "", guid)  # a registry without GUIDs: the text decides
         self._ids[key] = found.schema_id if same else None
         return self._ids[key]
@@ -226,3 +207,27 @@ class Decoder:
         if not isinstance(record, dict):
             raise Rejected("undecodable body: not a record")
         return record
+
+
+def _asking(call: Callable[[], T], what: str) -> T:
+    """``call()``, a request to the registry: a :class:`RegistryOutage` when the registry
+    cannot answer it (a 5xx, refused credentials, unreachable), said as ``what`` was
+    asked; any other :class:`SchemaRegistryError` (the registry does not know it) is
+    the caller's to judge."""
+    try:
+        return call()
+    except SchemaRegistryError as exc:
+        status = exc.http_status_code
+        if status >= 500 or status in (401, 403):
+            raise RegistryOutage(
+                f"silver: the Schema Registry answered {status} ({exc.error_message}) "
+                f"{what}: nothing was committed; run again when it answers"
+            ) from exc
+        raise
+    except Exception as exc:
+        if not _transport(exc):
+            raise
+        raise RegistryOutage(
+            f"silver: the Schema Registry cannot be reached ({type(exc).__name__}) "
+            f"{what}: nothing was committed; run again when it is back"
+        ) from exc

@@ -76,9 +76,12 @@ def private() -> Iterator[str]:
 def test_register_answers_id_version_and_schema(stack: Endpoints, unique: str) -> None:
     # RestApiTest.testBasic, testRegisterSameSchemaOnDifferentSubject
     url, a, b = stack.registry_url, f"conf-{unique}-a", f"conf-{unique}-b"
-    one, two = record("R", F_STRING), record("R", F_STRING, G_STRING)
+    # A name of its own: other tests on this registry register R schemas, and an id
+    # is shared by every subject that holds its schema.
+    name = f"R_{unique}"
+    one, two = record(name, F_STRING), record(name, F_STRING, G_STRING)
     first = http(url, "POST", f"/subjects/{a}/versions", body(one)).json()
-    canonical = '{"type":"record","name":"R","fields":[{"name":"f","type":"string"}]}'
+    canonical = '{"type":"record","name":"' + name + '","fields":[{"name":"f","type":"string"}]}'
     assert (first["version"], first["schema"]) == (1, canonical)
     assert first["schemaType"] == "AVRO" and len(first["guid"]) == 36
     second = http(url, "POST", f"/subjects/{a}/versions", body(two)).json()

@@ -13,7 +13,6 @@ fields."""
 
 from __future__ import annotations
 
-import io
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +24,7 @@ from producer.kafka import encoding
 from producer.kafka.encoding import FramedAvroEncoder, RecordWriter
 from producer.simulation.engine import Simulation
 from producer.simulation.scenario_file import load_scenario
+from tests.unit.kafka.test_encoding import fastavro_bytes, one_field
 
 HEADER = b"\x00\x00\x00\x00\x07"
 DECIMAL = {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2}
@@ -36,16 +36,6 @@ ENUM = {"type": "enum", "name": "E", "symbols": ["A", "B"]}
 INTEGRAL = [1, 1.0, True, Decimal(1), 0, False, 0.0, -0.0, Decimal(0)]
 REAL = [0.0, -0.0, 0, False, Decimal(0), 1, 1.0, True]
 BOOLEAN = [True, 1, 1.0, Decimal(1), False, 0, 0.0]
-
-
-def fastavro_bytes(definition: Any, datum: Any) -> bytes:
-    out = io.BytesIO()
-    fastavro.schemaless_writer(out, fastavro.parse_schema(definition), datum)
-    return out.getvalue()
-
-
-def one_field(field_type: Any) -> dict[str, Any]:
-    return {"type": "record", "name": "R", "fields": [{"name": "f", "type": field_type}]}
 
 
 def by_fastavro(definition: Any, value: Any) -> bytes | None:
