@@ -5,6 +5,7 @@ counted twice."""
 from __future__ import annotations
 
 import hashlib
+import random
 import uuid
 from pathlib import Path
 
@@ -234,3 +235,52 @@ def test_a_guid_the_registry_gives_no_id_is_identified_by_itself() -> None:
     assert unresolved == fingerprint(BODY, in_header(guid=GUID))  # no resolver: the same
     assert unresolved != fingerprint(PREFIXED)
     assert unresolved == hashlib.sha256(b"\x01" + uuid.UUID(GUID).bytes + BODY).hexdigest()[:32]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_recording_a_batch_is_adding_it_then_deciding_its_ids(tmp_path: Path, seed: int) -> None:
+    # Silver's one-read path (record) against the two steps it replaces (add, decide):
+    # batches that repeat coordinates, within and across batches, and ids whose copies
+    # agree or not.
+    rng = random.Random(seed)
+    fast, reference = Identity(tmp_path / "fast"), Identity(tmp_path / "reference")
+    for _ in range(6):
+        batch = [
+            Copy(
+                f"e-{rng.randrange(8)}",
+                rng.choice((A, A, A, B)),
+                ("t", rng.randrange(2), rng.randrange(3), rng.randrange(6)),
+            )
+            for _ in range(rng.randrange(1, 12))
+        ]
+        # One record, one content: a copy seen again has the content it had.
+        batch = list({c.where: c for c in batch}.values())
+        seen = {w: Copy(e, f, w) for e, f, w in rows(reference)} if reference.exists() else {}
+        batch = [seen.get(c.where, c) for c in batch]
+        decided = fast.record(batch)
+        reference.add(batch)
+        assert in_order(decided) == in_order(reference.decide({c.event_id for c in batch}))
+        assert rows(fast) == rows(reference)
+
+
+def in_order(decision: Decision) -> Decision:
+    """``decision`` with each id's copies by coordinates (their order is the table's)."""
+    copies = {i: sorted(cs, key=lambda c: c.where) for i, cs in decision.copies.items()}
+    return Decision(decision.conflicting, decision.keep, copies)
+
+
+def test_recording_nothing_creates_nothing(identity: Identity) -> None:
+    assert identity.record([]) == Decision(frozenset(), {}, {})
+    assert not identity.exists()
+
+
+def test_recording_into_an_older_table_gives_it_epochs(tmp_path: Path) -> None:
+    path = tmp_path / "copies"
+    old = pa.schema([f for f in COPIES_SCHEMA if f.name != "kafka_topic_epoch"])
+    row = {"event_id": "e-1", "fingerprint": A, "kafka_topic": "t", "kafka_partition": 0}
+    write_deltalake(str(path), pa.Table.from_pylist([{**row, "kafka_offset": 1}], schema=old))
+    identity = Identity(path)
+    decision = identity.record([Copy("e-1", A, ("t", 0, 0, 1)), Copy("e-1", A, ("t", 1, 0, 1))])
+    assert decision.keep == {"e-1": ("t", 0, 0, 1)}
+    assert rows(identity) == [("e-1", A, ("t", 0, 0, 1)), ("e-1", A, ("t", 1, 0, 1))]
+    assert DeltaTable(str(path)).schema().to_arrow().names == COPIES_SCHEMA.names
