@@ -24,6 +24,7 @@ from producer.kafka import encoding
 from producer.kafka.encoding import FramedAvroEncoder, RecordWriter
 from producer.simulation.engine import Simulation
 from producer.simulation.scenario_file import load_scenario
+from tests.unit.kafka.test_encoder_parts import event_schema
 from tests.unit.kafka.test_encoding import fastavro_bytes, one_field
 
 HEADER = b"\x00\x00\x00\x00\x07"
@@ -113,15 +114,9 @@ def test_what_is_kept_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_schema_of_two_fields_the_event_carries() -> None:
-    definition = {
-        "type": "record",
-        "name": "flash_sale_event",
-        "namespace": "com.flashsale.events",
-        "fields": [
-            {"name": "event_id", "type": "string"},
-            {"name": "quantity", "type": "int"},
-        ],
-    }
+    definition = event_schema(
+        {"name": "event_id", "type": "string"}, {"name": "quantity", "type": "int"}
+    )
     events = list(Simulation(load_scenario("default"), 4).events(max_events=20))
 
     def reference(event: FlashSaleEvent) -> bytes:
