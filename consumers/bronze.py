@@ -68,7 +68,7 @@ from confluent_kafka.admin import AdminClient
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from consumers.errors import PipelineError, ServiceUnreachable
-from consumers.evolve import add_missing_columns
+from consumers.evolve import add_missing_columns, arrow
 from consumers.wire import WireFormatError, WriterRef, header_ref, schema_id_of
 
 __all__ = [
@@ -182,7 +182,7 @@ def stored_partitions(table: DeltaTable) -> list[int]:
     if "max.partition" in actions.column_names:
         highest = pc.max(actions["max.partition"]).as_py()
     else:
-        highest = pc.max(table.to_pyarrow_table(columns=["partition"])["partition"]).as_py()
+        highest = pc.max(arrow(table, ["partition"])["partition"]).as_py()
     return list(range(int(highest) + 1)) if highest is not None else []
 
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalake
 
 from consumers.errors import PipelineError
+from consumers.evolve import arrow
 from consumers.products import ensure_products
 from consumers.quality import fill_minutes, quality_per_minute
 
@@ -102,8 +103,8 @@ def compute_kpis(
 
         connection = duckdb.connect()
         try:
-            connection.register("silver_events", silver.to_pyarrow_table())
-            connection.register("silver_products", products.to_pyarrow_table())
+            connection.register("silver_events", arrow(silver))
+            connection.register("silver_products", arrow(products))
             tables = {name: connection.sql(sql).to_arrow_table() for name, sql in KPI_SQL.items()}
         finally:
             connection.close()
@@ -211,7 +212,7 @@ def read_gold(warehouse: Path) -> tuple[dict[str, pa.Table], int]:
         if not DeltaTable.is_deltatable(str(path)):
             raise PipelineError(f"no Gold table {name} in {warehouse}; run: flashsale pipeline run")
         table = DeltaTable(str(path))
-        tables[name] = table.to_pyarrow_table()
+        tables[name] = arrow(table)
         versions[name] = built_from(table.history(1)[0])
     unnamed = sorted(n for n, v in versions.items() if v is None)
     if unnamed:

@@ -30,6 +30,7 @@ from consumers.arrow_types import reader_arrow_schema
 from consumers.bronze import app_id
 from consumers.decode import Decoder, Rejected
 from consumers.errors import PipelineError
+from consumers.evolve import arrow
 from consumers.identity import insert_new
 from consumers.tables import COORDINATES, QUARANTINE_SCHEMA, coordinates, quarantined, unprocessed
 
@@ -88,7 +89,7 @@ def read_catalog(warehouse: Path) -> dict[str, tuple[str, str | None]]:
     path = products_path(warehouse)
     if not DeltaTable.is_deltatable(str(path)):
         return {}
-    table = DeltaTable(str(path)).to_pyarrow_table(columns=["product_id", "category", "brand"])
+    table = arrow(DeltaTable(str(path)), ["product_id", "category", "brand"])
     return {
         r["product_id"]: (r["category"], r["brand"])
         for r in table.to_pylist()
@@ -123,17 +124,13 @@ class ProductDimension:
         rows = unprocessed(self.bronze, self.path, _JOB, self.topic)
         stats.read = rows.num_rows
         if rows.num_rows == 0:
-            stats.products = (
-                DeltaTable(str(self.path)).to_pyarrow_table(columns=["product_id"]).num_rows
-            )
+            stats.products = arrow(DeltaTable(str(self.path)), ["product_id"]).num_rows
             return stats
         writers = [i for i in pc.unique(rows["schema_id"]).to_pylist() if i is not None]
         self.decoder.refuse_unreadable(
             writers, "silver products", self.reader_name, f"{self.topic}-value"
         )
-        current = {
-            r["product_id"]: r for r in DeltaTable(str(self.path)).to_pyarrow_table().to_pylist()
-        }
+        current = {r["product_id"]: r for r in arrow(DeltaTable(str(self.path))).to_pylist()}
         bad = []
         last: dict[tuple[int, int], int] = {}
         for row in rows.to_pylist():

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from consumers.bronze import app_id
-from consumers.evolve import read
+from consumers.evolve import arrow, read
 
 __all__ = [
     "QUALITY_PER_MINUTE",
@@ -51,9 +51,7 @@ class DataQuality:
 def _rows(path: Path, column: str) -> list[object]:
     if not DeltaTable.is_deltatable(str(path)):
         return []
-    values: list[object] = (
-        DeltaTable(str(path)).to_pyarrow_table(columns=[column])[column].to_pylist()
-    )
+    values: list[object] = arrow(DeltaTable(str(path)), [column])[column].to_pylist()
     return values
 
 

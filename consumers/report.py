@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from consumers.errors import PipelineError
+from consumers.evolve import arrow
 from consumers.gold import read_gold
 from consumers.quality import data_quality
 from consumers.reconcile import COMPARED_TABLES, merge_ledgers, reconcile
@@ -122,7 +123,7 @@ def _silver(warehouse: Path) -> pa.Table:
         raise PipelineError(f"no Silver table in {warehouse}; run: flashsale pipeline run")
     columns = ["event_time", "event_type", "product_id", "writer_schema_id", "sale_id"]
     columns.append("stock_remaining")
-    return DeltaTable(str(path)).to_pyarrow_table(columns=columns)
+    return arrow(DeltaTable(str(path)), columns)
 
 
 def _stock(warehouse: Path) -> dict[str, int | None]:
@@ -130,7 +131,7 @@ def _stock(warehouse: Path) -> dict[str, int | None]:
     path = warehouse / "silver" / "products"
     if not DeltaTable.is_deltatable(str(path)):
         return {}
-    rows = DeltaTable(str(path)).to_pyarrow_table(columns=["product_id", "stock"]).to_pylist()
+    rows = arrow(DeltaTable(str(path)), ["product_id", "stock"]).to_pylist()
     return {r["product_id"]: r["stock"] for r in rows}
 
 

@@ -47,7 +47,7 @@ from consumers.arrow_types import RENAMED, reader_arrow_schema
 from consumers.bronze import BRONZE_SCHEMA, app_id
 from consumers.decode import Decoder, Rejected
 from consumers.errors import PipelineError
-from consumers.evolve import add_missing_columns, read, read_matching
+from consumers.evolve import add_missing_columns, arrow, read, read_matching
 from consumers.evolve import rows as pylist
 from consumers.identity import (
     COPIES_SCHEMA,
@@ -453,7 +453,7 @@ class SilverJob:
     def _load_categories(self) -> None:
         if self._categories or not DeltaTable.is_deltatable(str(self.events)):
             return
-        known = DeltaTable(str(self.events)).to_pyarrow_table(columns=["product_id", "category"])
+        known = arrow(DeltaTable(str(self.events)), ["product_id", "category"])
         for product, category in zip(
             known["product_id"].to_pylist(), known["category"].to_pylist(), strict=True
         ):

@@ -14,7 +14,7 @@ import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
 from consumers.bronze import committed_offsets, current_epoch, stored_partitions
-from consumers.evolve import complete, read
+from consumers.evolve import complete, local_files, read
 
 __all__ = [
     "BRONZE_COLUMNS",
@@ -137,7 +137,7 @@ def unprocessed_batches(
         return
     table = DeltaTable(str(bronze))
     present = set(table.schema().to_arrow().names)
-    dataset = table.to_pyarrow_dataset()
+    dataset = table.to_pyarrow_dataset(filesystem=local_files(table))
     pending = [
         _past(epoch, p, offset, "topic_epoch" in present)
         for epoch in range(current_epoch(bronze, topic) + 1)
