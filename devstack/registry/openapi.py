@@ -30,6 +30,18 @@ def _ref(name: str) -> dict[str, str]:
 
 
 _OBJECT = {"type": "object", "additionalProperties": True}
+# What every answer carrying a schema holds of it (the schema itself and what was
+# registered with it), and where it is registered.
+_SCHEMA_FIELDS = {
+    "schemaType": {"type": "string", "enum": ["AVRO"]},
+    "schema": {"type": "string"},
+    "guid": {"type": "string", "format": "uuid"},
+    "references": {"type": "array", "items": _ref("Reference")},
+    "metadata": _OBJECT,
+    "ruleSet": _OBJECT,
+}
+_ID = {"type": "integer", "minimum": 1}
+_VERSION = {"type": "integer", "minimum": 1}
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _INTEGERS = {"type": "array", "items": {"type": "integer"}}
 
@@ -52,16 +64,7 @@ _COMPONENTS: dict[str, Any] = {
     "SchemaString": {
         "type": "object",
         "required": ["schema", "schemaType", "guid"],
-        "properties": {
-            "subject": {"type": "string"},
-            "version": {"type": "integer", "minimum": 1},
-            "schemaType": {"type": "string", "enum": ["AVRO"]},
-            "schema": {"type": "string"},
-            "guid": {"type": "string", "format": "uuid"},
-            "references": {"type": "array", "items": _ref("Reference")},
-            "metadata": _OBJECT,
-            "ruleSet": _OBJECT,
-        },
+        "properties": {"subject": {"type": "string"}, "version": _VERSION, **_SCHEMA_FIELDS},
         "additionalProperties": False,
     },
     "SubjectVersion": {
@@ -69,14 +72,9 @@ _COMPONENTS: dict[str, Any] = {
         "required": ["subject", "version", "id", "guid", "schemaType", "schema"],
         "properties": {
             "subject": {"type": "string"},
-            "version": {"type": "integer", "minimum": 1},
-            "id": {"type": "integer", "minimum": 1},
-            "guid": {"type": "string", "format": "uuid"},
-            "schemaType": {"type": "string", "enum": ["AVRO"]},
-            "schema": {"type": "string"},
-            "references": {"type": "array", "items": _ref("Reference")},
-            "metadata": _OBJECT,
-            "ruleSet": _OBJECT,
+            "version": _VERSION,
+            "id": _ID,
+            **_SCHEMA_FIELDS,
             "deleted": {"type": "boolean", "enum": [True]},
         },
         "additionalProperties": False,
@@ -84,16 +82,7 @@ _COMPONENTS: dict[str, Any] = {
     "Registered": {
         "type": "object",
         "required": ["id", "version", "guid", "schemaType", "schema"],
-        "properties": {
-            "id": {"type": "integer", "minimum": 1},
-            "version": {"type": "integer", "minimum": 1},
-            "guid": {"type": "string", "format": "uuid"},
-            "schemaType": {"type": "string", "enum": ["AVRO"]},
-            "schema": {"type": "string"},
-            "references": {"type": "array", "items": _ref("Reference")},
-            "metadata": _OBJECT,
-            "ruleSet": _OBJECT,
-        },
+        "properties": {"id": _ID, "version": _VERSION, **_SCHEMA_FIELDS},
         "additionalProperties": False,
     },
     "SchemaRequest": {
