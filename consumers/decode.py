@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import avro.errors
 import avro.schema
 import fastavro
+import pyarrow as pa
 from avro.compatibility import (
     ReaderWriterCompatibilityChecker,
     SchemaCompatibilityType,
@@ -27,11 +28,18 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from consumers.errors import PipelineError, ServiceUnreachable
-from consumers.wire import Headers, WireFormatError, WriterRef, locate
+from consumers.wire import HEADER, MAGIC, Headers, WireFormatError, WriterRef, locate
 
 T = TypeVar("T")
 
-__all__ = ["Decoder", "RegistryOutage", "Rejected", "UnreadableWriter", "why_unreadable"]
+__all__ = [
+    "Decoder",
+    "RegistryOutage",
+    "Rejected",
+    "UnreadableWriter",
+    "plain_columns",
+    "why_unreadable",
+]
 
 
 class RegistryOutage(ServiceUnreachable):
@@ -103,6 +111,12 @@ class Decoder:
         self._writers: dict[WriterRef, Any] = {}
         self._readable: set[int] = set()  # writer ids the reader was found to read
         self._ids: dict[tuple[str, str], int | None] = {}  # (GUID, subject) -> id
+        self._by_prefix: dict[bytes, Any] = {}  # a prefix's 5 bytes -> the parsed writer
+        definition = json.loads(reader_text)
+        # The reader read without its logical types (see decode_plain), and those types.
+        self.plain_reader = fastavro.parse_schema(_plain(definition))
+        self.logical = {f["name"]: _logical(f["type"]) for f in definition["fields"]}
+        self._plain_by_prefix: dict[bytes, Any] = {}  # None: not readable plainly
 
     def refuse_unreadable(
         self, schema_ids: list[int], job: str, reader_name: str, subject: str
@@ -188,6 +202,71 @@ class Decoder:
             parsed = self._writers[ref] = fastavro.parse_schema(json.loads(text))
         return parsed
 
+    def decode_prefixed(self, raw: bytes | None) -> dict[str, Any] | None:
+        """The record of a prefix-framed value read as :meth:`decode` reads it, by the
+        shortest path (the writer looked up by the prefix's bytes, the body read in
+        place); None when the value is anything but a record that reads cleanly (a bad
+        frame, an unknown writer, an undecodable body), which :meth:`decode` then
+        reads again to say why."""
+        if raw is None or len(raw) < HEADER or raw[0] != MAGIC:
+            return None
+        prefix = raw[:HEADER]
+        writer = self._by_prefix.get(prefix)
+        if writer is None:
+            try:
+                writer = self.writer(int.from_bytes(raw[1:HEADER], "big"))
+            except Rejected:
+                return None
+            self._by_prefix[prefix] = writer
+        buffer = io.BytesIO(raw)
+        buffer.seek(HEADER)
+        try:
+            record: Any = fastavro.schemaless_reader(buffer, writer, self.reader)
+        except Exception:  # fastavro raises several types on bad bytes: decode() says
+            return None
+        if buffer.tell() != len(raw) or not isinstance(record, dict):
+            return None
+        return record
+
+    def decode_plain(self, raw: bytes | None) -> dict[str, Any] | None:
+        """:meth:`decode_prefixed` without logical types: a decimal comes as its bytes
+        (big-endian two's complement of the unscaled value), a timestamp as its number
+        (:func:`plain_columns` makes them columns of their types), which fastavro reads
+        about twice as fast. Only for a writer whose fields of logical types are the
+        reader's (so the plain values mean what the reader's types say); None for any
+        other record, which :meth:`decode_prefixed` or :meth:`decode` read instead."""
+        if raw is None or len(raw) < HEADER or raw[0] != MAGIC:
+            return None
+        prefix = raw[:HEADER]
+        writer = self._plain_by_prefix.get(prefix, False)
+        if writer is False:
+            writer = self._plain_by_prefix[prefix] = self._plain_writer(raw)
+        if writer is None:
+            return None
+        buffer = io.BytesIO(raw)
+        buffer.seek(HEADER)
+        try:
+            record: Any = fastavro.schemaless_reader(buffer, writer, self.plain_reader)
+        except Exception:  # fastavro raises several types on bad bytes: decode() says
+            return None
+        if buffer.tell() != len(raw) or not isinstance(record, dict):
+            return None
+        return record
+
+    def _plain_writer(self, raw: bytes) -> Any:
+        """The writer of the prefix of ``raw`` without its logical types, or None when
+        its records are not read plainly (unknown, or a logical type not the reader's)."""
+        try:
+            text = self._text(int.from_bytes(raw[1:HEADER], "big"))
+        except Rejected:
+            return None
+        definition = json.loads(text)
+        if not isinstance(definition, dict) or not _same_logical(
+            json.loads(self.reader_text), definition
+        ):
+            return None
+        return fastavro.parse_schema(_plain(definition))
+
     def decode(self, raw: bytes | None, headers: Headers = None) -> dict[str, Any]:
         """The record in either wire format (the writer named by the
         ``__value_schema_id`` header, else by the prefix), or :class:`Rejected` saying
@@ -207,6 +286,97 @@ class Decoder:
         if not isinstance(record, dict):
             raise Rejected("undecodable body: not a record")
         return record
+
+
+def _plain(schema: Any) -> Any:
+    """``schema`` (JSON) without its logical types: each is read as its Avro type."""
+    if isinstance(schema, dict):
+        return {k: _plain(v) for k, v in schema.items() if k != "logicalType"}
+    if isinstance(schema, list):
+        return [_plain(v) for v in schema]
+    return schema
+
+
+def _logical(kind: Any) -> tuple[str, int] | None:
+    """(logical type, decimal scale) of a field type (or of the non-null branch of a
+    union), None when it has none."""
+    if isinstance(kind, list):
+        found = [_logical(b) for b in kind]
+        return next((f for f in found if f is not None), None)
+    if isinstance(kind, dict) and "logicalType" in kind:
+        return str(kind["logicalType"]), int(kind.get("scale", 0))
+    if isinstance(kind, dict) and isinstance(kind.get("type"), (dict, list)):
+        return _logical(kind["type"])
+    return None
+
+
+def _annotations(kind: Any) -> Any:
+    """What a field type says about logical types (JSON), docs and defaults aside."""
+    if isinstance(kind, dict):
+        return {k: _annotations(v) for k, v in kind.items() if k not in ("doc", "default")}
+    if isinstance(kind, list):
+        return [_annotations(v) for v in kind]
+    return kind
+
+
+def _same_logical(reader: dict[str, Any], writer: dict[str, Any]) -> bool:
+    """Whether every reader field of a logical type is read plainly as that type: the
+    writer has the field by that name with the same type (logical annotations
+    included), or lacks it and the reader's default is null. No field may be named by
+    an alias (the match here is by name)."""
+    written = {f["name"]: f for f in writer.get("fields", [])}
+    for field in reader.get("fields", []):
+        if _logical(field["type"]) is None:
+            continue
+        if field.get("aliases"):
+            return False
+        other = written.get(field["name"])
+        if other is None:
+            if field.get("default", "absent") is not None:
+                return False
+        elif _annotations(other["type"]) != _annotations(field["type"]):
+            return False
+    return True
+
+
+def plain_columns(table: pa.Table, logical: dict[str, tuple[str, int] | None]) -> pa.Table:
+    """``table`` of records :meth:`Decoder.decode_plain` read (decimals as binary,
+    timestamps as int64 columns) with those columns of their logical types: decimals
+    as ``decimal128(38, scale)``, timestamps in UTC. ValueError for a decimal beyond
+    38 digits."""
+    for i, name in enumerate(table.column_names):
+        kind = logical.get(name)
+        if kind is None:
+            continue
+        if kind[0] == "decimal":
+            table = table.set_column(i, name, _decimals(table[name], kind[1]))
+        elif kind[0] in _TIMESTAMPS:
+            table = table.set_column(i, name, table[name].cast(_TIMESTAMPS[kind[0]]))
+    return table
+
+
+_TIMESTAMPS = {
+    "timestamp-millis": pa.timestamp("ms", tz="UTC"),
+    "timestamp-micros": pa.timestamp("us", tz="UTC"),
+}
+_DECIMAL_LIMIT = 10**38
+
+
+def _decimals(column: pa.ChunkedArray, scale: int) -> pa.Array:
+    """Avro decimal bytes (big-endian two's complement) as ``decimal128(38, scale)``."""
+    unscaled = [
+        None if b is None else int.from_bytes(b, "big", signed=True) for b in column.to_pylist()
+    ]
+    present = [u for u in unscaled if u is not None]
+    if present and max(abs(min(present)), abs(max(present))) >= _DECIMAL_LIMIT:
+        raise ValueError("a decimal of more than 38 digits")
+    data = pa.py_buffer(b"".join((u or 0).to_bytes(16, "little", signed=True) for u in unscaled))
+    kind = pa.decimal128(38, scale)
+    if len(present) == len(unscaled):
+        return pa.Array.from_buffers(kind, len(unscaled), [None, data])
+    # A boolean array's bits, offset 0, are a validity bitmap.
+    validity = pa.array([u is not None for u in unscaled], pa.bool_()).buffers()[1]
+    return pa.Array.from_buffers(kind, len(unscaled), [validity, data])
 
 
 def _asking(call: Callable[[], T], what: str) -> T:

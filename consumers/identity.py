@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
 from consumers.evolve import add_missing_columns, read_matching
@@ -38,18 +39,25 @@ from consumers.wire import Headers, as_prefixed
 __all__ = [
     "COPIES_SCHEMA",
     "SAME_RECORD",
+    "WHERE",
     "Coordinates",
     "Copy",
     "Decision",
     "Identity",
+    "Recorded",
+    "digest",
     "fingerprint",
     "insert_new",
+    "last_per_record",
     "where_of",
 ]
 
 # topic, epoch, partition, offset: the topic's epoch comes first, so the lowest
 # coordinates of an event are in its oldest incarnation of the topic.
 Coordinates = tuple[str, int, int, int]
+
+# A record's coordinates as Silver's tables name them, in the order that ranks copies.
+WHERE = ["kafka_topic", "kafka_topic_epoch", "kafka_partition", "kafka_offset"]
 
 COPIES_SCHEMA = pa.schema(
     [
@@ -105,7 +113,11 @@ def fingerprint(
     ``headers``: the record's, when its writer is named in ``__value_schema_id``;
     ``schema_id_of``: a GUID's registry id, or None when it has none (that copy is
     then identified by its GUID, and matches only copies named by the same GUID)."""
-    prefixed = as_prefixed(value, headers, schema_id_of or _no_id)
+    return digest(as_prefixed(value, headers, schema_id_of or _no_id))
+
+
+def digest(prefixed: bytes) -> str:
+    """The fingerprint of a record's bytes in the prefix format (see :func:`fingerprint`)."""
     return hashlib.sha256(prefixed).hexdigest()[:32]
 
 
@@ -118,6 +130,20 @@ class Copy:
     event_id: str
     fingerprint: str
     where: Coordinates
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A batch's copies recorded and their ids decided, in columns."""
+
+    every: pa.Table  # every copy known of the ids decided on (COPIES_SCHEMA)
+    conflicting: frozenset[str]  # ids whose copies disagree
+    keep: pa.Table  # event_id and the coordinates (WHERE) of the copy Silver keeps
+
+    def copies_of(self, ids: frozenset[str]) -> dict[str, list[Copy]]:
+        """The copies of ``ids``, by id."""
+        wanted = pa.array(sorted(ids), pa.string())
+        return _by_id(self.every.filter(pc.is_in(self.every["event_id"], value_set=wanted)))
 
 
 @dataclass(frozen=True)
@@ -143,20 +169,40 @@ class Identity:
         insert_new(self.path, _batch(copies))
 
     def record(self, copies: list[Copy]) -> Decision:
-        """:meth:`add` then :meth:`decide` for the ids of ``copies``, reading the table
-        once, for those ids only, and appending the copies it lacks (no MERGE, which
-        would read the whole table)."""
-        known = self._copies_of({c.event_id for c in copies})
-        seen = {c.where for cs in known.values() for c in cs}
-        new = list({c.where: c for c in copies if c.where not in seen}.values())
-        if new:
-            batch = _batch(new)
+        """:meth:`add` then :meth:`decide` for the ids of ``copies``: :meth:`record_table`
+        of them, as a :class:`Decision`."""
+        recorded = self.record_table(_batch(copies))
+        keep = {r["event_id"]: where_of(r) for r in recorded.keep.to_pylist()}
+        return Decision(recorded.conflicting, keep, _by_id(recorded.every))
+
+    def record_table(self, batch: pa.Table) -> Recorded:
+        """Record the copies of ``batch`` (:data:`COPIES_SCHEMA` columns) and decide their
+        ids, reading the table once, for those ids only, and appending the copies it
+        lacks (no MERGE, which would read the whole table). Decided in columns: only
+        the copies of conflicting ids become Python objects."""
+        batch = batch.select(COPIES_SCHEMA.names).cast(COPIES_SCHEMA)
+        known = self._rows_of(pc.unique(batch["event_id"]))
+        new = last_per_record(batch)
+        if known.num_rows and new.num_rows:
+            new = new.join(known.select(WHERE), keys=WHERE, join_type="left anti")
+        if new.num_rows:
             if self.exists():
                 add_missing_columns(self.path, COPIES_SCHEMA)  # an older table: epoch 0
-            write_deltalake(str(self.path), batch, mode="append")
-        for c in new:
-            known.setdefault(c.event_id, []).append(c)
-        return _decide(known)
+            write_deltalake(str(self.path), new.select(COPIES_SCHEMA.names), mode="append")
+        every = pa.concat_tables([known, new.select(COPIES_SCHEMA.names)])
+        contents = every.group_by("event_id").aggregate([("fingerprint", "count_distinct")])
+        disagree = contents.filter(pc.greater(contents["fingerprint_count_distinct"], 1))
+        conflicting = frozenset(disagree["event_id"].to_pylist())
+        disputed = pc.is_in(every["event_id"], value_set=disagree["event_id"])
+        agreed = every.filter(pc.invert(disputed))
+        lowest = agreed.sort_by([(c, "ascending") for c in ["event_id", *WHERE]])
+        firsts = lowest.group_by("event_id", use_threads=False).aggregate(
+            [(c, "first") for c in WHERE]
+        )
+        keep = pa.table(
+            {"event_id": firsts["event_id"], **{c: firsts[f"{c}_first"] for c in WHERE}}
+        )
+        return Recorded(every, conflicting, keep)
 
     def decide(self, ids: set[str]) -> Decision:
         """For each id: conflicting, or the copy to keep (the lowest coordinates)."""
@@ -164,17 +210,34 @@ class Identity:
 
     def _copies_of(self, ids: set[str]) -> dict[str, list[Copy]]:
         """Every copy recorded of ``ids``, by id."""
-        if not ids or not self.exists():  # a batch that was all quarantined
+        if not ids:
             return {}
-        wanted = pa.array(sorted(ids), pa.string())
-        table = read_matching(self.path, COPIES_SCHEMA.names, "event_id", wanted)
-        copies: dict[str, list[Copy]] = {}
-        for row in table.to_pylist():
-            where = where_of(row)
-            copies.setdefault(row["event_id"], []).append(
-                Copy(row["event_id"], row["fingerprint"], where)
-            )
-        return copies
+        return _by_id(self._rows_of(pa.array(sorted(ids), pa.string())))
+
+    def _rows_of(self, ids: pa.Array) -> pa.Table:
+        """The recorded copies of ``ids``, as :data:`COPIES_SCHEMA` rows."""
+        if not len(ids) or not self.exists():  # a batch that was all quarantined
+            return COPIES_SCHEMA.empty_table()
+        table = read_matching(self.path, COPIES_SCHEMA.names, "event_id", ids)
+        return table.cast(COPIES_SCHEMA)
+
+
+def _by_id(table: pa.Table) -> dict[str, list[Copy]]:
+    """The copies of ``table`` (:data:`COPIES_SCHEMA` rows), by id, in its order."""
+    copies: dict[str, list[Copy]] = {}
+    for row in table.to_pylist():
+        copies.setdefault(row["event_id"], []).append(
+            Copy(row["event_id"], row["fingerprint"], where_of(row))
+        )
+    return copies
+
+
+def last_per_record(batch: pa.Table) -> pa.Table:
+    """``batch`` with one row per coordinates, the last (a record is one copy)."""
+    if batch.group_by(WHERE).aggregate([]).num_rows == batch.num_rows:
+        return batch
+    last = {where_of(r): i for i, r in enumerate(batch.select(WHERE).to_pylist())}
+    return batch.take(sorted(last.values()))
 
 
 def _batch(copies: list[Copy]) -> pa.Table:

@@ -45,19 +45,22 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from consumers.arrow_types import RENAMED, reader_arrow_schema
 from consumers.bronze import BRONZE_SCHEMA, app_id
-from consumers.decode import Decoder, Rejected
+from consumers.decode import Decoder, Rejected, plain_columns
 from consumers.errors import PipelineError
 from consumers.evolve import add_missing_columns, arrow, read, read_matching
 from consumers.evolve import rows as pylist
 from consumers.identity import (
     COPIES_SCHEMA,
     SAME_RECORD,
+    WHERE,
     Coordinates,
     Copy,
-    Decision,
     Identity,
+    Recorded,
+    digest,
     fingerprint,
     insert_new,
+    last_per_record,
     where_of,
 )
 from consumers.products import read_catalog
@@ -98,6 +101,54 @@ class SilverStats:
 
 
 _COORDINATE_NAMES = [f.name for f in COORDINATES]
+# The Bronze column of each of Silver's coordinates, in the order of COORDINATES.
+_BRONZE_NAMES = [
+    "topic",
+    "partition",
+    "offset",
+    "schema_id",
+    "kafka_timestamp",
+    "ingest_time",
+    "topic_epoch",
+]
+_KEPT_SCHEMA = pa.schema(
+    [pa.field("event_id", pa.string()), *(COPIES_SCHEMA.field(n) for n in WHERE)]
+)
+
+
+def _field(table: pa.Table, name: str, default: str | None) -> pa.ChunkedArray:
+    """The column ``name`` of decoded records, or ``default`` in every row when the
+    reader has no such field (as ``record.get(name, default)`` reads it)."""
+    if name in table.column_names:
+        return table[name]
+    return pa.chunked_array([pa.array([default] * table.num_rows, pa.string())])
+
+
+def _plainly(schema: pa.Schema) -> pa.Schema:
+    """``schema`` as records read without logical types come: decimals as binary,
+    timestamps as int64."""
+    fields = []
+    for f in schema:
+        kind = f.type
+        if pa.types.is_decimal(kind):
+            kind = pa.binary()
+        elif pa.types.is_timestamp(kind):
+            kind = pa.int64()
+        fields.append(pa.field(f.name, kind))
+    return pa.schema(fields)
+
+
+def _widest(schema: pa.Schema, names: list[str]) -> pa.Schema:
+    """The first ``names`` fields of ``schema`` as Avro names them, decimals at their
+    widest precision: what decoded records are read into before they are checked."""
+    avro = {v: k for k, v in RENAMED.items()}
+    fields = []
+    for name in names:
+        kind = schema.field(RENAMED.get(name, name)).type
+        if pa.types.is_decimal(kind):
+            kind = pa.decimal128(38, kind.scale)
+        fields.append(pa.field(avro.get(name, name), kind))
+    return pa.schema(fields)
 
 
 def _with_prefix_framing(rows: pa.Table) -> pa.Table:
@@ -116,11 +167,10 @@ def _bronze_where(row: dict[str, Any]) -> Coordinates:
 
 def _last_offsets(rows: pa.Table) -> dict[tuple[int, int], int]:
     """The last offset of each (topic epoch, partition) among Bronze ``rows``."""
-    last: dict[tuple[int, int], int] = {}
-    for row in rows.select(["topic_epoch", "partition", "offset"]).to_pylist():
-        key = (row["topic_epoch"] or 0, row["partition"])
-        last[key] = max(last.get(key, -1), row["offset"])
-    return last
+    keys = rows.select(["topic_epoch", "partition", "offset"])
+    keys = keys.set_column(0, "topic_epoch", pc.fill_null(keys["topic_epoch"], 0))
+    spans = keys.group_by(["topic_epoch", "partition"]).aggregate([("offset", "max")])
+    return {(r["topic_epoch"], r["partition"]): r["offset_max"] for r in spans.to_pylist()}
 
 
 class SilverJob:
@@ -148,6 +198,8 @@ class SilverJob:
         except (OSError, ValueError) as exc:
             raise PipelineError(f"silver: reader schema {reader_schema}: {exc}") from exc
         self.schema = reader_arrow_schema(self.definition, COORDINATES)
+        self._wide = _widest(self.schema, [f["name"] for f in self.definition["fields"]])
+        self._plain = _plainly(self._wide)
         self.defaults = {
             RENAMED.get(f["name"], f["name"]): f["default"]
             for f in self.definition["fields"]
@@ -278,53 +330,233 @@ class SilverJob:
         """Decode, check and decide ``rows`` (Bronze's columns) into Silver and the
         quarantine, committing Bronze offsets ``last`` with Silver (None: a replay of
         the quarantine, which moves no progress); adds to ``stats``; the coordinates
-        quarantined."""
+        quarantined.
+
+        Records are decoded one by one (fastavro), then checked, decided and written
+        in columns: only a record that fails a rule, and the copies of a conflicting
+        event, become Python rows again (a rejected record is checked once more, one
+        rule after the other, for the reason it is quarantined with)."""
         self._refuse_unreadable(
             [i for i in pc.unique(rows["schema_id"]).to_pylist() if i is not None]
         )
-        candidates: dict[Coordinates, dict[str, Any]] = {}
-        copies: list[Copy] = []
-        bad: list[dict[str, Any]] = []
-        for row in pylist(rows):
-            origin = coordinates(row)
+        values: list[bytes | None] = rows["value"].to_pylist()
+        decoded, records, failed = self._decode(rows, values)
+        at = decoded["_row"].to_pylist()
+        for j in self._suspects(decoded):
+            i = at[j]
+            row = self._bronze_row(rows, i)
+            record = records.get(i) or self.decoder.decode(values[i], value_headers(row))
             try:
-                record = self.decoder.decode(row["value"], value_headers(row))
                 self._check(record, row["ingest_time"])
             except Rejected as exc:
-                stats.count(str(exc))
-                bad.append(quarantined(origin, row["value"], str(exc)))
+                failed.append((i, str(exc)))
                 continue
-            where = _bronze_where(row)
-            candidates[where] = {**self._row(record), **origin, "_raw": row["value"]}
-            content = fingerprint(row["value"], value_headers(row), self._schema_id_of)
-            copies.append(Copy(record["event_id"], content, where))
-        decision = self.copies.record(copies)
-        conflicts = self._conflicts(decision, candidates)
+            if decoded["event_id"][j].as_py() is None:  # a value that fits no column
+                raise PipelineError(
+                    f"silver: the record at {_bronze_where(row)} passes the rules but a "
+                    f"value of it does not fit Silver's columns ({self.schema}); nothing "
+                    "of this batch was committed"
+                )
+        failed.sort()
+        bad = []
+        for i, reason in failed:
+            stats.count(reason)
+            bad.append(quarantined(coordinates(self._bronze_row(rows, i)), values[i], reason))
+        rejected = pa.array(sorted(i for i, _ in failed), pa.int64())
+        good = decoded.filter(pc.invert(pc.is_in(decoded["_row"], value_set=rejected)))
+        good = last_per_record(good)
+        good = good.append_column("fingerprint", self._fingerprints(rows, values, good["_row"]))
+        recorded = self.copies.record_table(good)
+        conflicts = self._conflicts(recorded, good, values)
         for _ in conflicts:
             stats.count("conflict")
         if bad or conflicts:
             self._quarantine(bad + conflicts, replace=last is None)
             stats.quarantined += len(bad) + len(conflicts)
-        self._withdraw(decision.conflicting)
-        kept = self._kept(decision)
-        winners = [
-            {k: v for k, v in candidates[where].items() if k != "_raw"}
-            for event_id, where in sorted(decision.keep.items())
-            if where in candidates and kept.get(event_id) != where
-        ]
-        inserted = sum(1 for r in winners if r["event_id"] not in kept)
+        self._withdraw(recorded.conflicting)
+        kept = self._kept(recorded.keep["event_id"])
+        winners = good.join(recorded.keep, keys=["event_id", *WHERE], join_type="left semi")
+        if kept.num_rows:
+            winners = winners.join(kept, keys=["event_id", *WHERE], join_type="left anti")
+        replacing = pc.is_in(winners["event_id"], value_set=kept["event_id"])
+        inserted = winners.num_rows - pc.sum(replacing).as_py() if winners.num_rows else 0
         stats.inserted += inserted
-        self._merge(winners, kept, last or {})
-        in_batch_conflicts = sum(1 for c in copies if c.event_id in decision.conflicting)
-        stats.duplicates += len(copies) - inserted - in_batch_conflicts
+        winners = winners.sort_by("event_id").select(self.schema.names).cast(self.schema)
+        self._merge(winners, bool(pc.any(replacing).as_py()), last or {})
+        conflicting = pa.array(sorted(recorded.conflicting), pa.string())
+        in_batch_conflicts = pc.sum(pc.is_in(good["event_id"], value_set=conflicting)).as_py()
+        stats.duplicates += good.num_rows - inserted - (in_batch_conflicts or 0)
         return {where_of(r) for r in bad + conflicts}
 
+    def _bronze_row(self, rows: pa.Table, i: int) -> dict[str, Any]:
+        """Bronze row ``i`` of ``rows`` as a dict (for the few rows that need one)."""
+        return pylist(rows.slice(i, 1))[0]
+
+    def _decode(
+        self, rows: pa.Table, values: list[bytes | None]
+    ) -> tuple[pa.Table, dict[int, dict[str, Any]], list[tuple[int, str]]]:
+        """(the records that decoded, as :meth:`_columns` gives them; those of them read
+        with their logical types, by index in ``rows``; (index, reason) of each record
+        that did not decode). A prefix-framed record is read plainly when its writer
+        allows (:meth:`Decoder.decode_plain`), else by the decoder's shortest path;
+        any other, or one those paths cannot read, by the whole decoder."""
+        framings = rows["schema_id_in"].to_pylist()
+        plain: list[dict[str, Any]] = []
+        plain_at: list[int] = []
+        records: dict[int, dict[str, Any]] = {}
+        failed: list[tuple[int, str]] = []
+        read_plain, read_prefixed = self.decoder.decode_plain, self.decoder.decode_prefixed
+        for i, (raw, framing) in enumerate(zip(values, framings, strict=True)):
+            record = None
+            if framing != "header":
+                record = read_plain(raw)
+                if record is not None:
+                    plain.append(record)
+                    plain_at.append(i)
+                    continue
+                record = read_prefixed(raw)
+            if record is None:
+                try:
+                    record = self.decoder.decode(raw, value_headers(self._bronze_row(rows, i)))
+                except Rejected as exc:
+                    failed.append((i, str(exc)))
+                    continue
+            records[i] = record
+        parts = []
+        if plain:
+            try:
+                table = pa.Table.from_pylist(plain, schema=self._plain)
+                table = plain_columns(table, self.decoder.logical).cast(self._wide)
+                parts.append(self._columns(table, rows, plain_at))
+            except (ValueError, TypeError, OverflowError):  # read them as the others
+                records.update({i: self.decoder.decode(values[i]) for i in plain_at})
+        if records or not parts:
+            parts.append(
+                self._columns(self._logical_table(list(records.values())), rows, list(records))
+            )
+        decoded = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        return decoded.sort_by("_row"), records, failed
+
+    def _logical_table(self, records: list[dict[str, Any]]) -> pa.Table:
+        """Records read with their logical types, in Silver's (widest) columns."""
+        try:
+            return pa.Table.from_pylist(records, schema=self._wide)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            # A value no column can hold: read row by row, such a row kept as nulls,
+            # which the rules reject, so it is checked one rule after the other.
+            return pa.concat_tables([self._one(r) for r in records] or [self._wide.empty_table()])
+
+    def _columns(self, table: pa.Table, rows: pa.Table, at: list[int]) -> pa.Table:
+        """Decoded records (``table``, of Avro's names) as Silver's columns, beside the
+        coordinates of their Bronze rows (``at`` in ``rows``) and ``_row``, the index
+        of that row."""
+        bronze = rows.take(pa.array(at, pa.int64()))
+        table = table.rename_columns([RENAMED.get(n, n) for n in table.column_names])
+        for f, name in zip(COORDINATES, _BRONZE_NAMES, strict=True):
+            column = bronze[name]
+            if f.name == "kafka_topic_epoch":
+                column = pc.fill_null(column, 0)
+            table = table.append_column(f.name, column.cast(f.type))
+        return table.append_column("_row", pa.array(at, pa.int64()))
+
+    def _one(self, record: dict[str, Any]) -> pa.Table:
+        """One record as a row of :meth:`_columns`; all nulls when a value of it fits no
+        column (such a record fails the rules' tests, and :meth:`_apply` refuses to
+        write one that passes them)."""
+        try:
+            return pa.Table.from_pylist([record], schema=self._wide)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return pa.Table.from_pylist([{}], schema=self._wide)
+
+    def _suspects(self, table: pa.Table) -> list[int]:
+        """The indexes of the records that may fail a rule of :meth:`_check`: every
+        record that does fails one of these column-wise tests, so the others pass."""
+        purchase = pc.equal(table["event_type"], "purchase")
+        # quantity x price in decimals wide enough for any int and a price of at most
+        # 18 digits (a larger price is a suspect): 10 + 18 digits.
+        price = table["price"]
+        narrow = pa.decimal128(18, price.type.scale)
+        small = pc.less(pc.abs(price), pa.scalar(Decimal(10 ** (18 - narrow.scale)), price.type))
+        price = pc.cast(pc.if_else(small, price, pa.scalar(0, price.type)), narrow)
+        expected = pc.multiply(pc.cast(table["quantity"], pa.decimal128(10, 0)), price)
+        zero = pa.scalar(Decimal("0"), pa.decimal128(1, 0))
+        revenue_ok = pc.and_(
+            small,
+            pc.if_else(
+                purchase, pc.equal(table["revenue"], expected), pc.equal(table["revenue"], zero)
+            ),
+        )
+        named = pc.and_(
+            pc.greater(pc.utf8_length(_field(table, "product_id", None)), 0),
+            pc.greater(pc.utf8_length(_field(table, "category", None)), 0),
+        )
+        ok = pc.and_(pc.fill_null(revenue_ok, False), pc.fill_null(named, False))
+        ok = pc.and_(ok, self._known_products(table, ok))
+        ok = pc.and_(
+            ok, pc.is_in(_field(table, "currency", "USD"), value_set=pa.array(self.currencies))
+        )
+        when = pc.cast(table["event_time"], pa.timestamp("us", tz="UTC"))
+        latest = pc.add(table["ingest_time"], pa.scalar(MAX_AHEAD, pa.duration("us")))
+        ok = pc.and_(ok, pc.greater_equal(when, pa.scalar(EARLIEST, pa.timestamp("us", "UTC"))))
+        ok = pc.fill_null(pc.and_(ok, pc.less_equal(when, latest)), False)
+        return [j for j, passed in enumerate(ok.to_pylist()) if not passed]
+
+    def _known_products(self, table: pa.Table, checked: pa.Array) -> pa.Array:
+        """Whether each row's product is the shop's: as the catalog lists it, or (no
+        catalog) with the category it was first seen with; ``checked``: the rows that
+        reach this rule (only those teach a product's first category)."""
+        if self._catalog:
+            listed = pa.array(list(self._catalog), pa.string())
+            index = pc.index_in(_field(table, "product_id", None), value_set=listed)
+            category = pc.take(pa.array([c for c, _ in self._catalog.values()]), index)
+            brand = pc.take(pa.array([b for _, b in self._catalog.values()], pa.string()), index)
+            same_brand = pc.if_else(
+                pc.is_null(brand),
+                pc.is_null(_field(table, "brand", None)),
+                pc.equal(brand, _field(table, "brand", None)),
+            )
+            ok = pc.and_(
+                pc.equal(category, _field(table, "category", None)), pc.fill_null(same_brand, False)
+            )
+            return pc.fill_null(ok, False)
+        first = self._categories.setdefault
+        return pa.array(
+            [
+                not reached or first(product, category) == category
+                for product, category, reached in zip(
+                    _field(table, "product_id", None).to_pylist(),
+                    _field(table, "category", None).to_pylist(),
+                    checked.to_pylist(),
+                    strict=True,
+                )
+            ],
+            pa.bool_(),
+        )
+
+    def _fingerprints(self, rows: pa.Table, values: list[bytes | None], at: pa.Array) -> pa.Array:
+        """The content fingerprint of the records at ``at`` (indexes into ``rows``)."""
+        framings = rows["schema_id_in"].to_pylist()
+        out = []
+        for i in at.to_pylist():
+            if framings[i] == "header":
+                row = self._bronze_row(rows, i)
+                out.append(fingerprint(row["value"], value_headers(row), self._schema_id_of))
+            else:  # prefix-framed: the content is the value as it is
+                out.append(digest(values[i] or b""))
+        return pa.array(out, pa.string())
+
     def _conflicts(
-        self, decision: Decision, candidates: dict[Coordinates, dict[str, Any]]
+        self, recorded: Recorded, good: pa.Table, values: list[bytes | None]
     ) -> list[dict[str, Any]]:
         """Every copy of every conflicting id, as quarantine rows (raw bytes from this
         batch, or from Bronze for copies of earlier runs)."""
-        wanted = [c for i in sorted(decision.conflicting) for c in decision.copies[i]]
+        if not recorded.conflicting:
+            return []
+        copies = recorded.copies_of(recorded.conflicting)
+        wanted = [c for i in sorted(recorded.conflicting) for c in copies[i]]
+        ids = pa.array(sorted(recorded.conflicting), pa.string())
+        mine = good.filter(pc.is_in(good["event_id"], value_set=ids))
+        candidates = {where_of(r): r for r in pylist(mine.select([*_COORDINATE_NAMES, "_row"]))}
         older = {c.where for c in wanted if c.where not in candidates}
         bronze = self._bronze_rows(older) if older else {}
         out = []
@@ -333,7 +565,7 @@ class SilverJob:
             if c.where in candidates:
                 row = candidates[c.where]
                 origin = {k: row[k] for k in _COORDINATE_NAMES}
-                out.append(quarantined(origin, row["_raw"], reason))
+                out.append(quarantined(origin, values[row["_row"]], reason))
             elif c.where in bronze:
                 found = bronze[c.where]
                 out.append(quarantined(coordinates(found), found["value"], reason))
@@ -350,13 +582,12 @@ class SilverJob:
                 found[where] = row
         return found
 
-    def _kept(self, decision: Decision) -> dict[str, Coordinates]:
-        """Where the Silver rows of the ids decided on came from."""
-        if not DeltaTable.is_deltatable(str(self.events)):
-            return {}
-        ids = pa.array(sorted(decision.copies), pa.string())
+    def _kept(self, ids: pa.Array) -> pa.Table:
+        """The Silver rows of ``ids``: each one's event id and coordinates."""
+        if not len(ids) or not DeltaTable.is_deltatable(str(self.events)):
+            return _KEPT_SCHEMA.empty_table()
         table = read_matching(self.events, ["event_id", *_WHERE], "event_id", ids)
-        return {r["event_id"]: where_of(r) for r in table.to_pylist()}
+        return table.select(["event_id", *_WHERE]).cast(_KEPT_SCHEMA)
 
     def _withdraw(self, conflicting: frozenset[str]) -> None:
         """Take conflicting ids out of Silver (their copies are quarantined)."""
@@ -492,29 +723,22 @@ class SilverJob:
             .execute()
         )
 
-    def _merge(
-        self,
-        rows: list[dict[str, Any]],
-        kept: dict[str, Coordinates],
-        last: dict[tuple[int, int], int],
-    ) -> None:
+    def _merge(self, batch: pa.Table, replacing: bool, last: dict[tuple[int, int], int]) -> None:
         """Write the rows Silver keeps, committing the Bronze offsets read in the same
-        commit: appended when Silver has no row of their id (``kept``, read just
-        before), upserted when one replaces the row of a copy at higher coordinates."""
-        batch = pa.Table.from_pylist(rows, schema=self.schema)
+        commit: appended when Silver has no row of their ids, upserted when one
+        (``replacing``) replaces the row of a copy at higher coordinates."""
         commit = CommitProperties(
             app_transactions=[
                 Transaction(app_id("silver", self.topic, p, epoch), offset)
                 for (epoch, p), offset in sorted(last.items())
             ]
         )
-        replacing = any(r["event_id"] in kept for r in rows)
         if not DeltaTable.is_deltatable(str(self.events)) or not replacing:
             # An empty append too: it carries the offsets, so the next run does not
             # read these rows again.
             write_deltalake(str(self.events), batch, mode="append", commit_properties=commit)
             return
-        if rows:
+        if batch.num_rows:
             metrics = (
                 DeltaTable(str(self.events))
                 .merge(
