@@ -45,11 +45,13 @@ epoch 0, ``flashsale-bronze:TOPIC#E:P`` after), and the current epoch is
 
 from __future__ import annotations
 
+import gc
 import logging
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -313,10 +315,12 @@ class BronzeIngest:
                     on_commit(stats)
 
             while stop is None or not stop.is_set():
-                messages = consumer.consume(
-                    min(_CONSUME_ROWS, self.batch_size - rows), _CONSUME_SECONDS
-                )
-                chunk = self._read(messages, at_end, stats.lag)
+                with _collector_paused():
+                    messages = consumer.consume(
+                        min(_CONSUME_ROWS, self.batch_size - rows), _CONSUME_SECONDS
+                    )
+                    chunk = self._read(messages, at_end, stats.lag)
+                    del messages
                 now = time.monotonic()
                 if chunk is not None:
                     if not rows:
@@ -579,6 +583,22 @@ class BronzeIngest:
             partition_by=["ingest_date"],
             commit_properties=CommitProperties(app_transactions=transactions),
         )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused (if it runs) for the duration: a read
+    makes tens of thousands of objects (messages, their bytes, the lists of them) that
+    form no cycles and are freed as soon as their columns are built, and collections
+    triggered by them, each going over every object of the process, cost as much as
+    the read itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _prefix_ids(values: list[bytes | None]) -> list[int | None]:
