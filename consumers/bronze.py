@@ -12,6 +12,10 @@ reads those versions back and resumes right after them, so a crash at any point
 neither loses nor duplicates a record: either the commit (rows and offsets) happened
 or none of it did. Kafka's own group offsets are not used.
 
+A commit holds at most ``batch_size`` records (what a run keeps in memory), those read
+within ``commit_seconds``, or what was read when every partition is at its end or the
+run stops: few, large commits. The records of each read become Arrow columns at once.
+
 **A topic that is not the log the offsets point into.** A broker that keeps topics in
 memory (the local Tansu) comes back empty after a restart; on any cluster a topic can
 be deleted and created again, or truncated. Resuming from the stored offsets would
