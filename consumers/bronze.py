@@ -12,6 +12,10 @@ reads those versions back and resumes right after them, so a crash at any point
 neither loses nor duplicates a record: either the commit (rows and offsets) happened
 or none of it did. Kafka's own group offsets are not used.
 
+A commit holds at most ``batch_size`` records (what a run keeps in memory), those read
+within ``commit_seconds``, or what was read when every partition is at its end or the
+run stops: few, large commits. The records of each read become Arrow columns at once.
+
 **A topic that is not the log the offsets point into.** A broker that keeps topics in
 memory (the local Tansu) comes back empty after a restart; on any cluster a topic can
 be deleted and created again, or truncated. Resuming from the stored offsets would
@@ -45,10 +49,13 @@ epoch 0, ``flashsale-bronze:TOPIC#E:P`` after), and the current epoch is
 
 from __future__ import annotations
 
+import gc
 import logging
+import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +76,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from consumers.errors import PipelineError, ServiceUnreachable
 from consumers.evolve import add_missing_columns, arrow
-from consumers.wire import WireFormatError, WriterRef, header_ref, schema_id_of
+from consumers.wire import HEADER, MAGIC, WireFormatError, WriterRef, header_ref, schema_id_of
 
 __all__ = [
     "BRONZE_SCHEMA",
@@ -117,6 +124,29 @@ OnReset = Literal["fail", "replay"]
 ON_RESET: tuple[OnReset, ...] = ("fail", "replay")
 # How long a fetch may take to confirm that a stored offset lies beyond the log.
 _CONFIRM_SECONDS = 5.0
+# Records a commit holds at most (``batch_size``), and how long a record read waits for
+# its commit at most: a commit holds what was read in that time, up to the bound.
+BATCH_ROWS = 50_000
+COMMIT_SECONDS = 1.0
+# Records per consume call, and how long one waits for them (a call waits for as many
+# as it asks for, so a short wait keeps the loop turning at the log's end).
+_CONSUME_ROWS = 10_000
+_CONSUME_SECONDS = 0.1
+# Fetching, unless the Kafka configuration says otherwise: a broker answers a fetch at
+# the log's end within 100 ms (the default 500 ms delays the end-of-partition events
+# that end a run), and a partition whose queue filled waits 10 ms, not 1 s, before its
+# next fetch.
+_FETCH = {"fetch.wait.max.ms": 100, "fetch.queue.backoff.ms": 10}
+# The columns of a chunk of records as read; a commit adds ingest time, date and epoch.
+_READ = pa.schema(
+    [
+        BRONZE_SCHEMA.field(n)
+        for n in ("partition", "offset", "key", "value", "schema_id", "kafka_timestamp",
+                  "schema_id_in", "schema_guid")
+    ]
+)  # fmt: skip
+# The schema id of the 5-byte prefix (the magic byte skipped).
+_PREFIX_ID = struct.Struct(">xI")
 
 
 class TopicReset(PipelineError):
@@ -197,22 +227,30 @@ class BronzeStats:
 
 
 class BronzeIngest:
-    """Kafka -> Delta, resuming from the offsets stored in the table."""
+    """Kafka -> Delta, resuming from the offsets stored in the table.
+
+    A commit holds at most ``batch_size`` records (what one run keeps in memory), and
+    the records read in ``commit_seconds`` at most: it is made when either is reached,
+    when every partition is at its end, and when the run stops."""
 
     def __init__(
         self,
         kafka: dict[str, Any],
         topic: str,
         table: Path,
-        batch_size: int = 5000,
+        batch_size: int = BATCH_ROWS,
         connect_timeout: float = 10.0,
         missing_ok: bool = False,
         on_reset: OnReset = "fail",
+        commit_seconds: float = COMMIT_SECONDS,
     ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"bronze: batch_size must be at least 1, not {batch_size}")
         self.kafka = kafka
         self.topic = topic
         self.table = table
         self.batch_size = batch_size
+        self.commit_seconds = commit_seconds
         self.connect_timeout = connect_timeout
         # A topic that does not exist is nothing to ingest (else a PipelineError).
         self.missing_ok = missing_ok
@@ -221,6 +259,9 @@ class BronzeIngest:
         self.on_reset = on_reset
         self.epoch = 0
         self._markers: list[Transaction] = []
+        # The table, once it exists, kept open between commits (opening it again reads
+        # its log again).
+        self._delta: DeltaTable | None = None
 
     def run(
         self,
@@ -230,9 +271,10 @@ class BronzeIngest:
         stop: threading.Event | None = None,
     ) -> BronzeStats:
         """Ingest until idle (or forever), or until ``stop`` is set: then after the
-        batch in hand is committed, so nothing read is left out of Bronze."""
+        records in hand are committed, so nothing read is left out of Bronze."""
         consumer = Consumer(
             {
+                **_FETCH,
                 **self.kafka,
                 "logger": librdkafka_log,
                 "group.id": f"flashsale-bronze-{self.topic}",
@@ -245,6 +287,7 @@ class BronzeIngest:
         )
         stats = BronzeStats()
         started = time.monotonic()
+        self._delta = None
         try:
             partitions = self._partitions(consumer)
             if not partitions:
@@ -258,37 +301,49 @@ class BronzeIngest:
                     for p in partitions
                 ]
             )
+            every = set(partitions)
             at_end: set[int] = set()
             idle_since = time.monotonic()
+            held: list[pa.RecordBatch] = []  # read, not yet committed
+            rows = 0
+            first_read = 0.0
+
+            def commit() -> None:
+                nonlocal held, rows
+                last = self._commit(held)
+                stats.records += rows
+                stats.commits += 1
+                held, rows = [], 0
+                self._lag(consumer, last, stats.lag)
+                if on_commit is not None:
+                    on_commit(stats)
+
             while stop is None or not stop.is_set():
-                messages = consumer.consume(self.batch_size, 0.5)
-                rows = []
-                for m in messages:
-                    error = m.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            partition = m.partition()
-                            if partition is not None:
-                                at_end.add(partition)
-                                stats.lag[partition] = 0
-                            continue
-                        raise PipelineError(f"bronze: consuming {self.topic}: {error.str()}")
-                    at_end.discard(m.partition())
-                    rows.append(m)
-                if rows:
-                    self._commit(rows)
-                    stats.records += len(rows)
-                    stats.commits += 1
-                    self._lag(consumer, rows, stats.lag)
-                    idle_since = time.monotonic()
-                    if on_commit is not None:
-                        on_commit(stats)
-                elif until_idle and (
-                    at_end >= set(partitions) or time.monotonic() - idle_since >= idle_seconds
+                with _collector_paused():
+                    messages = consumer.consume(
+                        min(_CONSUME_ROWS, self.batch_size - rows), _CONSUME_SECONDS
+                    )
+                    chunk = self._read(messages, at_end, stats.lag)
+                    del messages
+                now = time.monotonic()
+                if chunk is not None:
+                    if not rows:
+                        first_read = now
+                    held.append(chunk)
+                    rows += chunk.num_rows
+                    idle_since = now
+                caught_up = at_end >= every
+                if rows and (
+                    rows >= self.batch_size or caught_up or now - first_read >= self.commit_seconds
                 ):
+                    commit()
+                if not rows and until_idle and (caught_up or now - idle_since >= idle_seconds):
                     break  # caught up: every partition is at its end
+            if rows:  # stopped: what was read goes in
+                commit()
         finally:
             consumer.close()
+            self._delta = None
             stats.elapsed = time.monotonic() - started
         return stats
 
@@ -353,9 +408,8 @@ class BronzeIngest:
             self._markers = []
         return {p: stored[p] for p in partitions}
 
-    def _lag(self, consumer: Consumer, rows: list[Any], lag: dict[int, int]) -> None:
-        """The lag of the partitions in ``rows`` once they are committed."""
-        last = {m.partition(): m.offset() for m in rows}
+    def _lag(self, consumer: Consumer, last: dict[int, int], lag: dict[int, int]) -> None:
+        """The lag of the partitions whose ``last`` offsets were just committed."""
         for partition, offset in last.items():
             tp = TopicPartition(self.topic, partition)
             _, high = consumer.get_watermark_offsets(tp, cached=True)
@@ -440,43 +494,125 @@ class BronzeIngest:
             raise PipelineError(f"bronze: topic {self.topic} does not exist")
         return sorted(found.partitions)
 
-    def _commit(self, messages: list[Any]) -> None:
+    def _read(
+        self, messages: list[Any], at_end: set[int], lag: dict[int, int]
+    ) -> pa.RecordBatch | None:
+        """The records among ``messages`` as columns (None: there are none); an
+        end-of-partition event marks its partition at its end until a record of it
+        follows, any other error is a PipelineError."""
+        records = [m for m in messages if m.error() is None]
+        if len(records) < len(messages):  # events among them: in order
+            for m in messages:
+                error = m.error()
+                if error is None:
+                    at_end.discard(m.partition())
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    partition = m.partition()
+                    if partition is not None:
+                        at_end.add(partition)
+                        lag[partition] = 0
+                else:
+                    raise PipelineError(f"bronze: consuming {self.topic}: {error.str()}")
+        if not records:
+            return None
+        partitions = [m.partition() for m in records]
+        if len(records) == len(messages):
+            at_end.difference_update(partitions)
+        values = [m.value() for m in records]
+        stamps = [m.timestamp() for m in records]
+        headers = [m.headers() for m in records]
+        count = len(records)
+        if any(headers):  # some name their writer in a header
+            writers = [_writer_of(v, h) for v, h in zip(values, headers, strict=True)]
+            schema_id = pa.array([r.schema_id if r else None for r, _ in writers], pa.int32())
+            guid = pa.array([r.guid if r else None for r, _ in writers], pa.string())
+            named_in = pa.array([n for _, n in writers], pa.string())
+        else:  # the common case: all by the prefix
+            schema_id = pa.array(_prefix_ids(values), pa.int32())
+            guid = pa.nulls(count, pa.string())
+            named_in = pa.repeat(pa.scalar("prefix", pa.string()), count)
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(partitions, pa.int32()),
+                pa.array([m.offset() for m in records], pa.int64()),
+                pa.array([m.key() for m in records], pa.binary()),
+                pa.array(values, pa.binary()),
+                schema_id,
+                pa.array(
+                    [t if k != 0 else None for k, t in stamps],
+                    BRONZE_SCHEMA.field("kafka_timestamp").type,
+                ),
+                named_in,
+                guid,
+            ],
+            schema=_READ,
+        )
+
+    def _commit(self, chunks: list[pa.RecordBatch]) -> dict[int, int]:
+        """Commit the records read (with their offsets); the last offset per partition."""
         now = datetime.now(UTC)
-        columns: dict[str, list[Any]] = {name: [] for name in BRONZE_SCHEMA.names}
-        last: dict[int, int] = {}
-        for m in messages:
-            value = m.value()
-            columns["topic"].append(m.topic())
-            columns["partition"].append(m.partition())
-            columns["offset"].append(m.offset())
-            columns["key"].append(m.key())
-            columns["value"].append(value)
-            ref, named_in = _writer_of(value, m.headers())
-            columns["schema_id"].append(ref.schema_id if ref else None)
-            columns["schema_guid"].append(ref.guid if ref else None)
-            columns["schema_id_in"].append(named_in)
-            kind, ts = m.timestamp()
-            columns["kafka_timestamp"].append(ts if kind != 0 else None)
-            columns["ingest_time"].append(now)
-            columns["ingest_date"].append(now.date().isoformat())
-            columns["topic_epoch"].append(self.epoch)
-            last[m.partition()] = max(last.get(m.partition(), -1), m.offset())
-        batch = pa.table(columns, schema=BRONZE_SCHEMA)
+        read = pa.Table.from_batches(chunks, schema=_READ)
+        count = read.num_rows
+        constant = {
+            "topic": pa.repeat(pa.scalar(self.topic, pa.string()), count),
+            "ingest_time": pa.repeat(
+                pa.scalar(now, BRONZE_SCHEMA.field("ingest_time").type), count
+            ),
+            "ingest_date": pa.repeat(pa.scalar(now.date().isoformat(), pa.string()), count),
+            "topic_epoch": pa.repeat(pa.scalar(self.epoch, pa.int32()), count),
+        }
+        batch = pa.Table.from_arrays(
+            [constant[n] if n in constant else read[n] for n in BRONZE_SCHEMA.names],
+            schema=BRONZE_SCHEMA,
+        )
+        highest = read.group_by("partition").aggregate([("offset", "max")])
+        last = dict(
+            zip(highest["partition"].to_pylist(), highest["offset_max"].to_pylist(), strict=True)
+        )
         transactions = [
             Transaction(app_id("bronze", self.topic, p, self.epoch), offset)
             for p, offset in sorted(last.items())
         ]
         self._write(batch, [*self._markers, *transactions])
         self._markers = []
+        return last
 
     def _write(self, batch: pa.Table, transactions: list[Transaction]) -> None:
+        if self._delta is None and DeltaTable.is_deltatable(str(self.table)):
+            self._delta = DeltaTable(str(self.table))
         write_deltalake(
-            str(self.table),
+            self._delta if self._delta is not None else str(self.table),
             batch,
             mode="append",
             partition_by=["ingest_date"],
             commit_properties=CommitProperties(app_transactions=transactions),
         )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused (if it runs) for the duration: a read
+    makes tens of thousands of objects (messages, their bytes, the lists of them) that
+    form no cycles and are freed as soon as their columns are built, and collections
+    triggered by them, each going over every object of the process, cost as much as
+    the read itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _prefix_ids(values: list[bytes | None]) -> list[int | None]:
+    """The schema id of each value's 5-byte prefix (None: it has none), as
+    :func:`~consumers.wire.schema_id_of` reads it."""
+    unpack = _PREFIX_ID.unpack_from
+    return [
+        unpack(v)[0] if v is not None and len(v) >= HEADER and v[0] == MAGIC else None
+        for v in values
+    ]
 
 
 def _writer_of(value: bytes | None, headers: Any) -> tuple[WriterRef | None, str]:
