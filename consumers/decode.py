@@ -116,7 +116,8 @@ class Decoder:
         # The reader read without its logical types (see decode_plain), and those types.
         self.plain_reader = fastavro.parse_schema(_plain(definition))
         self.logical = {f["name"]: _logical(f["type"]) for f in definition["fields"]}
-        self._plain_by_prefix: dict[bytes, Any] = {}  # None: not readable plainly
+        # A prefix's 5 bytes -> (plain writer, reader or None), None: not read plainly.
+        self._plain_by_prefix: dict[bytes, tuple[Any, Any] | None] = {}
 
     def refuse_unreadable(
         self, schema_ids: list[int], job: str, reader_name: str, subject: str
@@ -238,34 +239,36 @@ class Decoder:
         if raw is None or len(raw) < HEADER or raw[0] != MAGIC:
             return None
         prefix = raw[:HEADER]
-        writer = self._plain_by_prefix.get(prefix, False)
-        if writer is False:
-            writer = self._plain_by_prefix[prefix] = self._plain_writer(raw)
-        if writer is None:
+        try:
+            found = self._plain_by_prefix[prefix]
+        except KeyError:
+            found = self._plain_by_prefix[prefix] = self._plain_writer(raw)
+        if found is None:
             return None
+        writer, reader = found
         buffer = io.BytesIO(raw)
         buffer.seek(HEADER)
         try:
-            record: Any = fastavro.schemaless_reader(buffer, writer, self.plain_reader)
+            record: Any = fastavro.schemaless_reader(buffer, writer, reader)
         except Exception:  # fastavro raises several types on bad bytes: decode() says
             return None
         if buffer.tell() != len(raw) or not isinstance(record, dict):
             return None
         return record
 
-    def _plain_writer(self, raw: bytes) -> Any:
-        """The writer of the prefix of ``raw`` without its logical types, or None when
+    def _plain_writer(self, raw: bytes) -> tuple[Any, Any] | None:
+        """(the writer of the prefix of ``raw`` without its logical types, the reader
+        to resolve it to: None when they read alike, field for field), or None when
         its records are not read plainly (unknown, or a logical type not the reader's)."""
         try:
             text = self._text(int.from_bytes(raw[1:HEADER], "big"))
         except Rejected:
             return None
-        definition = json.loads(text)
-        if not isinstance(definition, dict) or not _same_logical(
-            json.loads(self.reader_text), definition
-        ):
+        definition, reader = json.loads(text), json.loads(self.reader_text)
+        if not isinstance(definition, dict) or not _same_logical(reader, definition):
             return None
-        return fastavro.parse_schema(_plain(definition))
+        alike = _annotations(definition) == _annotations(reader)
+        return fastavro.parse_schema(_plain(definition)), None if alike else self.plain_reader
 
     def decode(self, raw: bytes | None, headers: Headers = None) -> dict[str, Any]:
         """The record in either wire format (the writer named by the
@@ -311,7 +314,8 @@ def _logical(kind: Any) -> tuple[str, int] | None:
 
 
 def _annotations(kind: Any) -> Any:
-    """What a field type says about logical types (JSON), docs and defaults aside."""
+    """What a schema or a field type says a value is and how it is read (JSON), docs
+    and defaults aside: two schemas of equal annotations read every body alike."""
     if isinstance(kind, dict):
         return {k: _annotations(v) for k, v in kind.items() if k not in ("doc", "default")}
     if isinstance(kind, list):

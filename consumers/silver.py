@@ -536,14 +536,18 @@ class SilverJob:
     def _fingerprints(self, rows: pa.Table, values: list[bytes | None], at: pa.Array) -> pa.Array:
         """The content fingerprint of the records at ``at`` (indexes into ``rows``)."""
         framings = rows["schema_id_in"].to_pylist()
-        out = []
-        for i in at.to_pylist():
-            if framings[i] == "header":
-                row = self._bronze_row(rows, i)
-                out.append(fingerprint(row["value"], value_headers(row), self._schema_id_of))
-            else:  # prefix-framed: the content is the value as it is
-                out.append(digest(values[i] or b""))
+        out = [
+            self._header_fingerprint(rows, i)
+            if framings[i] == "header"
+            # prefix-framed: the content is the value as it is
+            else digest(values[i] or b"")
+            for i in at.to_pylist()
+        ]
         return pa.array(out, pa.string())
+
+    def _header_fingerprint(self, rows: pa.Table, i: int) -> str:
+        row = self._bronze_row(rows, i)
+        return fingerprint(row["value"], value_headers(row), self._schema_id_of)
 
     def _conflicts(
         self, recorded: Recorded, good: pa.Table, values: list[bytes | None]

@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from consumers.arrow_types import RENAMED
 from consumers.decode import Rejected
 from consumers.silver import SilverJob, SilverStats, _bronze_where, _last_offsets
 
@@ -41,11 +42,28 @@ def record(**changes: Any) -> dict[str, Any]:
 
 
 def reason(job: SilverJob, rec: dict[str, Any]) -> str | None:
+    """Why ``rec`` is rejected (None: it passes), checked both ways Silver checks: the
+    column-wise test picks it as a suspect exactly when the rule by rule check rejects
+    it (for these records of ordinary sizes), and the latter says why."""
+    suspect = suspected(job, rec)
     try:
         job._check(rec, INGESTED)
     except Rejected as exc:
+        assert suspect, f"rejected ({exc}) but not a suspect of the column-wise test"
         return str(exc)
+    assert not suspect, "passes the rules but is a suspect of the column-wise test"
     return None
+
+
+def suspected(job: SilverJob, rec: dict[str, Any]) -> bool:
+    """Whether ``rec``, as the one row of a decoded batch, is a suspect of the rules'
+    column-wise test (a field ``rec`` lacks has the reader's default, as decoding
+    gives it)."""
+    defaults = {f["name"]: f["default"] for f in job.definition["fields"] if "default" in f}
+    table = pa.Table.from_pylist([{**defaults, **rec}], schema=job._wide)
+    table = table.rename_columns([RENAMED.get(n, n) for n in table.column_names])
+    ingested = pa.array([INGESTED], pa.timestamp("us", tz="UTC"))
+    return job._suspects(table.append_column("ingest_time", ingested)) == [0]
 
 
 def test_a_purchase_whose_revenue_is_quantity_times_price_passes(job: SilverJob) -> None:
@@ -88,6 +106,9 @@ def test_the_catalog_decides_product_category_and_brand(job: SilverJob) -> None:
     )
     assert reason(job, record(product_id="p-2", category="hats", brand="acme")) == (
         "unknown product: p-2 has brand None in the catalog, not acme"
+    )
+    assert reason(job, record(brand=None)) == (
+        "unknown product: p-1 has brand acme in the catalog, not None"
     )
 
 
