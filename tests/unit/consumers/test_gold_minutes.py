@@ -158,6 +158,41 @@ class Warehouse:
             .execute()
         )
 
+    def resend(self, count: int, at: datetime) -> None:
+        """``count`` records already in Silver are sent again, arriving ``at``: Silver
+        drops them all as duplicates, and commits only its progress."""
+        stamps = [
+            {"topic": "t", "partition": 0, "offset": self.offset + 1 + i} for i in range(count)
+        ]
+        self.offset += count
+        write_deltalake(
+            str(self.path / "bronze" / "events"),
+            _bronze([{**r, **_ts(at)} for r in stamps]),
+            mode="append",
+        )
+        write_deltalake(
+            str(self.silver),
+            SILVER_SCHEMA.empty_table(),
+            mode="append",
+            commit_properties=self._progress(),
+        )
+
+    def requarantine(self, reason: str) -> None:
+        """A replay of the quarantine: every record there fails for ``reason`` now
+        (a MERGE of the quarantine, and an empty commit of Silver's)."""
+        quarantine = DeltaTable(str(self.path / "silver" / "quarantine"))
+        (
+            quarantine.merge(
+                quarantine.to_pyarrow_table(),
+                "t.kafka_offset = s.kafka_offset",
+                source_alias="s",
+                target_alias="t",
+            )
+            .when_matched_update({"reason": f"'{reason}'"})
+            .execute()
+        )
+        write_deltalake(str(self.silver), SILVER_SCHEMA.empty_table(), mode="append")
+
     def _progress(self) -> CommitProperties:
         done = Transaction(app_id("silver", "t", 0), self.offset)
         return CommitProperties(app_transactions=[done])
@@ -266,6 +301,12 @@ def test_per_minute_tables_updated_run_by_run_equal_gold_computed_whole(tmp_path
     gold_is_whole_silver(tmp_path)
     # A copy arriving later replaces an event's row (Silver's MERGE).
     w.replace(minutes[2][3]["event_id"], minute_of(minutes[5][0]) + timedelta(seconds=20))
+    gold_is_whole_silver(tmp_path)
+    # Records already in Silver sent again, alone in a minute of arrival: duplicates.
+    w.resend(7, minute_of(minutes[6][0]) + timedelta(seconds=5))
+    gold_is_whole_silver(tmp_path)
+    # A replay of the quarantine: its records fail for another reason now.
+    w.requarantine("conflict: replayed")
     gold_is_whole_silver(tmp_path)
     # One event far ahead (a gap of zero rows), then withdrawn: the range shrinks back.
     ahead = {**minutes[6][0], "event_time": minute_of(minutes[6][0]) + timedelta(minutes=4)}
