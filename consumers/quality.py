@@ -138,9 +138,10 @@ def quality_of_minutes(warehouse: Path, version: int, spans: list[tuple[int, int
     silver = _within(silver_table, [*_SILVER_COLUMNS], spans)
     bronze = _within(DeltaTable(str(bronze_path)), [*_KEYS, "kafka_timestamp"], spans)
     quarantine_path = warehouse / "silver" / "quarantine"
-    quarantine = _quarantine(quarantine_path)
     if DeltaTable.is_deltatable(str(quarantine_path)):
         quarantine = _renamed(_within(DeltaTable(str(quarantine_path)), _QUARANTINE_COLUMNS, spans))
+    else:
+        quarantine = _quarantine(quarantine_path)
     return _per_minute(bronze, _renamed(silver), quarantine, silver_table)
 
 
