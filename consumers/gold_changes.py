@@ -72,10 +72,10 @@ def changed_minutes(
     if quarantine_to >= 0:
         _no_null_timestamps(quarantine_path, quarantine_to)
     silver_files = [*silver.added, *silver.removed]
-    event = _minutes(silver_path, silver_files, "event_time")
-    arrival = _minutes(silver_path, silver_files, "kafka_timestamp")
+    event, arrival = _minutes(silver_path, silver_files, ["event_time", "kafka_timestamp"])
     quarantine_files = [*quarantine.added, *quarantine.removed]
-    arrival |= _minutes(quarantine_path, quarantine_files, "kafka_timestamp")
+    (arrived,) = _minutes(quarantine_path, quarantine_files, ["kafka_timestamp"])
+    arrival |= arrived
     arrival |= _processed_minutes(warehouse, silver_from, silver.transactions)
     return Changed(frozenset(event), frozenset(arrival))
 
@@ -142,15 +142,17 @@ def _file(path: Path, name: str) -> str:
     return unquote(name)
 
 
-def _minutes(path: Path, files: list[str], column: str) -> set[int]:
-    """The minutes of ``column`` over the rows of the data files ``files``."""
-    out: set[int] = set()
+def _minutes(path: Path, files: list[str], columns: list[str]) -> list[set[int]]:
+    """The minutes of each of ``columns`` over the rows of the data files ``files``."""
+    out: list[set[int]] = [set() for _ in columns]
     for name in files:
         parquet = pq.ParquetFile(path / name)
-        if column not in parquet.schema_arrow.names:
-            raise Unsure(f"{path.name}: {name} has no column {column}")
-        values = parquet.read(columns=[column])[column]
-        out |= _floor(values, f"{path.name}: {name}")
+        missing = [c for c in columns if c not in parquet.schema_arrow.names]
+        if missing:
+            raise Unsure(f"{path.name}: {name} has no column {', '.join(missing)}")
+        values = parquet.read(columns=columns)
+        for found, column in zip(out, columns, strict=True):
+            found |= _floor(values[column], f"{path.name}: {name}")
     return out
 
 
