@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalake
 
 from consumers.errors import PipelineError
 from consumers.evolve import arrow
+from consumers.gold_changes import Changed, Unsure, changed_minutes, ranges
 from consumers.products import ensure_products
-from consumers.quality import fill_minutes, quality_per_minute
+from consumers.quality import fill_minutes, quality_of_minutes, quality_per_minute
 
 __all__ = [
+    "BY_MINUTE",
     "ENGINES",
     "GOLD_TABLES",
     "KPI_SQL",
@@ -35,7 +39,9 @@ __all__ = [
     "compute_kpis",
     "kpi_sql",
     "read_gold",
+    "refresh_gold",
     "silver_version",
+    "update_kpis",
     "write_gold",
 ]
 
@@ -66,6 +72,8 @@ PER_MINUTE = ("revenue_per_minute", "funnel_per_minute")
 # Every Gold table: the SQL ones, and the data quality per minute (computed in Python,
 # see :func:`consumers.quality.quality_per_minute`).
 GOLD_TABLES = (*KPI_SQL, "quality_per_minute")
+# The tables a run updates minute by minute (see :func:`refresh_gold`).
+BY_MINUTE = (*PER_MINUTE, "quality_per_minute")
 
 
 def _silver(warehouse: Path, version: int | None = None) -> DeltaTable:
@@ -92,12 +100,23 @@ def compute_kpis(
     and the last are zero rows in the per-minute tables (filled here: a series of
     minutes is spelled differently by every engine); spikes are computed over the
     minutes that had events."""
+    kpis = _computed(warehouse, engine, version, KPI_SQL)
+    for name in PER_MINUTE:
+        kpis[name] = fill_minutes(kpis[name])
+    kpis["quality_per_minute"] = quality_per_minute(warehouse, version)
+    return kpis
+
+
+def _computed(
+    warehouse: Path, engine: str, version: int | None, queries: dict[str, str]
+) -> dict[str, pa.Table]:
+    """Each of ``queries`` (name -> SQL) run by ``engine`` over Silver at ``version``."""
     silver = _silver(warehouse, version)
     products = DeltaTable(str(ensure_products(warehouse)))
     if engine == "datafusion":
         builder = QueryBuilder().register("silver_events", silver)
         builder.register("silver_products", products)
-        tables = {name: pa.table(builder.execute(sql).read_all()) for name, sql in KPI_SQL.items()}
+        tables = {name: pa.table(builder.execute(sql).read_all()) for name, sql in queries.items()}
     elif engine == "duckdb":
         import duckdb
 
@@ -105,16 +124,12 @@ def compute_kpis(
         try:
             connection.register("silver_events", arrow(silver))
             connection.register("silver_products", arrow(products))
-            tables = {name: connection.sql(sql).to_arrow_table() for name, sql in KPI_SQL.items()}
+            tables = {name: connection.sql(sql).to_arrow_table() for name, sql in queries.items()}
         finally:
             connection.close()
     else:
         raise PipelineError(f"unknown engine '{engine}' (known: {', '.join(ENGINES)})")
-    kpis = {name: _conform(table) for name, table in tables.items()}
-    for name in PER_MINUTE:
-        kpis[name] = fill_minutes(kpis[name])
-    kpis["quality_per_minute"] = quality_per_minute(warehouse, version)
-    return kpis
+    return {name: _conform(table) for name, table in tables.items()}
 
 
 def _conform(table: pa.Table) -> pa.Table:
@@ -184,16 +199,148 @@ def refresh_gold(
     Computed and written, unless every Gold table's last commit was computed from the
     same inputs (:func:`gold_inputs`): then the tables are read as they stand, and a
     run that brought nothing new (a quiet round of ``--follow``) costs a read, not a
-    computation over all of Silver. Gold is otherwise computed from all of Silver:
-    most KPIs (funnels, product sales, sold-out moments, spikes over neighbouring
-    minutes) depend on rows of any minute, so they are not updated in place."""
+    computation over all of Silver.
+
+    The per-minute tables (:data:`BY_MINUTE`: revenue and funnel per minute of event
+    time, the data quality per minute of arrival) are updated minute by minute: only
+    the minutes the Delta logs say changed since the Gold as it stands are computed
+    again (see :mod:`consumers.gold_changes`), and their rows replace those minutes'
+    rows; the zero rows between the first and the last minute are filled again. Every
+    other table is computed whole from all of Silver, each for its own reason: the
+    funnel per category, the product funnel and product sales sum over all minutes by
+    product or category, and take categories and brands from the catalog; the session
+    funnel counts sessions that span minutes; the sold-out moments, sell-out times and
+    stock tracking are the earliest of all of Silver's rows; and a spike is a minute
+    against the ten minutes with events before it, so a minute that changes moves the
+    score of the ten after it. Each is one SQL query over Silver, a small cost beside
+    the data quality, which reads Bronze and the quarantine too.
+
+    Gold is computed whole, every table, whenever the update cannot be sure: no Gold
+    yet, or a Gold whose tables name different inputs or none; another engine than
+    DataFusion (the update runs the SQL through it); the product dimension or the Gold
+    code changed; or the logs cannot say what changed (see
+    :class:`consumers.gold_changes.Unsure`: a commit or a data file gone, a change of
+    Silver's schema)."""
     version = silver_version(warehouse)
     inputs = gold_inputs(warehouse, version)
-    if all(_last_inputs(warehouse / "gold" / name) == inputs for name in GOLD_TABLES):
+    last = {_last_inputs(warehouse / "gold" / name) for name in GOLD_TABLES}
+    if last == {inputs}:
         return read_gold(warehouse)[0], version, False
-    kpis = compute_kpis(warehouse, engine, version)
+    kpis = None
+    if engine == "datafusion" and len(last) == 1:
+        previous = last.pop()
+        if previous is not None:
+            kpis = update_kpis(warehouse, previous, version, inputs)
+    if kpis is None:
+        kpis = compute_kpis(warehouse, engine, version)
     write_gold(warehouse, kpis, version, inputs)
     return kpis, version, True
+
+
+def update_kpis(
+    warehouse: Path, previous: str, version: int, inputs: str
+) -> dict[str, pa.Table] | None:
+    """Every KPI table for Silver at ``version`` (whose inputs are ``inputs``), its
+    per-minute tables updated from the Gold as it stands, computed from ``previous``
+    inputs: only the minutes that changed between the two are computed again. None
+    when that cannot be done for certain (see :func:`refresh_gold`)."""
+    old, new = _parsed(previous), _parsed(inputs)
+    if set(old) != {"silver", "products", "quarantine", "code"} or any(
+        old[k] != new[k] for k in ("products", "code")
+    ):
+        return None
+    try:
+        changed = changed_minutes(
+            warehouse, int(old["silver"]), version, int(old["quarantine"]), int(new["quarantine"])
+        )
+    except Unsure:
+        return None
+    stored = {name: arrow(DeltaTable(str(warehouse / "gold" / name))) for name in BY_MINUTE}
+    if any(table["minute"].null_count for table in stored.values()):
+        return None  # a minute of no time: computed whole
+    kpis = _computed(
+        warehouse, "datafusion", version, {n: q for n, q in KPI_SQL.items() if n not in BY_MINUTE}
+    )
+    kpis.update(_per_minute(warehouse, version, changed, stored))
+    return {name: kpis[name] for name in GOLD_TABLES}
+
+
+def _parsed(inputs: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in inputs.split(";") if "=" in part)
+
+
+def _per_minute(
+    warehouse: Path, version: int, changed: Changed, stored: dict[str, pa.Table]
+) -> dict[str, pa.Table]:
+    """The per-minute tables: ``stored`` with the ``changed`` minutes computed again."""
+    spans = ranges(changed.event_minutes)
+    fresh: dict[str, pa.Table] = {}
+    if spans:
+        fresh = _computed(
+            warehouse,
+            "datafusion",
+            version,
+            {name: _of_minutes(KPI_SQL[name], spans) for name in PER_MINUTE},
+        )
+    revenue = _replaced(
+        stored["revenue_per_minute"],
+        fresh.get("revenue_per_minute"),
+        changed.event_minutes,
+        lambda t: pc.greater(t["events"], 0),
+    )
+    # A minute has a funnel row when it has events, zero rows being the minutes between.
+    real = pc.cast(revenue.filter(pc.greater(revenue["events"], 0))["minute"], pa.int64())
+    funnel = _replaced(
+        stored["funnel_per_minute"],
+        fresh.get("funnel_per_minute"),
+        changed.event_minutes,
+        lambda t: pc.is_in(pc.cast(t["minute"], pa.int64()), value_set=real),
+    )
+    quality_spans = ranges(changed.arrival_minutes)
+    quality = _replaced(
+        stored["quality_per_minute"],
+        quality_of_minutes(warehouse, version, quality_spans) if quality_spans else None,
+        changed.arrival_minutes,
+        lambda t: pc.greater(t["records"], 0),
+    )
+    return {
+        "revenue_per_minute": revenue,
+        "funnel_per_minute": funnel,
+        "quality_per_minute": quality,
+    }
+
+
+def _of_minutes(sql: str, spans: list[tuple[int, int]]) -> str:
+    """``sql`` over the rows of Silver whose event time is in ``spans`` (half-open
+    ranges of microseconds since the epoch): ``silver_events`` becomes a view of them,
+    over the same table registered as ``silver_events`` too (a file's statistics rule
+    out those that hold none)."""
+    utc = "'Timestamp(Microsecond, Some(\"UTC\"))'"
+
+    def at(micros: int) -> str:
+        return f"arrow_cast(to_timestamp_micros({micros}), {utc})"
+
+    where = " OR ".join(f"(event_time >= {at(lo)} AND event_time < {at(hi)})" for lo, hi in spans)
+    return f"WITH silver_events AS (SELECT * FROM silver_events WHERE {where})\n{sql}"
+
+
+def _replaced(
+    stored: pa.Table,
+    fresh: pa.Table | None,
+    minutes: frozenset[int],
+    holds_rows: Callable[[pa.Table], pa.ChunkedArray],
+) -> pa.Table:
+    """``stored`` with the rows of ``minutes`` replaced by ``fresh``'s (those of them
+    that hold rows), sorted by minute, the minutes between the first and the last
+    that hold none filled again with zero rows."""
+    if not minutes:
+        return stored
+    at = pc.cast(stored["minute"], pa.int64())
+    kept = stored.filter(pc.invert(pc.is_in(at, value_set=pa.array(sorted(minutes), pa.int64()))))
+    if fresh is not None:
+        kept = pa.concat_tables([kept, fresh.cast(stored.schema)])
+    kept = kept.filter(holds_rows(kept)).sort_by("minute")
+    return fill_minutes(kept)
 
 
 def _last_inputs(path: Path) -> str | None:

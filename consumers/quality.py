@@ -11,21 +11,24 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
 from consumers.bronze import app_id
-from consumers.evolve import arrow, read
+from consumers.evolve import arrow, complete, local_files, read
 
 __all__ = [
     "QUALITY_PER_MINUTE",
     "DataQuality",
     "data_quality",
     "fill_minutes",
+    "quality_of_minutes",
     "quality_per_minute",
 ]
 
@@ -113,21 +116,69 @@ def quality_per_minute(warehouse: Path, version: int | None = None) -> pa.Table:
         str(bronze_path)
     ):
         return QUALITY_PER_MINUTE.empty_table()
-    silver_table = DeltaTable(str(events_path), version=version)
-    silver = _renamed(
-        read(
-            events_path,
-            ["kafka_topic", "kafka_topic_epoch", "kafka_partition", "kafka_offset", "event_time"],
-            version,
-        )
-    )
+    silver = read(events_path, [*_SILVER_COLUMNS], version)
     bronze = read(bronze_path, [*_KEYS, "kafka_timestamp"])
+    quarantine = _quarantine(warehouse / "silver" / "quarantine")
+    silver_table = DeltaTable(str(events_path), version=version)
+    return fill_minutes(_per_minute(bronze, _renamed(silver), quarantine, silver_table))
+
+
+def quality_of_minutes(warehouse: Path, version: int, spans: list[tuple[int, int]]) -> pa.Table:
+    """The rows of :func:`quality_per_minute` (at Silver ``version``) of the minutes of
+    arrival in ``spans`` (half-open ranges of microseconds since the epoch), and only
+    those: no zero rows are filled in. Reads only the rows whose Kafka timestamp falls
+    in them (a file's statistics rule out the others), in Bronze, Silver and the
+    quarantine: each row's minute of arrival is its own Kafka timestamp's, the same in
+    all three (Silver and the quarantine copy it from Bronze)."""
+    events_path = warehouse / "silver" / "events"
+    bronze_path = warehouse / "bronze" / "events"
+    if not spans or not DeltaTable.is_deltatable(str(bronze_path)):
+        return QUALITY_PER_MINUTE.empty_table()
+    silver_table = DeltaTable(str(events_path), version=version)
+    silver = _within(silver_table, [*_SILVER_COLUMNS], spans)
+    bronze = _within(DeltaTable(str(bronze_path)), [*_KEYS, "kafka_timestamp"], spans)
+    quarantine_path = warehouse / "silver" / "quarantine"
+    if DeltaTable.is_deltatable(str(quarantine_path)):
+        quarantine = _renamed(_within(DeltaTable(str(quarantine_path)), _QUARANTINE_COLUMNS, spans))
+    else:
+        quarantine = _quarantine(quarantine_path)
+    return _per_minute(bronze, _renamed(silver), quarantine, silver_table)
+
+
+_SILVER_COLUMNS = (
+    "kafka_topic",
+    "kafka_topic_epoch",
+    "kafka_partition",
+    "kafka_offset",
+    "event_time",
+)
+_QUARANTINE_COLUMNS = [*_SILVER_COLUMNS[:-1], "reason"]
+
+
+def _within(table: DeltaTable, columns: list[str], spans: list[tuple[int, int]]) -> pa.Table:
+    """``columns`` of the rows of ``table`` whose ``kafka_timestamp`` is in ``spans``."""
+    present = set(table.schema().to_arrow().names)
+    stamp = ds.field("kafka_timestamp")
+    wanted = reduce(
+        lambda a, b: a | b,
+        [(stamp >= pa.scalar(lo, _MINUTE)) & (stamp < pa.scalar(hi, _MINUTE)) for lo, hi in spans],
+    )
+    rows = table.to_pyarrow_dataset(filesystem=local_files(table)).to_table(
+        columns=[c for c in columns if c in present], filter=wanted
+    )
+    return complete(rows, columns)
+
+
+def _per_minute(
+    bronze: pa.Table, silver: pa.Table, quarantine: pa.Table, silver_table: DeltaTable
+) -> pa.Table:
+    """The rows of the minutes of arrival of ``bronze``'s records that ``silver_table``
+    had processed, without zero rows."""
     bronze = _processed(bronze, silver_table)
     # Minutes as integers (microseconds): converting timestamps to Python objects row
     # by row is slow.
     minute = pc.floor_temporal(bronze["kafka_timestamp"], unit="minute")
     bronze = bronze.append_column("minute", minute.cast(_MINUTE).cast(pa.int64()))
-    quarantine = _quarantine(warehouse / "silver" / "quarantine")
     counts: dict[Any, list[int]] = {}
 
     def tally(rows: pa.Table, slot: int) -> None:
@@ -160,7 +211,7 @@ def quality_per_minute(warehouse: Path, version: int | None = None) -> pa.Table:
                 "lateness_p99_s": p99,
             }
         )
-    return fill_minutes(pa.Table.from_pylist(rows, schema=QUALITY_PER_MINUTE))
+    return pa.Table.from_pylist(rows, schema=QUALITY_PER_MINUTE)
 
 
 _SHORT = {
