@@ -689,8 +689,13 @@ class SilverJob:
         if self._categories or not DeltaTable.is_deltatable(str(self.events)):
             return
         known = arrow(DeltaTable(str(self.events)), ["product_id", "category"])
+        # Each product's first category in the table's order, as a loop over its rows
+        # with setdefault would find it (an ordered aggregation needs one thread).
+        first = known.group_by("product_id", use_threads=False).aggregate(
+            [("category", "first", pc.ScalarAggregateOptions(skip_nulls=False))]
+        )
         for product, category in zip(
-            known["product_id"].to_pylist(), known["category"].to_pylist(), strict=True
+            first["product_id"].to_pylist(), first["category_first"].to_pylist(), strict=True
         ):
             self._categories.setdefault(product, category)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 
 from consumers.arrow_types import RENAMED
 from consumers.decode import Rejected
@@ -126,6 +127,21 @@ def test_without_a_catalog_a_product_keeps_the_category_first_seen(job: SilverJo
     )
     assert reason(job, record(event_id="e-4", product_id="p-2", category="hats")) is None
     assert job._categories == {"p-1": "shoes", "p-2": "hats"}
+
+
+def test_without_a_catalog_a_run_learns_each_products_first_category_from_silver(
+    job: SilverJob,
+) -> None:
+    # Silver as a catalog changed under it may leave it: a product in two categories
+    # (the first row's is the one a loop over the rows keeps).
+    rows = [("p-1", "shoes"), ("p-2", "hats"), ("p-1", "bags"), ("p-3", "hats")]
+    table = pa.table({"product_id": [p for p, _ in rows], "category": [c for _, c in rows]})
+    write_deltalake(str(job.events), table)
+    job._load_categories()
+    assert job._categories == {"p-1": "shoes", "p-2": "hats", "p-3": "hats"}
+    assert reason(job, record(category="bags")) == (
+        "unknown product: p-1 has category shoes, not bags"
+    )
 
 
 def test_money_in_another_currency_is_refused_naming_the_shop_currencies(tmp_path: Path) -> None:
