@@ -25,7 +25,7 @@ from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalak
 from consumers.errors import PipelineError
 from consumers.evolve import arrow
 from consumers.gold_changes import Changed, Unsure, changed_minutes, ranges
-from consumers.products import ensure_products
+from consumers.products import CATALOG_ORIGIN, ensure_products
 from consumers.quality import fill_minutes, quality_of_minutes, quality_per_minute
 
 __all__ = [
@@ -104,6 +104,7 @@ def compute_kpis(
     for name in PER_MINUTE:
         kpis[name] = fill_minutes(kpis[name])
     kpis["quality_per_minute"] = quality_per_minute(warehouse, version)
+    pa.default_memory_pool().release_unused()
     return kpis
 
 
@@ -116,7 +117,11 @@ def _computed(
     if engine == "datafusion":
         builder = QueryBuilder().register("silver_events", silver)
         builder.register("silver_products", products)
-        tables = {name: pa.table(builder.execute(sql).read_all()) for name, sql in queries.items()}
+        tables = {}
+        for name, sql in queries.items():
+            tables[name] = pa.table(builder.execute(sql).read_all())
+            # Arrow's allocator keeps freed pages: given back, the peak is one query's.
+            pa.default_memory_pool().release_unused()
     elif engine == "duckdb":
         import duckdb
 
@@ -169,10 +174,11 @@ def write_gold(
 
 def gold_inputs(warehouse: Path, version: int) -> str:
     """What Gold computed from Silver at ``version`` depends on, as one string: that
-    version, the versions of the product dimension and of the quarantine (data
-    quality), and the Gold code (the SQL files and flashsale's version). Bronze is
-    not named: the data quality reads only the Bronze records Silver's version has
-    processed."""
+    version, the content of the product dimension (a digest: a catalog published
+    again unchanged, as every producer run publishes it, changes its version but not
+    Gold), the version of the quarantine (data quality), and the Gold code (the SQL
+    files and flashsale's version). Bronze is not named: the data quality reads only
+    the Bronze records Silver's version has processed."""
     quarantine = warehouse / "silver" / "quarantine"
     code = hashlib.sha256(
         "\0".join([_VERSION, *(f"{n}\0{q}" for n, q in sorted(KPI_SQL.items()))]).encode()
@@ -180,11 +186,21 @@ def gold_inputs(warehouse: Path, version: int) -> str:
     return ";".join(
         [
             f"silver={version}",
-            f"products={DeltaTable(str(ensure_products(warehouse))).version()}",
+            f"products={_catalog_digest(warehouse)}",
             f"quarantine={_version_of(quarantine)}",
             f"code={code}",
         ]
     )
+
+
+def _catalog_digest(warehouse: Path) -> str:
+    """A digest of the product dimension's products (every column but where each
+    record was read from), in product order."""
+    table = arrow(DeltaTable(str(ensure_products(warehouse))))
+    origin = {f.name for f in CATALOG_ORIGIN}
+    table = table.select([n for n in table.column_names if n not in origin])
+    rows = table.sort_by("product_id").to_pylist() if table.num_rows else []
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
 
 def _version_of(path: Path) -> int:

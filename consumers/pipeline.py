@@ -82,6 +82,7 @@ def run_pipeline(
         ingest = BronzeIngest(kafka, topic, warehouse / "bronze" / "events", on_reset=on_reset)
         bronze = ingest.run(until_idle=until_idle, stop=stop, on_commit=on_bronze)
         on_step(f"bronze: {bronze.records} records in {bronze.commits} commits")
+        pa.default_memory_pool().release_unused()  # what Bronze's reads held, given back
         silver = SilverJob(warehouse, registry, topic, reader_schema, currencies).run()
         on_step(
             f"silver: {silver.read} read, {silver.inserted} inserted, {silver.duplicates} "

@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 PRODUCT_CONTRACT = Path(__file__).resolve().parent / "contracts" / "catalog" / "product.avsc"
 _JOB = "silver-products"
 # Where a product's current record came from: the first of Silver's coordinates.
-_ORIGIN = COORDINATES[:4]
+# Where each product's record was read from: not part of the product.
+CATALOG_ORIGIN = COORDINATES[:4]
 
 
 @dataclass
@@ -72,7 +73,7 @@ def _schema(reader_schema: Path = PRODUCT_CONTRACT) -> tuple[Any, str, pa.Schema
         reader = fastavro.parse_schema(definition)
     except (OSError, ValueError) as exc:
         raise PipelineError(f"silver: product reader schema {reader_schema}: {exc}") from exc
-    return reader, text, reader_arrow_schema(definition, _ORIGIN)
+    return reader, text, reader_arrow_schema(definition, CATALOG_ORIGIN)
 
 
 def ensure_products(warehouse: Path) -> Path:

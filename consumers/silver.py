@@ -239,6 +239,9 @@ class SilverJob:
             stats.read += rows.num_rows
             stats.batches += 1
             self._apply(rows, stats, _last_offsets(rows))
+            # What the batch's columns held goes back to the system: Arrow's allocator
+            # keeps freed pages for reuse, which made a run's memory grow with its rows.
+            pa.default_memory_pool().release_unused()
         stats.elapsed = time.monotonic() - started
         return stats
 

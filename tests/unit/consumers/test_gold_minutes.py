@@ -359,6 +359,14 @@ def test_a_change_of_silver_schema_or_of_the_catalog_computes_gold_whole(tmp_pat
     refresh_gold(tmp_path)
     previous = _last(tmp_path)
     products = DeltaTable(str(ensure_products(tmp_path))).to_pyarrow_table()
+    # The catalog published again as it was: nothing Gold reads changed.
     write_deltalake(str(ensure_products(tmp_path)), products, mode="overwrite")
+    assert update_kpis(tmp_path, previous, version, gold_inputs(tmp_path, version)) is not None
+    # A product in another category: every table that takes the catalog's changes.
+    where = products.schema.get_field_index("category")
+    moved = ["moved", *products["category"].to_pylist()[1:]]
+    kind = products.schema.field("category").type
+    moved_table = products.set_column(where, "category", pa.array(moved, kind))
+    write_deltalake(str(ensure_products(tmp_path)), moved_table, mode="overwrite")
     assert update_kpis(tmp_path, previous, version, gold_inputs(tmp_path, version)) is None
     assert set(BY_MINUTE) < set(GOLD_TABLES)
