@@ -73,7 +73,7 @@ def pipeline(events: int, repeats: int) -> None:
     from bench.pipeline import run
 
     del repeats  # one drain of the topic is the measurement
-    run(seconds=max(60.0, min(900.0, events / 300)))
+    run(events)
 
 
 def shards(events: int, repeats: int) -> None:
