@@ -318,13 +318,21 @@ def test_per_minute_tables_updated_run_by_run_equal_gold_computed_whole(tmp_path
     assert not refresh_gold(tmp_path)[2]
 
 
-def test_gold_is_computed_whole_when_a_file_the_log_names_is_gone(tmp_path: Path) -> None:
+def gold_of_a_first_minute(
+    tmp_path: Path,
+) -> tuple[Warehouse, list[list[dict[str, Any]]], str]:
+    """A warehouse of a sale's first minute with its Gold: (it, the sale's minutes of
+    rows, the inputs its Gold was computed from)."""
     rows, simulation = sale(150)
     minutes = list(chunks(rows))
     w = with_catalog(tmp_path, simulation)
     w.arrive(minutes[0])
     refresh_gold(tmp_path)
-    previous = _last(tmp_path)
+    return w, minutes, _last(tmp_path)
+
+
+def test_gold_is_computed_whole_when_a_file_the_log_names_is_gone(tmp_path: Path) -> None:
+    w, minutes, previous = gold_of_a_first_minute(tmp_path)
     w.withdraw(minutes[0][2]["event_id"])
     w.arrive(minutes[1])
     # The files the withdrawal rewrote are vacuumed: what was in them is unknown.
@@ -346,12 +354,7 @@ def test_gold_is_computed_whole_when_a_file_the_log_names_is_gone(tmp_path: Path
 
 
 def test_a_change_of_silver_schema_or_of_the_catalog_computes_gold_whole(tmp_path: Path) -> None:
-    rows, simulation = sale(150)
-    minutes = list(chunks(rows))
-    w = with_catalog(tmp_path, simulation)
-    w.arrive(minutes[0])
-    refresh_gold(tmp_path)
-    previous = _last(tmp_path)
+    w, minutes, previous = gold_of_a_first_minute(tmp_path)
     w.arrive(minutes[1])
     DeltaTable(str(w.silver)).alter.add_columns([Field("note", PrimitiveType("string"))])
     version = DeltaTable(str(w.silver)).version()
