@@ -111,7 +111,8 @@ class Decoder:
         self._writers: dict[WriterRef, Any] = {}
         self._readable: set[int] = set()  # writer ids the reader was found to read
         self._ids: dict[tuple[str, str], int | None] = {}  # (GUID, subject) -> id
-        self._by_prefix: dict[bytes, Any] = {}  # a prefix's 5 bytes -> the parsed writer
+        # A prefix's 5 bytes -> (parsed writer, reader), None: not read by the short path.
+        self._by_prefix: dict[bytes, tuple[Any, Any] | None] = {}
         definition = json.loads(reader_text)
         # The reader read without its logical types (see decode_plain), and those types.
         self.plain_reader = fastavro.parse_schema(_plain(definition))
@@ -209,25 +210,7 @@ class Decoder:
         place); None when the value is anything but a record that reads cleanly (a bad
         frame, an unknown writer, an undecodable body), which :meth:`decode` then
         reads again to say why."""
-        if raw is None or len(raw) < HEADER or raw[0] != MAGIC:
-            return None
-        prefix = raw[:HEADER]
-        writer = self._by_prefix.get(prefix)
-        if writer is None:
-            try:
-                writer = self.writer(int.from_bytes(raw[1:HEADER], "big"))
-            except Rejected:
-                return None
-            self._by_prefix[prefix] = writer
-        buffer = io.BytesIO(raw)
-        buffer.seek(HEADER)
-        try:
-            record: Any = fastavro.schemaless_reader(buffer, writer, self.reader)
-        except Exception:  # fastavro raises several types on bad bytes: decode() says
-            return None
-        if buffer.tell() != len(raw) or not isinstance(record, dict):
-            return None
-        return record
+        return self._read_prefixed(raw, self._by_prefix, self._logical_writer)
 
     def decode_plain(self, raw: bytes | None) -> dict[str, Any] | None:
         """:meth:`decode_prefixed` without logical types: a decimal comes as its bytes
@@ -236,25 +219,43 @@ class Decoder:
         about twice as fast. Only for a writer whose fields of logical types are the
         reader's (so the plain values mean what the reader's types say); None for any
         other record, which :meth:`decode_prefixed` or :meth:`decode` read instead."""
+        return self._read_prefixed(raw, self._plain_by_prefix, self._plain_writer)
+
+    def _read_prefixed(
+        self,
+        raw: bytes | None,
+        found: dict[bytes, tuple[Any, Any] | None],
+        find: Callable[[bytes], tuple[Any, Any] | None],
+    ) -> dict[str, Any] | None:
+        """The record of a prefix-framed ``raw`` read with the (writer, reader) that
+        ``found`` holds for its prefix (``find`` tells it the first time; None: not by
+        this path), or None when it does not read cleanly."""
         if raw is None or len(raw) < HEADER or raw[0] != MAGIC:
             return None
         prefix = raw[:HEADER]
         try:
-            found = self._plain_by_prefix[prefix]
+            schemas = found[prefix]
         except KeyError:
-            found = self._plain_by_prefix[prefix] = self._plain_writer(raw)
-        if found is None:
+            schemas = found[prefix] = find(raw)
+        if schemas is None:
             return None
-        writer, reader = found
         buffer = io.BytesIO(raw)
         buffer.seek(HEADER)
         try:
-            record: Any = fastavro.schemaless_reader(buffer, writer, reader)
+            record: Any = fastavro.schemaless_reader(buffer, *schemas)
         except Exception:  # fastavro raises several types on bad bytes: decode() says
             return None
         if buffer.tell() != len(raw) or not isinstance(record, dict):
             return None
         return record
+
+    def _logical_writer(self, raw: bytes) -> tuple[Any, Any] | None:
+        """(the writer of the prefix of ``raw``, the reader), or None when the
+        registry does not know it."""
+        try:
+            return self.writer(int.from_bytes(raw[1:HEADER], "big")), self.reader
+        except Rejected:
+            return None
 
     def _plain_writer(self, raw: bytes) -> tuple[Any, Any] | None:
         """(the writer of the prefix of ``raw`` without its logical types, the reader

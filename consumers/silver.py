@@ -343,7 +343,8 @@ class SilverJob:
             [i for i in pc.unique(rows["schema_id"]).to_pylist() if i is not None]
         )
         values: list[bytes | None] = rows["value"].to_pylist()
-        decoded, records, failed = self._decode(rows, values)
+        framings: list[str | None] = rows["schema_id_in"].to_pylist()
+        decoded, records, failed = self._decode(rows, values, framings)
         at = decoded["_row"].to_pylist()
         for j in self._suspects(decoded):
             i = at[j]
@@ -368,7 +369,8 @@ class SilverJob:
         rejected = pa.array(sorted(i for i, _ in failed), pa.int64())
         good = decoded.filter(pc.invert(pc.is_in(decoded["_row"], value_set=rejected)))
         good = last_per_record(good)
-        good = good.append_column("fingerprint", self._fingerprints(rows, values, good["_row"]))
+        fingerprints = self._fingerprints(rows, values, framings, good["_row"])
+        good = good.append_column("fingerprint", fingerprints)
         recorded = self.copies.record_table(good)
         conflicts = self._conflicts(recorded, good, values)
         for _ in conflicts:
@@ -396,14 +398,13 @@ class SilverJob:
         return pylist(rows.slice(i, 1))[0]
 
     def _decode(
-        self, rows: pa.Table, values: list[bytes | None]
+        self, rows: pa.Table, values: list[bytes | None], framings: list[str | None]
     ) -> tuple[pa.Table, dict[int, dict[str, Any]], list[tuple[int, str]]]:
         """(the records that decoded, as :meth:`_columns` gives them; those of them read
         with their logical types, by index in ``rows``; (index, reason) of each record
         that did not decode). A prefix-framed record is read plainly when its writer
         allows (:meth:`Decoder.decode_plain`), else by the decoder's shortest path;
         any other, or one those paths cannot read, by the whole decoder."""
-        framings = rows["schema_id_in"].to_pylist()
         plain: list[dict[str, Any]] = []
         plain_at: list[int] = []
         records: dict[int, dict[str, Any]] = {}
@@ -536,9 +537,15 @@ class SilverJob:
             pa.bool_(),
         )
 
-    def _fingerprints(self, rows: pa.Table, values: list[bytes | None], at: pa.Array) -> pa.Array:
-        """The content fingerprint of the records at ``at`` (indexes into ``rows``)."""
-        framings = rows["schema_id_in"].to_pylist()
+    def _fingerprints(
+        self,
+        rows: pa.Table,
+        values: list[bytes | None],
+        framings: list[str | None],
+        at: pa.Array,
+    ) -> pa.Array:
+        """The content fingerprint of the records at ``at`` (indexes into ``rows``,
+        whose ``values`` are framed as ``framings`` say)."""
         out = [
             self._header_fingerprint(rows, i)
             if framings[i] == "header"
