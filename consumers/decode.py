@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import avro.errors
 import avro.schema
 import fastavro
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 from avro.compatibility import (
     ReaderWriterCompatibilityChecker,
@@ -27,6 +29,7 @@ from avro.compatibility import (
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from consumers import columnar
 from consumers.errors import PipelineError, ServiceUnreachable
 from consumers.wire import HEADER, MAGIC, Headers, WireFormatError, WriterRef, locate
 
@@ -113,12 +116,14 @@ class Decoder:
         self._ids: dict[tuple[str, str], int | None] = {}  # (GUID, subject) -> id
         # A prefix's 5 bytes -> (parsed writer, reader), None: not read by the short path.
         self._by_prefix: dict[bytes, tuple[Any, Any] | None] = {}
-        definition = json.loads(reader_text)
+        definition = self._definition = json.loads(reader_text)
         # The reader read without its logical types (see decode_plain), and those types.
         self.plain_reader = fastavro.parse_schema(_plain(definition))
         self.logical = {f["name"]: _logical(f["type"]) for f in definition["fields"]}
         # A prefix's 5 bytes -> (plain writer, reader or None), None: not read plainly.
         self._plain_by_prefix: dict[bytes, tuple[Any, Any] | None] = {}
+        # A writer id -> how its records read a column at a time, None: not that way.
+        self._plans: dict[int, columnar.Plan | None] = {}
 
     def refuse_unreadable(
         self, schema_ids: list[int], job: str, reader_name: str, subject: str
@@ -203,6 +208,50 @@ class Decoder:
             text = self._text(ref)
             parsed = self._writers[ref] = fastavro.parse_schema(json.loads(text))
         return parsed
+
+    def read_columns(
+        self, values: pa.Array, at: npt.NDArray[np.int64]
+    ) -> tuple[pa.Table | None, npt.NDArray[np.int64]]:
+        """The prefix-framed values of ``values`` (a binary array) at rows ``at`` read a
+        column at a time (:mod:`consumers.columnar`), as :meth:`decode_plain` reads
+        them: (the reader's columns without logical types, None when no row was read;
+        the rows they are). Only
+        the records of a writer :meth:`decode_plain` reads, and that read exactly this
+        way, are read; every other row is left to the caller."""
+        starts, ends, data = binary_buffers(values)
+        valid = values.is_valid().to_numpy(zero_copy_only=False)
+        at = at[valid[at] & (ends[at] - starts[at] >= HEADER)]
+        at = at[data[starts[at]] == MAGIC]
+        ids = np.zeros(len(at), np.int64)
+        for k in range(1, HEADER):
+            ids = (ids << 8) | data[starts[at] + k]
+        parts, read = [], []
+        for schema_id in np.unique(ids).tolist():
+            if schema_id not in self._plans:
+                self._plans[schema_id] = self._plan(schema_id)
+            found = self._plans[schema_id]
+            if found is None:
+                continue
+            rows = at[ids == schema_id]
+            columns, clean = found.read(data, starts[rows] + HEADER, ends[rows])
+            parts.append(pa.table(columns).filter(pa.array(clean)))
+            read.append(rows[clean])
+        if not parts:
+            return None, np.zeros(0, np.int64)
+        return pa.concat_tables(parts), np.concatenate(read)
+
+    def _plan(self, schema_id: int) -> columnar.Plan | None:
+        """How the records of writer ``schema_id`` read a column at a time, or None
+        when :meth:`decode_plain` would not read them (or :mod:`consumers.columnar`
+        cannot)."""
+        try:
+            text = self._text(schema_id)
+        except Rejected:
+            return None
+        definition = json.loads(text)
+        if not isinstance(definition, dict) or not _same_logical(self._definition, definition):
+            return None
+        return columnar.plan(_plain(definition), _plain(self._definition))
 
     def decode_prefixed(self, raw: bytes | None) -> dict[str, Any] | None:
         """The record of a prefix-framed value read as :meth:`decode` reads it, by the
@@ -369,8 +418,35 @@ _DECIMAL_LIMIT = 10**38
 
 def _decimals(column: pa.ChunkedArray, scale: int) -> pa.Array:
     """Avro decimal bytes (big-endian two's complement) as ``decimal128(38, scale)``."""
+    values = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    starts, ends, data = binary_buffers(values)
+    lengths = ends - starts
+    valid = values.is_valid().to_numpy(zero_copy_only=False)
+    if lengths.size and int(lengths.max()) > 8:
+        return _wide_decimals(values, scale)
+    # Up to 8 bytes: the unscaled value fits an int64, read for every row at once.
+    padded = np.concatenate([data, np.zeros(8, np.uint8)])
+    unscaled = np.zeros(len(values), np.uint64)
+    for k in range(8):
+        more = lengths > k
+        byte = padded[np.where(more, starts + k, 0)].astype(np.uint64)
+        unscaled = np.where(more, (unscaled << np.uint64(8)) | byte, unscaled)
+    negative = (lengths > 0) & (padded[starts] >= 0x80) & (lengths < 8)
+    signed = unscaled.view(np.int64).copy()
+    signed[negative] -= np.left_shift(1, 8 * lengths[negative]).astype(np.int64)
+    signed[~valid] = 0
+    pairs = np.empty((len(values), 2), np.int64)  # little-endian 128 bits: low, high
+    pairs[:, 0] = signed
+    pairs[:, 1] = signed >> 63
+    kind = pa.decimal128(38, scale)
+    validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(pairs)])
+
+
+def _wide_decimals(values: pa.Array, scale: int) -> pa.Array:
+    """:func:`_decimals` of values of more than 8 bytes, read one by one."""
     unscaled = [
-        None if b is None else int.from_bytes(b, "big", signed=True) for b in column.to_pylist()
+        None if b is None else int.from_bytes(b, "big", signed=True) for b in values.to_pylist()
     ]
     present = [u for u in unscaled if u is not None]
     if present and max(abs(min(present)), abs(max(present))) >= _DECIMAL_LIMIT:
@@ -382,6 +458,19 @@ def _decimals(column: pa.ChunkedArray, scale: int) -> pa.Array:
     # A boolean array's bits, offset 0, are a validity bitmap.
     validity = pa.array([u is not None for u in unscaled], pa.bool_()).buffers()[1]
     return pa.Array.from_buffers(kind, len(unscaled), [validity, data])
+
+
+def binary_buffers(
+    values: pa.Array,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """(where each value starts, where it ends, the bytes) of a binary array, without
+    copying the bytes (a null value is empty)."""
+    width = np.int64 if pa.types.is_large_binary(values.type) else np.int32
+    _, offsets_buffer, data_buffer = values.buffers()
+    window = slice(values.offset, values.offset + len(values) + 1)
+    offsets = np.asarray(np.frombuffer(offsets_buffer, width)[window], np.int64)
+    data = np.zeros(0, np.uint8) if data_buffer is None else np.frombuffer(data_buffer, np.uint8)
+    return offsets[:-1], offsets[1:], data
 
 
 def _asking(call: Callable[[], T], what: str) -> T:

@@ -24,7 +24,7 @@ Gold.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,12 @@ def fingerprint(
 def digest(prefixed: bytes) -> str:
     """The fingerprint of a record's bytes in the prefix format (see :func:`fingerprint`)."""
     return hashlib.sha256(prefixed).hexdigest()[:32]
+
+
+def digests(values: Iterable[bytes | None]) -> list[str]:
+    """:func:`digest` of each of ``values`` (None: no bytes), in one loop."""
+    sha256 = hashlib.sha256
+    return [sha256(v or b"").hexdigest()[:32] for v in values]
 
 
 def _no_id(guid: str) -> None:

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -57,7 +59,7 @@ from consumers.identity import (
     Copy,
     Identity,
     Recorded,
-    digest,
+    digests,
     fingerprint,
     insert_new,
     last_per_record,
@@ -99,6 +101,9 @@ class SilverStats:
         kind = reason.split(":")[0]
         self.reasons[kind] = self.reasons.get(kind, 0) + 1
 
+
+Values = npt.NDArray[np.object_]  # a batch's values: bytes, None for a tombstone
+Flags = npt.NDArray[np.bool_]
 
 _COORDINATE_NAMES = [f.name for f in COORDINATES]
 # The Bronze column of each of Silver's coordinates, in the order of COORDINATES.
@@ -342,9 +347,12 @@ class SilverJob:
         self._refuse_unreadable(
             [i for i in pc.unique(rows["schema_id"]).to_pylist() if i is not None]
         )
-        values: list[bytes | None] = rows["value"].to_pylist()
-        framings: list[str | None] = rows["schema_id_in"].to_pylist()
-        decoded, records, failed = self._decode(rows, values, framings)
+        # Each value as bytes (None: a tombstone), and whether it is header-framed.
+        values: Values = rows["value"].to_numpy(zero_copy_only=False)
+        header: Flags = pc.fill_null(pc.equal(rows["schema_id_in"], "header"), False).to_numpy(
+            zero_copy_only=False
+        )
+        decoded, records, failed = self._decode(rows, values, header)
         at = decoded["_row"].to_pylist()
         for j in self._suspects(decoded):
             i = at[j]
@@ -369,7 +377,7 @@ class SilverJob:
         rejected = pa.array(sorted(i for i, _ in failed), pa.int64())
         good = decoded.filter(pc.invert(pc.is_in(decoded["_row"], value_set=rejected)))
         good = last_per_record(good)
-        fingerprints = self._fingerprints(rows, values, framings, good["_row"])
+        fingerprints = self._fingerprints(rows, values, header, good["_row"])
         good = good.append_column("fingerprint", fingerprints)
         recorded = self.copies.record_table(good)
         conflicts = self._conflicts(recorded, good, values)
@@ -398,21 +406,36 @@ class SilverJob:
         return pylist(rows.slice(i, 1))[0]
 
     def _decode(
-        self, rows: pa.Table, values: list[bytes | None], framings: list[str | None]
+        self, rows: pa.Table, values: Values, header: Flags
     ) -> tuple[pa.Table, dict[int, dict[str, Any]], list[tuple[int, str]]]:
         """(the records that decoded, as :meth:`_columns` gives them; those of them read
         with their logical types, by index in ``rows``; (index, reason) of each record
-        that did not decode). A prefix-framed record is read plainly when its writer
-        allows (:meth:`Decoder.decode_plain`), else by the decoder's shortest path;
-        any other, or one those paths cannot read, by the whole decoder."""
+        that did not decode). Prefix-framed records are read a column at a time when
+        their writer allows (:meth:`Decoder.read_columns`); any other, or one that path
+        leaves, is read plainly (:meth:`Decoder.decode_plain`) or by the decoder's
+        shortest path, and a header-framed one, or one those paths cannot read, by the
+        whole decoder."""
+        parts = []
+        prefixed = ~header
+        columns, read = self.decoder.read_columns(
+            rows["value"].combine_chunks(), np.flatnonzero(prefixed).astype(np.int64)
+        )
+        if columns is not None:
+            try:
+                table = plain_columns(columns.cast(self._plain), self.decoder.logical)
+                parts.append(self._columns(table.cast(self._wide), rows, read.tolist()))
+            except (ValueError, TypeError, OverflowError):  # read them one by one
+                read = np.zeros(0, np.int64)
+        left = np.ones(len(values), np.bool_)
+        left[read] = False
         plain: list[dict[str, Any]] = []
         plain_at: list[int] = []
         records: dict[int, dict[str, Any]] = {}
         failed: list[tuple[int, str]] = []
         read_plain, read_prefixed = self.decoder.decode_plain, self.decoder.decode_prefixed
-        for i, (raw, framing) in enumerate(zip(values, framings, strict=True)):
-            record = None
-            if framing != "header":
+        for i in np.flatnonzero(left).tolist():
+            raw, record = values[i], None
+            if prefixed[i]:
                 record = read_plain(raw)
                 if record is not None:
                     plain.append(record)
@@ -426,7 +449,6 @@ class SilverJob:
                     failed.append((i, str(exc)))
                     continue
             records[i] = record
-        parts = []
         if plain:
             try:
                 table = pa.Table.from_pylist(plain, schema=self._plain)
@@ -540,19 +562,17 @@ class SilverJob:
     def _fingerprints(
         self,
         rows: pa.Table,
-        values: list[bytes | None],
-        framings: list[str | None],
+        values: Values,
+        header: Flags,
         at: pa.Array,
     ) -> pa.Array:
         """The content fingerprint of the records at ``at`` (indexes into ``rows``,
-        whose ``values`` are framed as ``framings`` say)."""
-        out = [
-            self._header_fingerprint(rows, i)
-            if framings[i] == "header"
-            # prefix-framed: the content is the value as it is
-            else digest(values[i] or b"")
-            for i in at.to_pylist()
-        ]
+        whose ``values`` are header-framed where ``header`` says)."""
+        index = at.to_numpy(zero_copy_only=False)
+        # prefix-framed: the content is the value as it is
+        out = digests(values[index])
+        for j in np.flatnonzero(header[index]).tolist():
+            out[j] = self._header_fingerprint(rows, int(index[j]))
         return pa.array(out, pa.string())
 
     def _header_fingerprint(self, rows: pa.Table, i: int) -> str:
@@ -560,7 +580,7 @@ class SilverJob:
         return fingerprint(row["value"], value_headers(row), self._schema_id_of)
 
     def _conflicts(
-        self, recorded: Recorded, good: pa.Table, values: list[bytes | None]
+        self, recorded: Recorded, good: pa.Table, values: Values
     ) -> list[dict[str, Any]]:
         """Every copy of every conflicting id, as quarantine rows (raw bytes from this
         batch, or from Bronze for copies of earlier runs)."""

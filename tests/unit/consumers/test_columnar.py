@@ -1,0 +1,399 @@
+"""Avro bodies read a column at a time (consumers.columnar) against fastavro reading
+them one by one, resolving the writer to the reader, then ``pa.Table.from_pylist``:
+every row read must hold exactly fastavro's values, every body fastavro refuses must
+be left unread, and every writer this module cannot resolve exactly gets no plan.
+Pure logic: numpy and fastavro, no registry (the Decoder's own use is at the end,
+its registry's answers given by id)."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import fastavro
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consumers.columnar import Plan, plan
+from consumers.decode import _plain, binary_buffers
+from producer.contract.catalog import bundled_schemas_dir
+from tests.unit.consumers.test_decode_plain import decoder, framed, simulated, writer_text
+
+SCHEMAS = bundled_schemas_dir()
+READER = _plain(json.loads((SCHEMAS / "flash_sale_event-v3.avsc").read_text()))
+INT32 = st.integers(-(2**31), 2**31 - 1)
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+
+
+def plain_writer(version: int) -> dict[str, Any]:
+    return _plain(json.loads(writer_text(version)))
+
+
+def field_values(kind: Any) -> st.SearchStrategy[Any]:
+    """Any value of a (plain) field type."""
+    if isinstance(kind, list):
+        return st.one_of([field_values(k) for k in kind])
+    if isinstance(kind, dict) and kind["type"] == "enum":
+        return st.sampled_from(kind["symbols"])
+    if isinstance(kind, dict):
+        return field_values(kind["type"])
+    return {
+        "null": st.none(),
+        "string": TEXT,
+        "bytes": st.binary(max_size=20),
+        "int": INT32,
+        "long": st.integers(-(2**63), 2**63 - 1),
+        "boolean": st.booleans(),
+        "double": st.floats(allow_nan=False),
+        "float": st.floats(width=32, allow_nan=False),
+    }[kind]
+
+
+def records(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({f["name"]: field_values(f["type"]) for f in schema["fields"]})
+
+
+PARSED: dict[str, Any] = {}
+
+
+def parsed(schema: dict[str, Any]) -> Any:
+    text = json.dumps(schema, sort_keys=True)
+    if text not in PARSED:
+        PARSED[text] = fastavro.parse_schema(json.loads(text))
+    return PARSED[text]
+
+
+def encode(schema: dict[str, Any], datum: dict[str, Any]) -> bytes:
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, parsed(schema), datum)
+    return body.getvalue()
+
+
+def read(found: Plan, bodies: list[bytes]) -> tuple[pa.Table, np.ndarray]:
+    starts, ends, data = binary_buffers(pa.array(bodies, pa.binary()))
+    columns, clean = found.read(data, starts, ends)
+    return pa.table(columns), clean
+
+
+def arrow_schema(found: Plan) -> pa.Schema:
+    return pa.schema([(name, kind) for name, kind, _, _ in found.fields])
+
+
+def fastavro_reads(writer: dict[str, Any], reader: dict[str, Any], body: bytes) -> Any:
+    """fastavro's record of ``body``, or None when it does not read it cleanly."""
+    buffer = io.BytesIO(body)
+    try:
+        record = fastavro.schemaless_reader(buffer, parsed(writer), parsed(reader))
+    except Exception:
+        return None
+    return record if buffer.tell() == len(body) else None
+
+
+def assert_reads_as_fastavro(
+    writer: dict[str, Any], reader: dict[str, Any], bodies: list[bytes]
+) -> np.ndarray:
+    """Every row read holds fastavro's values; which rows were read."""
+    found = plan(writer, reader)
+    assert found is not None
+    table, clean = read(found, bodies)
+    expected = []
+    for body, ok in zip(bodies, clean, strict=True):
+        record = fastavro_reads(writer, reader, body)
+        if ok:
+            assert record is not None, body
+            expected.append(record)
+    got = table.filter(pa.array(clean)).cast(arrow_schema(found))
+    assert got.equals(pa.Table.from_pylist(expected, schema=arrow_schema(found)))
+    return clean
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_the_contracts_simulated_records_read_as_fastavro_reads_them(version: int) -> None:
+    bodies = [framed(1, writer_text(version), d)[5:] for d in simulated(version, 400)]
+    clean = assert_reads_as_fastavro(plain_writer(version), READER, bodies)
+    assert clean.all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_records_of_any_writer_version_read_as_fastavro_reads_them(data: Any) -> None:
+    version = data.draw(st.sampled_from([1, 2, 3]))
+    writer = plain_writer(version)
+    batch = data.draw(st.lists(records(writer), min_size=1, max_size=30))
+    clean = assert_reads_as_fastavro(writer, READER, [encode(writer, d) for d in batch])
+    assert clean.all()
+
+
+def damaged(body: bytes, how: str, at: int, byte: int) -> bytes:
+    at = at % (len(body) + 1)
+    if how == "cut":
+        return body[:at]
+    if how == "extend":
+        return body + bytes([byte])
+    if how == "insert":
+        return body[:at] + bytes([byte]) + body[at:]
+    return body[:at] + bytes([byte]) + body[at + 1 :]  # overwrite
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_damaged_body_is_read_as_fastavro_reads_it_or_left_unread(data: Any) -> None:
+    version = data.draw(st.sampled_from([1, 2, 3]))
+    writer = plain_writer(version)
+    batch = data.draw(st.lists(records(writer), min_size=1, max_size=20))
+    bodies = []
+    for datum in batch:
+        how = data.draw(st.sampled_from(["cut", "extend", "insert", "overwrite", "none"]))
+        spot, byte = data.draw(st.integers(0, 400)), data.draw(st.integers(0, 255))
+        body = encode(writer, datum)
+        bodies.append(body if how == "none" else damaged(body, how, spot, byte))
+    assert_reads_as_fastavro(writer, READER, bodies)
+
+
+V3 = simulated(3, 1)[0]
+
+
+def v3_body(**changes: Any) -> bytes:
+    return framed(1, writer_text(3), {**V3, **changes})[5:]
+
+
+def test_what_fastavro_refuses_or_this_module_cannot_be_sure_of_is_left_unread() -> None:
+    good = v3_body()
+    writer = plain_writer(3)
+    # event_id's length (1 byte: 36 -> 72 zig-zag) starts the body; 0x01 is -1.
+    negative_length = b"\x01" + good[1:]
+    # event_id's length written the long way: in ten bytes it is read (as fastavro
+    # reads it); in eleven, or ten whose last holds more than bit 63, it is not.
+    assert good[0] < 0x80
+    ten_bytes = bytes([good[0] | 0x80]) + b"\x80" * 8 + b"\x00" + good[1:]
+    assert assert_reads_as_fastavro(writer, READER, [ten_bytes]).all()
+    eleven_bytes = bytes([good[0] | 0x80]) + b"\x80" * 9 + b"\x00" + good[1:]
+    wide_tenth = bytes([good[0] | 0x80]) + b"\x80" * 8 + b"\x02" + good[1:]
+    not_utf8 = v3_body(event_id="\u00e9")
+    not_utf8 = not_utf8.replace("\u00e9".encode(), b"\xc3\x28", 1)
+    bodies = [good, good + b"\x00", good[:-1], negative_length, eleven_bytes, wide_tenth]
+    bodies += [not_utf8, b""]
+    found = plan(writer, READER)
+    assert found is not None
+    _, clean = read(found, bodies)
+    assert clean.tolist() == [True] + [False] * 7
+
+
+def test_union_and_enum_indexes_and_ints_out_of_range_are_left_unread() -> None:
+    schema = {
+        "type": "record",
+        "name": "R",
+        "fields": [
+            {"name": "u", "type": ["null", "string"]},
+            {"name": "e", "type": {"type": "enum", "name": "E", "symbols": ["a", "b"]}},
+            {"name": "i", "type": "int"},
+            {"name": "f", "type": "boolean"},
+        ],
+    }
+    good = encode(schema, {"u": "x", "e": "b", "i": -5, "f": True})
+    assert good[0] == 2  # branch 1 (zig-zag 2), then "x"
+    union_index = b"\x04" + good[1:]
+    enum_index = good[:3] + b"\x04" + good[4:]  # symbol 2 of two
+    big = good[:4] + b"\x80\x80\x80\x80\x20" + good[5:]  # 2**31 zig-zag: beyond int32
+    boolean = good[:-1] + b"\x02"
+    assert_reads_as_fastavro(schema, schema, [good])
+    found = plan(schema, schema)
+    assert found is not None
+    _, clean = read(found, [good, union_index, enum_index, big, boolean])
+    assert clean.tolist() == [True, False, False, False, False]
+    # A branch out of range, where the bytes after it would read as the next fields.
+    pair = record_of({"name": "u", "type": ["null", "int"]}, {"name": "i", "type": "int"})
+    found = plan(pair, pair)
+    assert found is not None
+    _, clean = read(found, [b"\x02\x02\x02", b"\x04\x02"])
+    assert clean.tolist() == [True, False]
+    assert fastavro_reads(pair, pair, b"\x04\x02") is None
+
+
+RESOLVED_WRITER = {
+    "type": "record",
+    "name": "R",
+    "namespace": "n",
+    "fields": [
+        {"name": "gone", "type": ["null", "string", "long", "double"]},
+        {"name": "count", "type": "int"},
+        {"name": "ratio", "type": ["null", "double"]},
+        {"name": "blob", "type": {"type": "fixed", "name": "F", "size": 3}},
+        {"name": "again", "type": "F"},
+        {"name": "kind", "type": {"type": "enum", "name": "K", "symbols": ["x", "new", "y"]}},
+        {"name": "flag", "type": "boolean"},
+        {"name": "level", "type": "float"},
+        {"name": "text", "type": "string"},
+    ],
+}
+RESOLVED_READER = {
+    "type": "record",
+    "name": "R",
+    "namespace": "n",
+    "fields": [
+        {"name": "text", "type": ["null", "string"]},
+        {"name": "count", "type": "long"},
+        {
+            "name": "kind",
+            "type": {"type": "enum", "name": "K", "symbols": ["y", "x", "z"], "default": "z"},
+        },
+        {"name": "ratio", "type": ["null", "double"]},
+        {"name": "blob", "type": {"type": "fixed", "name": "F", "size": 3}},
+        {"name": "again", "type": "F"},
+        {"name": "flag", "type": "boolean"},
+        {"name": "level", "type": "float"},
+        {"name": "added", "type": "string", "default": "none"},
+        {"name": "maybe", "type": ["null", "int"], "default": None},
+    ],
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "gone": st.one_of(st.none(), TEXT, st.integers(-(2**63), 2**63 - 1), st.floats()),
+                "count": INT32,
+                "ratio": st.one_of(st.none(), st.floats(allow_nan=False)),
+                "blob": st.binary(min_size=3, max_size=3),
+                "again": st.binary(min_size=3, max_size=3),
+                "kind": st.sampled_from(["x", "new", "y"]),
+                "flag": st.booleans(),
+                "level": st.floats(width=32, allow_nan=False),
+                "text": TEXT,
+            }
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_a_writer_resolves_to_the_reader_as_fastavro_resolves_it(batch: list[Any]) -> None:
+    """A skipped field of a union of four, an int read as a long, an enum symbol the
+    reader lacks (its default), fixed types named again, a field the writer lacks."""
+    bodies = [encode(RESOLVED_WRITER, d) for d in batch]
+    clean = assert_reads_as_fastavro(RESOLVED_WRITER, RESOLVED_READER, bodies)
+    assert clean.all()
+
+
+def test_an_enum_symbol_the_reader_lacks_without_a_default_is_left_unread() -> None:
+    reader = json.loads(json.dumps(RESOLVED_READER))
+    del reader["fields"][2]["type"]["default"]
+    base = {"gone": None, "count": 1, "ratio": None, "blob": b"abc", "again": b"def"}
+    datum = {**base, "flag": True, "level": 1.5, "text": "t"}
+    bodies = [encode(RESOLVED_WRITER, {**datum, "kind": k}) for k in ("x", "new", "y")]
+    found = plan(RESOLVED_WRITER, reader)
+    assert found is not None
+    table, clean = read(found, bodies)
+    assert clean.tolist() == [True, False, True]
+    assert fastavro_reads(RESOLVED_WRITER, reader, bodies[1]) is None
+    assert table["kind"].to_pylist()[::2] == ["x", "y"]
+
+
+def record_of(*fields: dict[str, Any], name: str = "R") -> dict[str, Any]:
+    return {"type": "record", "name": name, "fields": list(fields)}
+
+
+@pytest.mark.parametrize(
+    ("writer", "reader"),
+    [
+        # nested records, arrays and maps are not read here
+        (
+            record_of({"name": "a", "type": record_of({"name": "b", "type": "int"}, name="S")}),
+            record_of({"name": "a", "type": record_of({"name": "b", "type": "int"}, name="S")}),
+        ),
+        (
+            record_of({"name": "a", "type": {"type": "array", "items": "int"}}),
+            record_of({"name": "a", "type": {"type": "array", "items": "int"}}),
+        ),
+        (
+            record_of({"name": "a", "type": {"type": "map", "values": "int"}}),
+            record_of({"name": "a", "type": {"type": "map", "values": "int"}}),
+        ),
+        # a reader field the writer lacks, without a default
+        (record_of({"name": "a", "type": "int"}), record_of({"name": "b", "type": "int"})),
+        # a float read as a double: fastavro's value is the float's, widened
+        (record_of({"name": "a", "type": "float"}), record_of({"name": "a", "type": "double"})),
+        # a union of two value types has no one column type
+        (
+            record_of({"name": "a", "type": ["null", "int", "string"]}),
+            record_of({"name": "a", "type": ["null", "int", "string"]}),
+        ),
+        # records or enums of other names
+        (
+            record_of({"name": "a", "type": "int"}),
+            record_of({"name": "a", "type": "int"}, name="Q"),
+        ),
+        (
+            record_of({"name": "a", "type": {"type": "enum", "name": "E", "symbols": ["x"]}}),
+            record_of({"name": "a", "type": {"type": "enum", "name": "G", "symbols": ["x"]}}),
+        ),
+        # a null writer branch the reader cannot take, a field named by an alias
+        (
+            record_of({"name": "a", "type": ["null", "int"]}),
+            record_of({"name": "a", "type": "int"}),
+        ),
+        (
+            record_of({"name": "a", "type": "int"}),
+            record_of({"name": "b", "type": "int", "aliases": ["a"], "default": 0}),
+        ),
+        # a string read as bytes
+        (record_of({"name": "a", "type": "string"}), record_of({"name": "a", "type": "bytes"})),
+    ],
+)
+def test_writers_this_module_cannot_resolve_exactly_get_no_plan(
+    writer: dict[str, Any], reader: dict[str, Any]
+) -> None:
+    assert plan(writer, reader) is None
+
+
+def test_the_decoder_reads_only_the_rows_of_writers_it_plans_for() -> None:
+    """Tombstones, short or unframed values, unknown writers and writers whose logical
+    types are not the reader's are left to the caller; the rest read as decode_plain."""
+    other = json.loads(writer_text(3))
+    for field in other["fields"]:
+        if field["name"] == "price":
+            field["type"] = {**field["type"], "scale": 3}
+    texts = {1: writer_text(1), 3: writer_text(3), 9: json.dumps(other)}
+    decoding = decoder(texts)
+    v1, v3 = simulated(1, 3), simulated(3, 3)
+    values = [
+        framed(1, texts[1], v1[0]),
+        None,
+        b"\x00\x00",
+        b"\x01" + framed(3, texts[3], v3[0])[1:],
+        framed(3, texts[3], v3[1]),
+        framed(4, texts[3], v3[2]),  # id 4: not in the registry
+        framed(9, texts[9], {**v3[2], "price": v3[2]["price"].quantize(0)}),
+        framed(1, texts[1], v1[1]),
+        framed(3, texts[3], v3[0]) + b"\x00",
+        framed(3, texts[3], v3[2]),
+    ]
+    table, rows = decoding.read_columns(pa.array(values, pa.binary()), np.arange(9, dtype=np.int64))
+    assert sorted(rows.tolist()) == [0, 4, 7]  # row 9 is not asked for
+    assert table is not None
+    plain = [decoding.decode_plain(values[i]) for i in rows.tolist()]
+    names = [f["name"] for f in READER["fields"]]
+    assert table.select(names).to_pylist() == [{n: p[n] for n in names} for p in plain]
+    nothing, none = decoding.read_columns(pa.array([None, b"\x00"], pa.binary()), np.arange(2))
+    assert nothing is None
+    assert none.size == 0
+
+
+def test_decimals_up_to_eight_bytes_read_at_once_equal_reading_them_one_by_one() -> None:
+    from consumers.decode import _decimals, _wide_decimals
+
+    rng = np.random.default_rng(5)
+    values: list[bytes | None] = [
+        bytes(rng.integers(0, 256, int(rng.integers(0, 9)), dtype=np.uint8)) for _ in range(3000)
+    ]
+    values += [None, b"", b"\x80", b"\x7f", b"\xff" * 8, b"\x80" + b"\x00" * 7, b"\x00\x80"]
+    column = pa.chunked_array([pa.array(values[:1000], pa.binary()), pa.array(values[1000:])])
+    whole = column.combine_chunks()
+    assert _decimals(column, 2).equals(_wide_decimals(whole, 2))
+    window = whole.slice(17, 900)  # an array that starts inside its buffers
+    assert _decimals(pa.chunked_array([window]), 3).equals(_wide_decimals(window, 3))
