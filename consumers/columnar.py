@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-__all__ = ["Plan", "plan"]
+__all__ = ["Plan", "binary_buffers", "plan"]
 
 Rows = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
@@ -476,3 +476,16 @@ class _Cursor:
         self.fail(at[self.pos[at] > self.end[at]])
         half = (value >> np.uint64(1)).astype(np.int64)
         return half ^ -((value & np.uint64(1)).astype(np.int64))
+
+
+def binary_buffers(
+    values: pa.Array,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """(where each value starts, where it ends, the bytes) of a binary array, without
+    copying the bytes (a null value is empty)."""
+    width = np.int64 if pa.types.is_large_binary(values.type) else np.int32
+    _, offsets_buffer, data_buffer = values.buffers()
+    window = slice(values.offset, values.offset + len(values) + 1)
+    offsets = np.asarray(np.frombuffer(offsets_buffer, width)[window], np.int64)
+    data = np.zeros(0, np.uint8) if data_buffer is None else np.frombuffer(data_buffer, np.uint8)
+    return offsets[:-1], offsets[1:], data

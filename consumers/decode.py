@@ -30,6 +30,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from consumers import columnar
+from consumers.columnar import binary_buffers
 from consumers.errors import PipelineError, ServiceUnreachable
 from consumers.wire import HEADER, MAGIC, Headers, WireFormatError, WriterRef, locate
 
@@ -458,19 +459,6 @@ def _wide_decimals(values: pa.Array, scale: int) -> pa.Array:
     # A boolean array's bits, offset 0, are a validity bitmap.
     validity = pa.array([u is not None for u in unscaled], pa.bool_()).buffers()[1]
     return pa.Array.from_buffers(kind, len(unscaled), [validity, data])
-
-
-def binary_buffers(
-    values: pa.Array,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
-    """(where each value starts, where it ends, the bytes) of a binary array, without
-    copying the bytes (a null value is empty)."""
-    width = np.int64 if pa.types.is_large_binary(values.type) else np.int32
-    _, offsets_buffer, data_buffer = values.buffers()
-    window = slice(values.offset, values.offset + len(values) + 1)
-    offsets = np.asarray(np.frombuffer(offsets_buffer, width)[window], np.int64)
-    data = np.zeros(0, np.uint8) if data_buffer is None else np.frombuffer(data_buffer, np.uint8)
-    return offsets[:-1], offsets[1:], data
 
 
 def _asking(call: Callable[[], T], what: str) -> T:

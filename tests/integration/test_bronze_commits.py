@@ -155,6 +155,7 @@ GUID = uuid.UUID("0c1e5a2b-6f70-4d5e-8a9b-0123456789ab")
 PREFIXED: list[tuple[bytes | None, list[tuple[str, bytes]] | None, tuple[Any, ...]]] = [
     (b"\x00\x00\x00\x00\x07body", None, (7, "prefix", None)),
     (b"\x00\x7f\xff\xff\xff", None, (2**31 - 1, "prefix", None)),  # only the prefix
+    (b"\x00\x80\x00\x00\x00body", None, (None, "prefix", None)),  # an id beyond int32
     (b"\x00\x00\x00\x01", None, (None, "prefix", None)),  # shorter than the prefix
     (b"\x01\x00\x00\x00\x07body", None, (None, "prefix", None)),  # not magic byte 0
     (b"", None, (None, "prefix", None)),
@@ -163,6 +164,7 @@ PREFIXED: list[tuple[bytes | None, list[tuple[str, bytes]] | None, tuple[Any, ..
 HEADERS: list[tuple[bytes | None, list[tuple[str, bytes]] | None, tuple[Any, ...]]] = [
     (b"body", [("__value_schema_id", b"\x01" + GUID.bytes)], (None, "header", str(GUID))),
     (b"body", [("__value_schema_id", b"\x00\x00\x00\x00\x09")], (9, "header", None)),
+    (b"body", [("__value_schema_id", b"\x00\xff\xff\xff\xff")], (None, "header", None)),
     (b"\x00\x00\x00\x00\x07", [("other", b"x"), ("__value_schema_id", b"\x02")],
      (None, "header", None)),  # unreadable: Silver says why
     (b"\x00\x00\x00\x00\x07body", [("other", b"x")], (7, "prefix", None)),

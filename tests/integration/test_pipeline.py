@@ -172,6 +172,7 @@ def test_gold_sql_gives_identical_results_on_both_engines(
 CORRUPT = {
     "bad magic byte": b"\x07\x00\x00\x00\x01hello",
     "unknown schema id": b"\x00\x7f\xff\xff\xf0" + b"\x02\x04ab",
+    "an id beyond 32 bits": b"\x00\xff\xff\xff\xf0" + b"\x02\x04ab",
     "too short": b"\x00\x00",
 }
 
@@ -192,7 +193,7 @@ def test_corrupt_records_go_to_quarantine_and_the_pipeline_goes_on(
     assert producer.flush(10) == 0
     config = config_for(stack)
     result = run_pipeline(config.kafka(), config.registry(), topic, warehouse)
-    assert result.silver.quarantined == 4
+    assert result.silver.quarantined == 5
     assert gold_differences(warehouse, json.loads(ledger_path.read_text())) == []
     quarantine = DeltaTable(str(warehouse / "silver" / "quarantine")).to_pyarrow_table()
     reasons = sorted(quarantine["reason"].to_pylist())
@@ -202,10 +203,19 @@ def test_corrupt_records_go_to_quarantine_and_the_pipeline_goes_on(
     ]
     assert reasons[2].startswith("undecodable body: ")
     assert reasons[3].startswith("unknown schema id: 2147483632 (")
-    by_reason = {r["reason"].split(":")[0]: r for r in quarantine.to_pylist()}
-    assert set(by_reason) == {"bad header", "unknown schema id", "undecodable body"}
-    assert by_reason["unknown schema id"]["raw_value"] == CORRUPT["unknown schema id"]
-    assert by_reason["undecodable body"]["raw_value"] == real.value()[:20]
+    # An id no registry gives (beyond 32 bits signed): Bronze keeps no id for it.
+    assert reasons[4].startswith("unknown schema id: 4294967280 (")
+    by_value = {r["raw_value"]: r for r in quarantine.to_pylist()}
+    unknown, beyond = (
+        by_value[CORRUPT["unknown schema id"]],
+        by_value[CORRUPT["an id beyond 32 bits"]],
+    )
+    assert unknown["reason"].startswith("unknown schema id: 2147483632 (")
+    assert unknown["writer_schema_id"] == 2147483632
+    assert beyond["reason"].startswith("unknown schema id: 4294967280 (")
+    assert beyond["writer_schema_id"] is None
+    cut = by_value[real.value()[:20]]
+    assert cut["reason"].startswith("undecodable body: ")
     assert all(r["kafka_partition"] == 1 and r["kafka_offset"] >= 0 for r in quarantine.to_pylist())
 
 

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.columnar import Plan, plan
-from consumers.decode import _plain, binary_buffers
+from consumers.columnar import Plan, binary_buffers, plan
+from consumers.decode import _plain
 from producer.contract.catalog import bundled_schemas_dir
 from tests.unit.consumers.test_decode_plain import decoder, framed, simulated, writer_text
 
