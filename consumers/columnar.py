@@ -119,7 +119,7 @@ class Plan:
             if not written or column is None:
                 arrays[name] = pa.array([default] * n, kind)
                 continue
-            array, bad = column.array(kind, cursor.data, self.symbols.get(name))
+            array, bad = column.array(kind, cursor, self.symbols.get(name))
             clean &= ~bad
             arrays[name] = array
         return arrays, clean
@@ -295,10 +295,30 @@ class _Column:
 
     def __init__(self, n: int) -> None:
         self.valid = np.zeros(n, np.bool_)
-        self.kind: _Kind | None = None
         self.values: npt.NDArray[Any] | None = None  # numbers, booleans or enum indices
         self.starts = np.zeros(n, np.int64)  # bytes and text: where each value starts
         self.lengths = np.zeros(n, np.int64)
+
+    def _packed(self, cursor: _Cursor) -> pa.Array:
+        """The bytes of each row's value, copied next to each other (a binary array;
+        a row without one is empty). Rows and their values lie in the data in order,
+        so the data read as [value 0, what lies between, value 1, ...] is a binary
+        array, and Arrow takes every other value out of it."""
+        n = len(self.valid)
+        first = np.where(self.valid, self.starts, cursor.origin)
+        bounds = np.empty(2 * n, np.int64)
+        bounds[0::2] = first
+        bounds[1::2] = first + np.where(self.valid, self.lengths, 0)
+        if n == 0:
+            return pa.array([], pa.binary())
+        if bounds[-1] >= 2**31:
+            raise Unsupported("a batch of over 2 GiB")
+        spread = pa.Array.from_buffers(
+            pa.binary(),
+            2 * n - 1,
+            [None, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(cursor.data)],
+        )
+        return spread.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int64)))
 
     def numbers(self, n: int, dtype: Any) -> npt.NDArray[Any]:
         if self.values is None:
@@ -306,7 +326,7 @@ class _Column:
         return self.values
 
     def array(
-        self, kind: pa.DataType, data: npt.NDArray[np.uint8], symbols: pa.Array | None
+        self, kind: pa.DataType, cursor: _Cursor, symbols: pa.Array | None
     ) -> tuple[pa.Array, Mask]:
         """The column as Arrow (``kind``), and the rows whose value it cannot hold
         (text that is not UTF-8), which are left to fastavro."""
@@ -317,21 +337,11 @@ class _Column:
             indices = pa.array(self.numbers(n, np.int64), pa.int64(), mask=mask)
             return symbols.take(indices), bad
         if pa.types.is_binary(kind) or pa.types.is_string(kind):
-            lengths = np.where(self.valid, self.lengths, 0)
-            offsets = np.zeros(n + 1, np.int64)
-            np.cumsum(lengths, out=offsets[1:])
-            if offsets[-1] >= 2**31:
-                raise Unsupported("a batch of over 2 GiB of text")
-            index = np.repeat(self.starts - offsets[:-1], lengths)
-            index += np.arange(offsets[-1], dtype=np.int64)
-            buffers = [
-                _validity(self.valid),
-                pa.py_buffer(offsets.astype(np.int32)),
-                pa.py_buffer(data[index]),
-            ]
-            array = pa.Array.from_buffers(kind, n, buffers)
+            array = pa.Array.from_buffers(
+                kind, n, [_validity(self.valid), *self._packed(cursor).buffers()[1:]]
+            )
             if pa.types.is_string(kind):
-                bad = _not_utf8(array, offsets)
+                bad = _not_utf8(array)
             return array, bad
         if self.values is None:  # no row has a value
             return pa.nulls(n, kind), bad
@@ -345,7 +355,7 @@ def _validity(valid: Mask) -> pa.Buffer | None:
     return pa.py_buffer(np.packbits(valid, bitorder="little"))
 
 
-def _not_utf8(array: pa.Array, offsets: Rows) -> Mask:
+def _not_utf8(array: pa.Array) -> Mask:
     """The rows of a text column that are not UTF-8 (fastavro refuses them)."""
     bad = np.zeros(len(array), np.bool_)
     try:
@@ -367,7 +377,8 @@ class _Cursor:
 
     def __init__(self, data: npt.NDArray[np.uint8], starts: Rows, ends: Rows) -> None:
         self.data = np.concatenate([data, np.zeros(_PAD, np.uint8)])
-        self.pos = starts.astype(np.int64)
+        self.origin = starts.astype(np.int64)  # where each row's body starts
+        self.pos = self.origin.copy()
         self.end = ends.astype(np.int64)
         self.clean = self.pos <= self.end
 
@@ -458,10 +469,11 @@ class _Cursor:
         """The zig-zag varint at each row of ``at`` (the cursor moves past it); a row
         whose varint runs past its body or beyond 64 bits fails."""
         start = self.pos[at]
-        value = np.zeros(len(at), np.uint64)
-        length = np.zeros(len(at), np.int64)
-        live = np.arange(len(at))
-        for k in range(_VARINT_BYTES):
+        byte = self.data[start]  # most varints are one byte: read for every row at once
+        value = (byte & 0x7F).astype(np.uint64)
+        length = np.ones(len(at), np.int64)
+        live = np.flatnonzero(byte >= 0x80)
+        for k in range(1, _VARINT_BYTES if live.size else 1):
             byte = self.data[start[live] + k]
             if k == _VARINT_BYTES - 1:
                 self.fail(at[live[byte > 1]])
