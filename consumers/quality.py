@@ -197,11 +197,14 @@ def _per_minute(
         add(joined.group_by("minute").aggregate([("minute", "count")]), slot)
 
     add(bronze.group_by("minute").aggregate([("minute", "count")]), 0)
-    tally(silver, 1)
+    # Silver's events with their Bronze record's minute and timestamp: counted, and
+    # their lateness measured, from one join.
+    events = _events(silver, bronze)
+    add(events.group_by("minute").aggregate([("minute", "count")]), 1)
     conflict = pc.starts_with(quarantine["reason"], "conflict")
     tally(quarantine.filter(conflict), 2)
     tally(quarantine.filter(pc.invert(conflict)), 3)
-    lateness = _lateness(silver, bronze)
+    lateness = _lateness(events)
     rows = []
     for at in sorted(m for m in counts if m is not None):
         records, events, conflicts, quarantined = counts[at]
@@ -277,11 +280,16 @@ def _coded(table: pa.Table, topics: pa.Array) -> pa.Table:
     return table.set_column(at, "topic", pc.index_in(table["topic"], value_set=topics))
 
 
-def _lateness(silver: pa.Table, bronze: pa.Table) -> dict[int, tuple[float, float]]:
+def _events(silver: pa.Table, bronze: pa.Table) -> pa.Table:
+    """Silver's rows with their Bronze record's minute of arrival and Kafka timestamp."""
+    return silver.join(bronze.select([*_KEYS, "minute", "kafka_timestamp"]), keys=_KEYS)
+
+
+def _lateness(joined: pa.Table) -> dict[int, tuple[float, float]]:
     """Minute -> the nearest-rank p50 and p99 of its events' lateness (seconds), over
-    the events in Silver. Computed column-wise: the events sorted by minute and
-    lateness, each minute's percentile is the value at its rank within its run."""
-    joined = silver.join(bronze.select([*_KEYS, "minute", "kafka_timestamp"]), keys=_KEYS)
+    the events in Silver (``joined``: as :func:`_events` gives them). Computed
+    column-wise: the events sorted by minute and lateness, each minute's percentile is
+    the value at its rank within its run."""
     millis = pa.timestamp("ms", tz="UTC")
     late_ms = pc.subtract(
         joined["kafka_timestamp"].cast(millis).cast(pa.int64()),

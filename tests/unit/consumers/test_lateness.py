@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from consumers.quality import _lateness
+from consumers.quality import _events, _lateness
 
 START = datetime(2026, 11, 26, 12, tzinfo=UTC)
 KEYS = {"topic": pa.string(), "topic_epoch": pa.int32(), "partition": pa.int32()}
@@ -46,7 +46,7 @@ def test_each_minute_gets_the_nearest_rank_of_its_own_events(seed: int) -> None:
         bronze, schema=pa.schema({**where_types, "minute": pa.int64(), "kafka_timestamp": stamp})
     )
 
-    got = _lateness(silver_table, bronze_table)
+    got = _lateness(_events(silver_table, bronze_table))
 
     assert got == {
         at: (nearest_rank(values, 0.50), nearest_rank(values, 0.99))
