@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import reduce
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -14,7 +16,7 @@ import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
 from consumers.bronze import committed_offsets, current_epoch, stored_partitions
-from consumers.evolve import complete, local_files, read
+from consumers.evolve import complete, local_files, read, read_matching
 
 __all__ = [
     "BRONZE_COLUMNS",
@@ -23,6 +25,7 @@ __all__ = [
     "TOPIC_EPOCH",
     "coordinates",
     "quarantined",
+    "rows_of_keys",
     "unprocessed",
     "unprocessed_batches",
 ]
@@ -207,3 +210,63 @@ def _span(epoch: int, partition: int, low: int, high: int, present: set[str]) ->
         & (ds.field("offset") >= low)
         & (ds.field("offset") <= high)
     )
+
+
+def rows_of_keys(path: Path, columns: list[str], key: str, values: pa.Array) -> pa.Table:
+    """The rows of the table at ``path`` whose ``key`` is one of ``values``: ``columns``
+    of them, as :func:`consumers.evolve.read_matching` gives them, but reading only
+    the data files whose statistics of ``key`` (the lowest and highest value the Delta
+    log records for each file) can hold one of ``values``.
+
+    So a lookup costs what the files it can match cost, not the whole table, when the
+    keys are clustered in files: Silver and its copies are written a batch at a time,
+    and the producer's event ids are a run's fixed prefix and a counter, so a file
+    holds one narrow range of ids and a batch of new ids is outside the ranges of all
+    the older files. Keys spread at random over every file prune nothing, and read
+    every file, as before. Statistics are bounds even when delta-rs truncates a long
+    string's (its minimum is a prefix, its maximum is rounded up); a file without
+    them is read. A table the files alone cannot describe (partitioned, or with
+    deletion vectors), or not on the local disk, is read whole as
+    :func:`~consumers.evolve.read_matching` reads it."""
+    table = DeltaTable(str(path))
+    filesystem = local_files(table)
+    features = table.protocol().reader_features or []
+    if filesystem is None or table.metadata().partition_columns or "deletionVectors" in features:
+        return read_matching(path, columns, key, values)
+    schema = pa.schema(table.schema().to_arrow())
+    wanted = [c for c in columns if c in schema.names]
+    files = _files_holding(table, key, values)
+    if not files:
+        return complete(schema.empty_table().select(wanted), columns)
+    scanner = ds.dataset(files, schema=schema, format="parquet", filesystem=filesystem).scanner(
+        columns=wanted
+    )
+    kept = [
+        batch.filter(pc.is_in(batch.column(key), value_set=values))
+        for batch in scanner.to_batches()
+    ]
+    return complete(pa.Table.from_batches(kept, schema=scanner.projected_schema), columns)
+
+
+def _files_holding(table: DeltaTable, key: str, values: pa.Array) -> list[str]:
+    """The data files of ``table`` (paths inside it) whose statistics of the string
+    column ``key`` do not rule out every one of ``values``."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    paths = [unquote(p) for p in actions["path"].to_pylist()]
+    low, high = f"min.{key}", f"max.{key}"
+    keys = values.to_pylist()
+    if low not in actions.column_names or high not in actions.column_names or None in keys:
+        return paths
+    # Python orders strings by code point, as UTF-8 bytes (the statistics) are ordered.
+    wanted = sorted(set(keys))
+    out = []
+    for path, lowest, highest in zip(
+        paths, actions[low].to_pylist(), actions[high].to_pylist(), strict=True
+    ):
+        if lowest is None or highest is None:
+            out.append(path)
+            continue
+        at = bisect_left(wanted, lowest)
+        if at < len(wanted) and wanted[at] <= highest:
+            out.append(path)
+    return out
