@@ -20,10 +20,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalake
 
 from consumers.errors import PipelineError
-from consumers.evolve import arrow
+from consumers.evolve import arrow, local_files
 from consumers.gold_changes import Changed, Unsure, changed_minutes, ranges
 from consumers.products import CATALOG_ORIGIN, ensure_products
 from consumers.quality import fill_minutes, quality_of_minutes, quality_per_minute
@@ -31,9 +32,12 @@ from consumers.quality import fill_minutes, quality_of_minutes, quality_per_minu
 __all__ = [
     "BY_MINUTE",
     "ENGINES",
+    "FROM_SUMS",
     "GOLD_TABLES",
     "KPI_SQL",
     "SILVER_VERSION",
+    "SUMS",
+    "SUMS_SCHEMA",
     "USER_METADATA",
     "built_from",
     "compute_kpis",
@@ -75,6 +79,108 @@ GOLD_TABLES = (*KPI_SQL, "quality_per_minute")
 # The tables a run updates minute by minute (see :func:`refresh_gold`).
 BY_MINUTE = (*PER_MINUTE, "quality_per_minute")
 
+# Gold's partial sums (not a KPI table): per product, category and brand of Silver's
+# events, the counts and sums that the product and category tables add up. Sums add
+# and subtract exactly (whole numbers, decimals), so a run updates them from the rows
+# it added to and took from Silver, and computes those tables from them (see
+# :func:`refresh_gold`). Kept under ``gold/`` as a Delta table whose commits name the
+# inputs (:func:`gold_inputs`) they are the sums of.
+SUMS = "_sums_by_product"
+_SUM_KEYS = ["product_id", "category", "brand"]
+_SUMS_SQL = """
+SELECT
+    product_id,
+    category,
+    brand,
+    CAST(COUNT(*) AS BIGINT) AS events,
+    CAST(SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS BIGINT) AS views,
+    CAST(SUM(CASE WHEN event_type = 'cart' THEN 1 ELSE 0 END) AS BIGINT) AS carts,
+    CAST(SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS BIGINT) AS purchases,
+    CAST(SUM(CASE WHEN event_type = 'purchase' THEN quantity ELSE 0 END) AS BIGINT) AS units,
+    CAST(
+        SUM(CASE WHEN event_type = 'purchase' THEN revenue ELSE CAST(0 AS DECIMAL(12, 2)) END)
+        AS DECIMAL(38, 2)
+    ) AS revenue
+FROM silver_events
+GROUP BY product_id, category, brand
+"""
+SUMS_SCHEMA = pa.schema(
+    [
+        pa.field("product_id", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("brand", pa.string()),
+        pa.field("events", pa.int64()),
+        pa.field("views", pa.int64()),
+        pa.field("carts", pa.int64()),
+        pa.field("purchases", pa.int64()),
+        pa.field("units", pa.int64()),
+        pa.field("revenue", pa.decimal128(38, 2)),
+    ]
+)
+# The tables computed from the partial sums (``gold_sums``): each the outer query of its
+# SQL file over the sums its inner query would compute.
+_PRODUCT_OF_SUMS = """
+    SELECT product_id, category, brand, views, carts, purchases, units,
+        CAST(revenue AS DECIMAL(18, 2)) AS revenue
+    FROM gold_sums
+"""
+FROM_SUMS = {
+    "funnel_per_category": """
+SELECT
+    category,
+    events,
+    views,
+    carts,
+    purchases,
+    units,
+    revenue,
+    ROUND(CAST(carts AS DOUBLE) / CAST(NULLIF(views, 0) AS DOUBLE), 6) AS view_to_cart,
+    ROUND(CAST(purchases AS DOUBLE) / CAST(NULLIF(carts, 0) AS DOUBLE), 6) AS cart_to_purchase
+FROM (
+    SELECT
+        category,
+        CAST(SUM(events) AS BIGINT) AS events,
+        CAST(SUM(views) AS BIGINT) AS views,
+        CAST(SUM(carts) AS BIGINT) AS carts,
+        CAST(SUM(purchases) AS BIGINT) AS purchases,
+        CAST(SUM(units) AS BIGINT) AS units,
+        CAST(SUM(revenue) AS DECIMAL(18, 2)) AS revenue
+    FROM gold_sums
+    GROUP BY category
+) AS per_category
+ORDER BY category
+""",
+    "product_funnel": f"""
+SELECT
+    s.product_id,
+    COALESCE(p.category, s.category) AS category,
+    COALESCE(p.brand, s.brand) AS brand,
+    s.views,
+    s.carts,
+    s.purchases,
+    s.units,
+    s.revenue,
+    ROUND(CAST(s.carts AS DOUBLE) / CAST(NULLIF(s.views, 0) AS DOUBLE), 6) AS view_to_cart,
+    ROUND(CAST(s.purchases AS DOUBLE) / CAST(NULLIF(s.carts, 0) AS DOUBLE), 6) AS cart_to_purchase
+FROM ({_PRODUCT_OF_SUMS}) AS s
+LEFT JOIN silver_products AS p ON p.product_id = s.product_id
+ORDER BY s.product_id
+""",
+    "product_sales": f"""
+SELECT
+    s.product_id,
+    COALESCE(p.category, s.category) AS category,
+    COALESCE(p.brand, s.brand) AS brand,
+    s.views,
+    s.purchases,
+    s.units,
+    s.revenue
+FROM ({_PRODUCT_OF_SUMS}) AS s
+LEFT JOIN silver_products AS p ON p.product_id = s.product_id
+ORDER BY s.revenue DESC, s.product_id
+""",
+}
+
 
 def _silver(warehouse: Path, version: int | None = None) -> DeltaTable:
     path = warehouse / "silver" / "events"
@@ -109,14 +215,21 @@ def compute_kpis(
 
 
 def _computed(
-    warehouse: Path, engine: str, version: int | None, queries: dict[str, str]
+    warehouse: Path,
+    engine: str,
+    version: int | None,
+    queries: dict[str, str],
+    sums: DeltaTable | None = None,
 ) -> dict[str, pa.Table]:
-    """Each of ``queries`` (name -> SQL) run by ``engine`` over Silver at ``version``."""
+    """Each of ``queries`` (name -> SQL) run by ``engine`` over Silver at ``version``
+    (and the partial sums ``sums`` as ``gold_sums``, DataFusion only)."""
     silver = _silver(warehouse, version)
     products = DeltaTable(str(ensure_products(warehouse)))
     if engine == "datafusion":
         builder = QueryBuilder().register("silver_events", silver)
         builder.register("silver_products", products)
+        if sums is not None:
+            builder.register("gold_sums", sums)
         tables = {}
         for name, sql in queries.items():
             tables[name] = pa.table(builder.execute(sql).read_all())
@@ -249,6 +362,9 @@ def refresh_gold(
             kpis = update_kpis(warehouse, previous, version, inputs)
     if kpis is None:
         kpis = compute_kpis(warehouse, engine, version)
+        if engine == "datafusion":  # the partial sums the next run updates
+            sums = _computed(warehouse, engine, version, {SUMS: _SUMS_SQL})[SUMS]
+            _write_sums(warehouse, sums, inputs)
     write_gold(warehouse, kpis, version, inputs)
     return kpis, version, True
 
@@ -274,11 +390,107 @@ def update_kpis(
     stored = {name: arrow(DeltaTable(str(warehouse / "gold" / name))) for name in BY_MINUTE}
     if any(table["minute"].null_count for table in stored.values()):
         return None  # a minute of no time: computed whole
-    kpis = _computed(
-        warehouse, "datafusion", version, {n: q for n, q in KPI_SQL.items() if n not in BY_MINUTE}
-    )
+    sums = _updated_sums(warehouse, previous, inputs, changed)
+    if sums is None:
+        return None
+    whole = {n: q for n, q in KPI_SQL.items() if n not in BY_MINUTE and n not in FROM_SUMS}
+    kpis = _computed(warehouse, "datafusion", version, {**whole, **FROM_SUMS}, sums)
     kpis.update(_per_minute(warehouse, version, changed, stored))
     return {name: kpis[name] for name in GOLD_TABLES}
+
+
+def _updated_sums(
+    warehouse: Path, previous: str, inputs: str, changed: Changed
+) -> DeltaTable | None:
+    """The partial sums (:data:`SUMS`) of Silver as ``inputs`` name it: those stored for
+    ``previous`` inputs, plus the sums of the rows of the files the change added, minus
+    those of the files it removed (a file rewritten by a MERGE or a DELETE is removed
+    whole and added again without the rows it lost). Stored, and returned as their
+    Delta table; None when the stored sums are not those of ``previous`` (nor already
+    those of ``inputs``), or a file cannot be summed as the SQL would sum it."""
+    path = warehouse / "gold" / SUMS
+    last = _last_inputs(path)
+    if last == inputs:  # already updated to these inputs (by an update not written)
+        return DeltaTable(str(path))
+    if last != previous:
+        return None
+    silver = warehouse / "silver" / "events"
+    added = _sums_of_files(silver, changed.silver_added)
+    removed = _sums_of_files(silver, changed.silver_removed)
+    if added is None or removed is None:
+        return None
+    counts = SUMS_SCHEMA.names[len(_SUM_KEYS) :]
+    taken = removed.select(_SUM_KEYS)
+    for name in counts:
+        taken = taken.append_column(name, pc.negate(removed[name]))
+    stored = arrow(DeltaTable(str(path))).select(SUMS_SCHEMA.names).cast(SUMS_SCHEMA)
+    every = pa.concat_tables([stored, added, taken.cast(SUMS_SCHEMA)])
+    summed = every.group_by(_SUM_KEYS, use_threads=False).aggregate([(c, "sum") for c in counts])
+    summed = summed.rename_columns([n.removesuffix("_sum") for n in summed.column_names])
+    summed = summed.select(SUMS_SCHEMA.names).cast(SUMS_SCHEMA)
+    if summed.num_rows and any(pc.min(summed[c]).as_py() < 0 for c in counts):
+        return None  # more taken than there was: not the sums of these files
+    _write_sums(warehouse, summed.filter(pc.greater(summed["events"], 0)), inputs)
+    return DeltaTable(str(path))
+
+
+def _sums_of_files(silver: Path, files: frozenset[str]) -> pa.Table | None:
+    """What :data:`_SUMS_SQL` sums over the rows of Silver's data ``files`` (paths inside
+    the table), as :data:`SUMS_SCHEMA` rows; None when it cannot be summed the same
+    way here (a table not on the local disk or partitioned, a column missing, or a
+    purchase without a quantity or revenue, which SQL's sum would skip)."""
+    if not files:
+        return SUMS_SCHEMA.empty_table()
+    table = DeltaTable(str(silver))
+    filesystem = local_files(table)
+    schema = pa.schema(table.schema().to_arrow())
+    needed = [*_SUM_KEYS, "event_type", "quantity", "revenue"]
+    if filesystem is None or table.metadata().partition_columns:
+        return None
+    if any(name not in schema.names for name in needed):
+        return None
+    rows = ds.dataset(sorted(files), schema=schema, format="parquet", filesystem=filesystem)
+    rows = rows.to_table(columns=needed)
+    kind = rows["event_type"]
+    purchase = pc.fill_null(pc.equal(kind, "purchase"), False)
+    if (
+        pc.any(pc.and_(purchase, pc.is_null(rows["quantity"]))).as_py()
+        or pc.any(pc.and_(purchase, pc.is_null(rows["revenue"]))).as_py()
+    ):
+        return None
+    money = SUMS_SCHEMA.field("revenue").type
+
+    def count(mask: pa.ChunkedArray) -> pa.ChunkedArray:
+        return pc.cast(pc.fill_null(mask, False), pa.int64())
+
+    parts = pa.table(
+        {
+            **{name: rows[name] for name in _SUM_KEYS},
+            "events": pa.array([1] * rows.num_rows, pa.int64()),
+            "views": count(pc.equal(kind, "view")),
+            "carts": count(pc.equal(kind, "cart")),
+            "purchases": count(purchase),
+            "units": pc.if_else(
+                purchase, pc.cast(rows["quantity"], pa.int64()), pa.scalar(0, pa.int64())
+            ),
+            "revenue": pc.if_else(purchase, pc.cast(rows["revenue"], money), pa.scalar(0, money)),
+        }
+    )
+    counts = SUMS_SCHEMA.names[len(_SUM_KEYS) :]
+    summed = parts.group_by(_SUM_KEYS, use_threads=False).aggregate([(c, "sum") for c in counts])
+    summed = summed.rename_columns([n.removesuffix("_sum") for n in summed.column_names])
+    return summed.select(SUMS_SCHEMA.names).cast(SUMS_SCHEMA)
+
+
+def _write_sums(warehouse: Path, sums: pa.Table, inputs: str) -> None:
+    """Store the partial sums of Silver as ``inputs`` name it (replacing the last)."""
+    write_deltalake(
+        str(warehouse / "gold" / SUMS),
+        sums.select(SUMS_SCHEMA.names).cast(SUMS_SCHEMA),
+        mode="overwrite",
+        schema_mode="overwrite",
+        commit_properties=CommitProperties(custom_metadata={INPUTS: inputs}),
+    )
 
 
 def _parsed(inputs: str) -> dict[str, str]:

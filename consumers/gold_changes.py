@@ -47,6 +47,11 @@ class Changed:
 
     event_minutes: frozenset[int]  # of event time: revenue and funnel per minute
     arrival_minutes: frozenset[int]  # of the Kafka timestamp: the data quality
+    # Silver's data files (paths inside the table) the change added and removed: the
+    # rows in the added files that are not in the removed ones are what the change
+    # brought, and the other way round what it took away (partial sums: gold.py).
+    silver_added: frozenset[str] = frozenset()
+    silver_removed: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -77,7 +82,9 @@ def changed_minutes(
     (arrived,) = _minutes(quarantine_path, quarantine_files, ["kafka_timestamp"])
     arrival |= arrived
     arrival |= _processed_minutes(warehouse, silver_from, silver.transactions)
-    return Changed(frozenset(event), frozenset(arrival))
+    return Changed(
+        frozenset(event), frozenset(arrival), frozenset(silver.added), frozenset(silver.removed)
+    )
 
 
 def ranges(minutes: frozenset[int]) -> list[tuple[int, int]]:
