@@ -23,6 +23,7 @@ __all__ = [
     "COORDINATES",
     "QUARANTINE_SCHEMA",
     "TOPIC_EPOCH",
+    "bronze_files",
     "coordinates",
     "quarantined",
     "rows_of_keys",
@@ -140,16 +141,17 @@ def unprocessed_batches(
         return
     table = DeltaTable(str(bronze))
     present = set(table.schema().to_arrow().names)
-    dataset = table.to_pyarrow_dataset(filesystem=local_files(table))
-    pending = [
-        _past(epoch, p, offset, "topic_epoch" in present)
+    committed = [
+        (epoch, p, offset)
         for epoch in range(current_epoch(bronze, topic) + 1)
         for p, offset in committed_offsets(
             target, job, topic, stored_partitions(table), epoch
         ).items()
     ]
+    pending = [_past(epoch, p, offset, "topic_epoch" in present) for epoch, p, offset in committed]
     if not pending:
         return
+    dataset = bronze_files(table, [(p, offset + 1, None) for _, p, offset in committed])
     keys = _of_topic(dataset, ["topic", "schema_id", *_ORDER_NAMES], pending, topic, present)
     if check_writers is not None:
         check_writers([i for i in pc.unique(keys["schema_id"]).to_pylist() if i is not None])
@@ -270,3 +272,48 @@ def _files_holding(table: DeltaTable, key: str, values: pa.Array) -> list[str]:
         if at < len(wanted) and wanted[at] <= highest:
             out.append(path)
     return out
+
+
+def bronze_files(table: DeltaTable, spans: list[tuple[int, int, int | None]]) -> ds.Dataset:
+    """The data files of Bronze's ``table`` that can hold a row of one of ``spans``
+    (partition, lowest offset, highest offset or None: no bound), as a dataset of its
+    columns (not its partition columns, which its files do not hold).
+
+    The files are chosen by the statistics the Delta log records for each (a file
+    without them is kept), rather than by the dataset delta-rs builds, whose cost
+    grows with every file Bronze ever wrote (it builds a statistics expression for
+    each column of each file). A table the files alone cannot describe (deletion
+    vectors), or not on the local disk, is the whole of delta-rs' dataset."""
+    filesystem = local_files(table)
+    if filesystem is None or "deletionVectors" in (table.protocol().reader_features or []):
+        return table.to_pyarrow_dataset(filesystem=filesystem)
+    partitioned = set(table.metadata().partition_columns)
+    schema = pa.schema(
+        [f for f in pa.schema(table.schema().to_arrow()) if f.name not in partitioned]
+    )
+    actions = pa.table(table.get_add_actions(flatten=True))
+    paths = [unquote(p) for p in actions["path"].to_pylist()]
+
+    def stat(name: str) -> list[Any]:
+        return actions[name].to_pylist() if name in actions.column_names else [None] * len(paths)
+
+    bounds = zip(
+        paths,
+        stat("min.partition"),
+        stat("max.partition"),
+        stat("min.offset"),
+        stat("max.offset"),
+        strict=True,
+    )
+    chosen = [
+        path
+        for path, p_low, p_high, o_low, o_high in bounds
+        if any(
+            (p_low is None or p_low <= p)
+            and (p_high is None or p <= p_high)
+            and (o_high is None or low <= o_high)
+            and (high is None or o_low is None or o_low <= high)
+            for p, low, high in spans
+        )
+    ]
+    return ds.dataset(chosen, schema=schema, format="parquet", filesystem=filesystem)
