@@ -28,6 +28,7 @@ from consumers.evolve import arrow, local_files
 from consumers.gold_changes import Changed, Unsure, changed_minutes, ranges
 from consumers.products import CATALOG_ORIGIN, ensure_products
 from consumers.quality import fill_minutes, quality_of_minutes, quality_per_minute
+from consumers.tables import rows_of_keys
 
 __all__ = [
     "BY_MINUTE",
@@ -393,10 +394,136 @@ def update_kpis(
     sums = _updated_sums(warehouse, previous, inputs, changed)
     if sums is None:
         return None
-    whole = {n: q for n, q in KPI_SQL.items() if n not in BY_MINUTE and n not in FROM_SUMS}
+    sessions = _session_funnel(warehouse, int(old["silver"]), version, changed)
+    if sessions is None:
+        return None
+    whole = {
+        n: q
+        for n, q in KPI_SQL.items()
+        if n not in BY_MINUTE and n not in FROM_SUMS and n not in ("session_funnel", "spikes")
+    }
     kpis = _computed(warehouse, "datafusion", version, {**whole, **FROM_SUMS}, sums)
     kpis.update(_per_minute(warehouse, version, changed, stored))
+    kpis["session_funnel"] = sessions
+    spikes = _spikes(kpis["revenue_per_minute"])
+    if spikes is None:
+        return None
+    kpis["spikes"] = spikes
     return {name: kpis[name] for name in GOLD_TABLES}
+
+
+def _session_funnel(
+    warehouse: Path, silver_from: int, version: int, changed: Changed
+) -> pa.Table | None:
+    """The session funnel of Silver at ``version``, from the one stored (of Silver at
+    ``silver_from``): only the sessions with a row in a file the change added or
+    removed can count otherwise than they did, so each of them is taken out as it
+    counted then (its rows at ``silver_from``) and put back as it counts now, both
+    read by id from the files whose statistics can hold it. None when the stored
+    table is not one row, or a file cannot be read so."""
+    silver = warehouse / "silver" / "events"
+    stored = arrow(DeltaTable(str(warehouse / "gold" / "session_funnel")))
+    if stored.num_rows != 1:
+        return None
+    total, carts, purchases = (
+        stored[c][0].as_py() for c in ("sessions", "sessions_with_cart", "sessions_with_purchase")
+    )
+    if total is None or (total > 0 and (carts is None or purchases is None)):
+        return None
+    changed_files = changed.silver_added | changed.silver_removed
+    touched = _values_of(silver, changed_files, "session_id")
+    if touched is None:
+        return None
+    if len(touched):
+        try:
+            before = _sessions_of(silver, touched, silver_from)
+            after = _sessions_of(silver, touched, version)
+        except ValueError:
+            return None
+        total += after[0] - before[0]
+        carts = (carts or 0) + after[1] - before[1]
+        purchases = (purchases or 0) + after[2] - before[2]
+    if min(total, carts or 0, purchases or 0) < 0:
+        return None
+    counts = ("NULL", "NULL") if total == 0 else (str(carts), str(purchases))
+    sql = f"""
+SELECT
+    CAST(a AS BIGINT) AS sessions,
+    CAST(c AS BIGINT) AS sessions_with_cart,
+    CAST(p AS BIGINT) AS sessions_with_purchase,
+    ROUND(CAST(c AS DOUBLE) / CAST(NULLIF(a, 0) AS DOUBLE), 6) AS cart_share,
+    ROUND(CAST(p AS DOUBLE) / CAST(NULLIF(a, 0) AS DOUBLE), 6) AS purchase_share
+FROM (VALUES ({total}, CAST({counts[0]} AS BIGINT), CAST({counts[1]} AS BIGINT))) AS t(a, c, p)
+"""
+    return _conform(pa.table(QueryBuilder().execute(sql).read_all())).cast(stored.schema)
+
+
+def _values_of(silver: Path, files: frozenset[str], column: str) -> pa.Array | None:
+    """The distinct non-null values of ``column`` in Silver's data ``files``."""
+    if not files:
+        return pa.array([], pa.string())
+    table = DeltaTable(str(silver))
+    filesystem = local_files(table)
+    schema = pa.schema(table.schema().to_arrow())
+    if filesystem is None or table.metadata().partition_columns or column not in schema.names:
+        return None
+    dataset = ds.dataset(sorted(files), schema=schema, format="parquet", filesystem=filesystem)
+    values = pc.unique(dataset.to_table(columns=[column])[column])
+    return pc.drop_null(values)
+
+
+def _sessions_of(silver: Path, ids: pa.Array, version: int) -> tuple[int, int, int]:
+    """Of the sessions ``ids``, at Silver ``version``: (those with a row, those with a
+    cart, those with a purchase), as the session funnel counts them."""
+    rows = rows_of_keys(silver, ["session_id", "event_type"], "session_id", ids, version)
+    kind = rows["event_type"]
+    flags = pa.table(
+        {
+            "session_id": rows["session_id"],
+            "cart": pc.cast(pc.fill_null(pc.equal(kind, "cart"), False), pa.int64()),
+            "purchase": pc.cast(pc.fill_null(pc.equal(kind, "purchase"), False), pa.int64()),
+        }
+    )
+    per = flags.group_by("session_id").aggregate([("cart", "max"), ("purchase", "max")])
+    return (
+        per.num_rows,
+        int(pc.sum(per["cart_max"]).as_py() or 0),
+        int(pc.sum(per["purchase_max"]).as_py() or 0),
+    )
+
+
+# The per-minute counts spikes.sql scores: a spike compares a minute with the ten
+# minutes with events before it, so the update scores the whole series again, from
+# the events per minute of revenue_per_minute instead of all of Silver.
+_SPIKES_INNER = (
+    "SELECT date_trunc('minute', event_time) AS minute, CAST(COUNT(*) AS BIGINT) AS events\n"
+    "        FROM silver_events\n"
+    "        GROUP BY date_trunc('minute', event_time)"
+)
+
+
+def _spikes(revenue: pa.Table) -> pa.Table | None:
+    """The spikes of the minutes with events of ``revenue`` (revenue per minute), by
+    spikes.sql's own scoring; None when that SQL no longer reads as expected."""
+    sql = KPI_SQL["spikes"]
+    if sql.count(_SPIKES_INNER) != 1:
+        return None
+    busy = revenue.filter(pc.greater(revenue["events"], 0))
+    minutes = pc.cast(busy["minute"], pa.int64()).to_pylist()
+    rows = ", ".join(
+        f"({m}, {e})" for m, e in zip(minutes, busy["events"].to_pylist(), strict=True)
+    )
+    inner = (
+        f"SELECT minute, events FROM (VALUES {rows}) AS m(minute, events)"
+        if rows
+        else "SELECT CAST(0 AS BIGINT) AS minute, CAST(0 AS BIGINT) AS events WHERE FALSE"
+    )
+    table = pa.table(QueryBuilder().execute(sql.replace(_SPIKES_INNER, inner)).read_all())
+    at = table.schema.get_field_index("minute")
+    table = table.set_column(
+        at, "minute", pc.cast(pc.cast(table["minute"], pa.int64()), pa.timestamp("us", tz="UTC"))
+    )
+    return _conform(table)
 
 
 def _updated_sums(

@@ -214,7 +214,9 @@ def _span(epoch: int, partition: int, low: int, high: int, present: set[str]) ->
     )
 
 
-def rows_of_keys(path: Path, columns: list[str], key: str, values: pa.Array) -> pa.Table:
+def rows_of_keys(
+    path: Path, columns: list[str], key: str, values: pa.Array, version: int | None = None
+) -> pa.Table:
     """The rows of the table at ``path`` whose ``key`` is one of ``values``: ``columns``
     of them, as :func:`consumers.evolve.read_matching` gives them, but reading only
     the data files whose statistics of ``key`` (the lowest and highest value the Delta
@@ -229,11 +231,14 @@ def rows_of_keys(path: Path, columns: list[str], key: str, values: pa.Array) -> 
     string's (its minimum is a prefix, its maximum is rounded up); a file without
     them is read. A table the files alone cannot describe (partitioned, or with
     deletion vectors), or not on the local disk, is read whole as
-    :func:`~consumers.evolve.read_matching` reads it."""
-    table = DeltaTable(str(path))
+    :func:`~consumers.evolve.read_matching` reads it. ``version``: the table as it
+    was then (the files of that version, which must still exist)."""
+    table = DeltaTable(str(path), version=version)
     filesystem = local_files(table)
     features = table.protocol().reader_features or []
     if filesystem is None or table.metadata().partition_columns or "deletionVectors" in features:
+        if version is not None:
+            raise ValueError(f"{path}: a lookup at a version needs a local, plain table")
         return read_matching(path, columns, key, values)
     schema = pa.schema(table.schema().to_arrow())
     wanted = [c for c in columns if c in schema.names]

@@ -101,3 +101,15 @@ def test_a_lookup_reads_columns_an_older_table_lacks_as_read_gives_them(tmp_path
     batches(path, [["e-1", "e-2"]])
     found = rows_of_keys(path, ["event_id", "kafka_topic_epoch"], "event_id", pa.array(["e-2"]))
     assert found.to_pylist() == [{"event_id": "e-2", "kafka_topic_epoch": 0}]
+
+
+def test_a_lookup_at_a_version_finds_the_rows_of_that_version(tmp_path: Path) -> None:
+    path = tmp_path / "table"
+    batches(path, [[f"a-{n}" for n in range(5)], [f"b-{n}" for n in range(5)]])
+    before = DeltaTable(str(path)).version()
+    DeltaTable(str(path)).delete("event_id = 'a-2' OR event_id = 'b-1'")  # files rewritten
+    values = pa.array(["a-2", "a-3", "b-1"], pa.string())
+    then = rows_of_keys(path, ["event_id", "kafka_offset"], "event_id", values, before)
+    now = rows_of_keys(path, ["event_id", "kafka_offset"], "event_id", values)
+    assert ordered(then) == [("a-2", 2), ("a-3", 3), ("b-1", 6)]
+    assert ordered(now) == [("a-3", 3)]
