@@ -335,19 +335,32 @@ def refresh_gold(
     time, the data quality per minute of arrival) are updated minute by minute: only
     the minutes the Delta logs say changed since the Gold as it stands are computed
     again (see :mod:`consumers.gold_changes`), and their rows replace those minutes'
-    rows; the zero rows between the first and the last minute are filled again. Every
-    other table is computed whole from all of Silver, each for its own reason: the
-    funnel per category, the product funnel and product sales sum over all minutes by
-    product or category, and take categories and brands from the catalog; the session
-    funnel counts sessions that span minutes; the sold-out moments, sell-out times and
-    stock tracking are the earliest of all of Silver's rows; and a spike is a minute
-    against the ten minutes with events before it, so a minute that changes moves the
-    score of the ten after it. Each is one SQL query over Silver, a small cost beside
-    the data quality, which reads Bronze and the quarantine too.
+    rows; the zero rows between the first and the last minute are filled again.
+
+    The other tables, each as its own kind allows:
+
+    * the funnel per category, the product funnel and product sales add up counts and
+      sums by product, category and brand: Gold keeps those partial sums
+      (:data:`SUMS`), a run adds the sums of the rows in the files it added to Silver
+      and subtracts those of the files it removed, and the three tables are their SQL
+      files' outer queries over the sums (:data:`FROM_SUMS`; the catalog is joined
+      there, as the SQL joins it);
+    * the session funnel counts sessions, which span minutes and files: only the
+      sessions with a row in a file added or removed can count otherwise, so each is
+      taken out as it counted before and put back as it counts now, its rows read by
+      id from the files whose statistics can hold it;
+    * a spike is a minute against the ten minutes with events before it, so a minute
+      that changes moves the score of the ten after it: the series is scored again
+      by spikes.sql, from the updated events per minute rather than from Silver;
+    * the sold-out moments, sell-out times and stock tracking are the earliest of all
+      of Silver's rows: each is still one SQL query over all of Silver, computed
+      whole; they read only the stock and time columns and keep few rows (a few
+      hundredths of a second each on 2,000,000 events).
 
     Gold is computed whole, every table, whenever the update cannot be sure: no Gold
     yet, or a Gold whose tables name different inputs or none; another engine than
-    DataFusion (the update runs the SQL through it); the product dimension or the Gold
+    DataFusion (the update runs the SQL through it); partial sums missing, or of other
+    inputs than the Gold as it stands; the product dimension or the Gold
     code changed; or the logs cannot say what changed (see
     :class:`consumers.gold_changes.Unsure`: a commit or a data file gone, a change of
     Silver's schema)."""
