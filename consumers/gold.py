@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalake
+from deltalake.exceptions import DeltaError
 
 from consumers.errors import PipelineError
 from consumers.evolve import arrow, local_files
@@ -451,7 +452,7 @@ def _session_funnel(
         try:
             before = _sessions_of(silver, touched, silver_from)
             after = _sessions_of(silver, touched, version)
-        except ValueError:
+        except (ValueError, DeltaError):  # that version cannot be read as it was
             return None
         total += after[0] - before[0]
         carts = (carts or 0) + after[1] - before[1]
