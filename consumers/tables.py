@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import reduce
@@ -261,20 +260,24 @@ def _files_holding(table: DeltaTable, key: str, values: pa.Array) -> list[str]:
     actions = pa.table(table.get_add_actions(flatten=True))
     paths = [unquote(p) for p in actions["path"].to_pylist()]
     low, high = f"min.{key}", f"max.{key}"
-    keys = values.to_pylist()
-    if low not in actions.column_names or high not in actions.column_names or None in keys:
+    if low not in actions.column_names or high not in actions.column_names or values.null_count:
         return paths
-    # Python orders strings by code point, as UTF-8 bytes (the statistics) are ordered.
-    wanted = sorted(set(keys))
+    wanted = pc.unique(values).cast(pa.string())
+    if not len(wanted):
+        return []
+    # Compared as Arrow compares strings: by their UTF-8 bytes, as the statistics are.
+    least, most = pc.min_max(wanted).values()
     out = []
     for path, lowest, highest in zip(
         paths, actions[low].to_pylist(), actions[high].to_pylist(), strict=True
     ):
         if lowest is None or highest is None:
             out.append(path)
-            continue
-        at = bisect_left(wanted, lowest)
-        if at < len(wanted) and wanted[at] <= highest:
+        elif lowest > most.as_py() or highest < least.as_py():
+            continue  # outside the range of all the values: no need to look closer
+        elif pc.any(
+            pc.and_(pc.greater_equal(wanted, lowest), pc.less_equal(wanted, highest))
+        ).as_py():
             out.append(path)
     return out
 

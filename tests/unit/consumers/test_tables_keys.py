@@ -73,6 +73,10 @@ def test_a_file_whose_statistics_rule_the_keys_out_is_not_read(tmp_path: Path) -
     values = pa.array(["b-0003", "c-0001"], pa.string())
     found = rows_of_keys(path, ["event_id", "kafka_offset"], "event_id", values)
     assert ordered(found) == [("b-0003", 13)]
+    # Keys at a file's bounds: its lowest and its highest id.
+    for key, offset in (("b-0000", 10), ("b-0009", 19)):
+        at_bound = rows_of_keys(path, ["event_id", "kafka_offset"], "event_id", pa.array([key]))
+        assert ordered(at_bound) == [(key, offset)]
     with pytest.raises(pa.ArrowInvalid):
         read_matching(path, ["event_id", "kafka_offset"], "event_id", values)
     # No file can hold the key: nothing is read, the columns are there.
