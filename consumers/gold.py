@@ -452,7 +452,7 @@ def _session_funnel(
         try:
             before = _sessions_of(silver, touched, silver_from)
             after = _sessions_of(silver, touched, version)
-        except (ValueError, DeltaError):  # that version cannot be read as it was
+        except (ValueError, OSError, DeltaError):  # that version cannot be read (vacuumed)
             return None
         total += after[0] - before[0]
         carts = (carts or 0) + after[1] - before[1]
