@@ -28,7 +28,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
-from consumers.evolve import local_files
+from consumers.tables import bronze_files
 
 __all__ = ["MINUTE_US", "Changed", "Unsure", "changed_minutes", "ranges"]
 
@@ -47,6 +47,11 @@ class Changed:
 
     event_minutes: frozenset[int]  # of event time: revenue and funnel per minute
     arrival_minutes: frozenset[int]  # of the Kafka timestamp: the data quality
+    # Silver's data files (paths inside the table) the change added and removed: the
+    # rows in the added files that are not in the removed ones are what the change
+    # brought, and the other way round what it took away (partial sums: gold.py).
+    silver_added: frozenset[str] = frozenset()
+    silver_removed: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -77,7 +82,9 @@ def changed_minutes(
     (arrived,) = _minutes(quarantine_path, quarantine_files, ["kafka_timestamp"])
     arrival |= arrived
     arrival |= _processed_minutes(warehouse, silver_from, silver.transactions)
-    return Changed(frozenset(event), frozenset(arrival))
+    return Changed(
+        frozenset(event), frozenset(arrival), frozenset(silver.added), frozenset(silver.removed)
+    )
 
 
 def ranges(minutes: frozenset[int]) -> list[tuple[int, int]]:
@@ -187,8 +194,7 @@ def _processed_minutes(warehouse: Path, silver_from: int, committed: dict[str, i
     before = DeltaTable(str(warehouse / "silver" / "events"), version=silver_from)
     bronze = DeltaTable(str(bronze_path))
     has_epochs = "topic_epoch" in bronze.schema().to_arrow().names
-    dataset = bronze.to_pyarrow_dataset(filesystem=local_files(bronze))
-    out: set[int] = set()
+    spans = []
     for app, offset in sorted(ours.items()):
         name, _, partition = app.removeprefix(_SILVER_JOB).rpartition(":")
         topic, _, epoch = name.partition("#")
@@ -196,9 +202,12 @@ def _processed_minutes(warehouse: Path, silver_from: int, committed: dict[str, i
         low = -1 if low is None else int(low)
         if offset < low:
             raise Unsure(f"silver: the offset of {app} went back from {low} to {offset}")
-        if offset == low:
-            continue
-        number = int(epoch or 0)
+        if offset > low:
+            spans.append((app, topic, int(epoch or 0), int(partition), low, offset))
+    # Only the files that can hold the offsets processed are read.
+    dataset = bronze_files(bronze, [(p, low + 1, high) for *_, p, low, high in spans])
+    out: set[int] = set()
+    for app, topic, number, at_partition, low, offset in spans:
         if has_epochs:
             same = ds.field("topic_epoch") == number
             of_epoch = same | ds.field("topic_epoch").is_null() if number == 0 else same
@@ -207,7 +216,7 @@ def _processed_minutes(warehouse: Path, silver_from: int, committed: dict[str, i
         rows = dataset.to_table(
             columns=["topic", "kafka_timestamp"],
             filter=of_epoch
-            & (ds.field("partition") == int(partition))
+            & (ds.field("partition") == at_partition)
             & (ds.field("offset") > low)
             & (ds.field("offset") <= offset),
         )

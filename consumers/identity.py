@@ -33,7 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
-from consumers.evolve import add_missing_columns, read_matching
+from consumers.evolve import add_missing_columns
+from consumers.tables import rows_of_keys
 from consumers.wire import Headers, as_prefixed
 
 __all__ = [
@@ -224,7 +225,7 @@ class Identity:
         """The recorded copies of ``ids``, as :data:`COPIES_SCHEMA` rows."""
         if not len(ids) or not self.exists():  # a batch that was all quarantined
             return COPIES_SCHEMA.empty_table()
-        table = read_matching(self.path, COPIES_SCHEMA.names, "event_id", ids)
+        table = rows_of_keys(self.path, COPIES_SCHEMA.names, "event_id", ids)
         return table.cast(COPIES_SCHEMA)
 
 

@@ -49,7 +49,7 @@ from consumers.arrow_types import RENAMED, reader_arrow_schema
 from consumers.bronze import BRONZE_SCHEMA, app_id
 from consumers.decode import Decoder, Rejected, plain_columns
 from consumers.errors import PipelineError
-from consumers.evolve import add_missing_columns, arrow, read, read_matching
+from consumers.evolve import add_missing_columns, arrow, read
 from consumers.evolve import rows as pylist
 from consumers.identity import (
     COPIES_SCHEMA,
@@ -73,6 +73,7 @@ from consumers.tables import (
     QUARANTINE_SCHEMA,
     coordinates,
     quarantined,
+    rows_of_keys,
     unprocessed_batches,
 )
 from consumers.wire import value_headers
@@ -620,7 +621,7 @@ class SilverJob:
         """The Silver rows of ``ids``: each one's event id and coordinates."""
         if not len(ids) or not DeltaTable.is_deltatable(str(self.events)):
             return _KEPT_SCHEMA.empty_table()
-        table = read_matching(self.events, ["event_id", *_WHERE], "event_id", ids)
+        table = rows_of_keys(self.events, ["event_id", *_WHERE], "event_id", ids)
         return table.select(["event_id", *_WHERE]).cast(_KEPT_SCHEMA)
 
     def _withdraw(self, conflicting: frozenset[str]) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from functools import reduce
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -14,15 +15,17 @@ import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
 from consumers.bronze import committed_offsets, current_epoch, stored_partitions
-from consumers.evolve import complete, local_files, read
+from consumers.evolve import complete, local_files, read, read_matching
 
 __all__ = [
     "BRONZE_COLUMNS",
     "COORDINATES",
     "QUARANTINE_SCHEMA",
     "TOPIC_EPOCH",
+    "bronze_files",
     "coordinates",
     "quarantined",
+    "rows_of_keys",
     "unprocessed",
     "unprocessed_batches",
 ]
@@ -137,16 +140,17 @@ def unprocessed_batches(
         return
     table = DeltaTable(str(bronze))
     present = set(table.schema().to_arrow().names)
-    dataset = table.to_pyarrow_dataset(filesystem=local_files(table))
-    pending = [
-        _past(epoch, p, offset, "topic_epoch" in present)
+    committed = [
+        (epoch, p, offset)
         for epoch in range(current_epoch(bronze, topic) + 1)
         for p, offset in committed_offsets(
             target, job, topic, stored_partitions(table), epoch
         ).items()
     ]
+    pending = [_past(epoch, p, offset, "topic_epoch" in present) for epoch, p, offset in committed]
     if not pending:
         return
+    dataset = bronze_files(table, [(p, offset + 1, None) for _, p, offset in committed])
     keys = _of_topic(dataset, ["topic", "schema_id", *_ORDER_NAMES], pending, topic, present)
     if check_writers is not None:
         check_writers([i for i in pc.unique(keys["schema_id"]).to_pylist() if i is not None])
@@ -207,3 +211,117 @@ def _span(epoch: int, partition: int, low: int, high: int, present: set[str]) ->
         & (ds.field("offset") >= low)
         & (ds.field("offset") <= high)
     )
+
+
+def rows_of_keys(
+    path: Path, columns: list[str], key: str, values: pa.Array, version: int | None = None
+) -> pa.Table:
+    """The rows of the table at ``path`` whose ``key`` is one of ``values``: ``columns``
+    of them, as :func:`consumers.evolve.read_matching` gives them, but reading only
+    the data files whose statistics of ``key`` (the lowest and highest value the Delta
+    log records for each file) can hold one of ``values``.
+
+    So a lookup costs what the files it can match cost, not the whole table, when the
+    keys are clustered in files: Silver and its copies are written a batch at a time,
+    and the producer's event ids are a run's fixed prefix and a counter, so a file
+    holds one narrow range of ids and a batch of new ids is outside the ranges of all
+    the older files. Keys spread at random over every file prune nothing, and read
+    every file, as before. Statistics are bounds even when delta-rs truncates a long
+    string's (its minimum is a prefix, its maximum is rounded up); a file without
+    them is read. A table the files alone cannot describe (partitioned, or with
+    deletion vectors), or not on the local disk, is read whole as
+    :func:`~consumers.evolve.read_matching` reads it. ``version``: the table as it
+    was then (the files of that version, which must still exist)."""
+    table = DeltaTable(str(path), version=version)
+    filesystem = local_files(table)
+    features = table.protocol().reader_features or []
+    if filesystem is None or table.metadata().partition_columns or "deletionVectors" in features:
+        if version is not None:
+            raise ValueError(f"{path}: a lookup at a version needs a local, plain table")
+        return read_matching(path, columns, key, values)
+    schema = pa.schema(table.schema().to_arrow())
+    wanted = [c for c in columns if c in schema.names]
+    files = _files_holding(table, key, values)
+    if not files:
+        return complete(schema.empty_table().select(wanted), columns)
+    scanner = ds.dataset(files, schema=schema, format="parquet", filesystem=filesystem).scanner(
+        columns=wanted
+    )
+    kept = [
+        batch.filter(pc.is_in(batch.column(key), value_set=values))
+        for batch in scanner.to_batches()
+    ]
+    return complete(pa.Table.from_batches(kept, schema=scanner.projected_schema), columns)
+
+
+def _files_holding(table: DeltaTable, key: str, values: pa.Array) -> list[str]:
+    """The data files of ``table`` (paths inside it) whose statistics of the string
+    column ``key`` do not rule out every one of ``values``."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    paths = [unquote(p) for p in actions["path"].to_pylist()]
+    low, high = f"min.{key}", f"max.{key}"
+    if low not in actions.column_names or high not in actions.column_names or values.null_count:
+        return paths
+    wanted = pc.unique(values).cast(pa.string())
+    if not len(wanted):
+        return []
+    # Compared as Arrow compares strings: by their UTF-8 bytes, as the statistics are.
+    least, most = pc.min_max(wanted).values()
+    out = []
+    for path, lowest, highest in zip(
+        paths, actions[low].to_pylist(), actions[high].to_pylist(), strict=True
+    ):
+        if lowest is None or highest is None:
+            out.append(path)
+        elif lowest > most.as_py() or highest < least.as_py():
+            continue  # outside the range of all the values: no need to look closer
+        elif pc.any(
+            pc.and_(pc.greater_equal(wanted, lowest), pc.less_equal(wanted, highest))
+        ).as_py():
+            out.append(path)
+    return out
+
+
+def bronze_files(table: DeltaTable, spans: list[tuple[int, int, int | None]]) -> ds.Dataset:
+    """The data files of Bronze's ``table`` that can hold a row of one of ``spans``
+    (partition, lowest offset, highest offset or None: no bound), as a dataset of its
+    columns (not its partition columns, which its files do not hold).
+
+    The files are chosen by the statistics the Delta log records for each (a file
+    without them is kept), rather than by the dataset delta-rs builds, whose cost
+    grows with every file Bronze ever wrote (it builds a statistics expression for
+    each column of each file). A table the files alone cannot describe (deletion
+    vectors), or not on the local disk, is the whole of delta-rs' dataset."""
+    filesystem = local_files(table)
+    if filesystem is None or "deletionVectors" in (table.protocol().reader_features or []):
+        return table.to_pyarrow_dataset(filesystem=filesystem)
+    partitioned = set(table.metadata().partition_columns)
+    schema = pa.schema(
+        [f for f in pa.schema(table.schema().to_arrow()) if f.name not in partitioned]
+    )
+    actions = pa.table(table.get_add_actions(flatten=True))
+    paths = [unquote(p) for p in actions["path"].to_pylist()]
+
+    def stat(name: str) -> list[Any]:
+        return actions[name].to_pylist() if name in actions.column_names else [None] * len(paths)
+
+    bounds = zip(
+        paths,
+        stat("min.partition"),
+        stat("max.partition"),
+        stat("min.offset"),
+        stat("max.offset"),
+        strict=True,
+    )
+    chosen = [
+        path
+        for path, p_low, p_high, o_low, o_high in bounds
+        if any(
+            (p_low is None or p_low <= p)
+            and (p_high is None or p <= p_high)
+            and (o_high is None or low <= o_high)
+            and (high is None or o_low is None or o_low <= high)
+            for p, low, high in spans
+        )
+    ]
+    return ds.dataset(chosen, schema=schema, format="parquet", filesystem=filesystem)

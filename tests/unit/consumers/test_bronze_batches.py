@@ -7,13 +7,16 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pytest
-from deltalake import CommitProperties, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from consumers.bronze import BRONZE_SCHEMA, _epoch_id, app_id
-from consumers.tables import unprocessed, unprocessed_batches
+from consumers.tables import bronze_files, unprocessed, unprocessed_batches
+
+ORDER = ["partition", "offset"]
 
 WHEN = datetime(2026, 11, 26, tzinfo=UTC)
 
@@ -145,3 +148,57 @@ def test_every_writer_is_checked_before_the_first_batch(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unreadable writer 7"):
         next(batches)
     assert seen == [[1, 7]]
+
+
+def test_files_that_hold_only_processed_rows_are_not_read(tmp_path: Path) -> None:
+    # Three commits of one partition: the first two processed. Their files are made
+    # unreadable; the batches, which read only files that can hold unprocessed
+    # offsets (by the Delta log's statistics), still give every row past them.
+    bronze, target = tmp_path / "bronze", tmp_path / "silver"
+    for start in (0, 10, 20):
+        rows = [bronze_row("t", 0, 0, offset) for offset in range(start, start + 10)]
+        write_deltalake(
+            str(bronze),
+            pa.Table.from_pylist(rows, schema=BRONZE_SCHEMA),
+            mode="append",
+            partition_by=["ingest_date"],
+        )
+    whole = unprocessed(bronze, target, "silver", "t")
+    commit_progress(target, {(0, 0): 19})
+    actions = pa.table(DeltaTable(str(bronze)).get_add_actions(flatten=True)).to_pylist()
+    for action in actions:
+        if action["max.offset"] <= 19:
+            (bronze / unquote(action["path"])).write_bytes(b"not a parquet file")
+    batches = list(unprocessed_batches(bronze, target, "silver", "t", 4))
+    assert coordinates(pa.concat_tables(batches)) == [(0, 0, o) for o in range(20, 30)]
+    assert coordinates(whole) == [(0, 0, o) for o in range(30)]
+    # Progress inside a file: its later offsets only.
+    commit_progress(target, {(0, 0): 25})
+    assert [
+        o for b in unprocessed_batches(bronze, target, "silver", "t") for _, _, o in coordinates(b)
+    ] == list(range(26, 30))
+
+
+def test_bronze_files_are_those_whose_offsets_and_partitions_meet_a_span(
+    tmp_path: Path,
+) -> None:
+    bronze = tmp_path / "bronze"
+    for partition, offsets in ((0, [5]), (0, [6, 7, 8]), (1, [5, 9])):
+        rows = [bronze_row("t", 0, partition, o) for o in offsets]
+        write_deltalake(
+            str(bronze),
+            pa.Table.from_pylist(rows, schema=BRONZE_SCHEMA),
+            mode="append",
+            partition_by=["ingest_date"],
+        )
+    table = DeltaTable(str(bronze))
+
+    def read(spans: list[tuple[int, int, int | None]]) -> list[tuple[int, int, int]]:
+        found = bronze_files(table, spans).to_table(columns=["topic_epoch", *ORDER])
+        return sorted(coordinates(found.select(["topic_epoch", *ORDER])))
+
+    assert read([(0, 5, 5)]) == [(0, 0, 5)]  # a file of one offset, the span's bounds
+    assert read([(0, 8, None)]) == [(0, 0, 6), (0, 0, 7), (0, 0, 8)]
+    assert read([(1, 6, 8)]) == [(0, 1, 5), (0, 1, 9)]  # within the file's range
+    assert read([(0, 9, None), (2, 0, None)]) == []
+    assert read([(0, 0, 4), (1, 10, None)]) == []

@@ -8,6 +8,7 @@ changed. Real Delta tables, committed as Silver's job commits them, and real eng
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,9 +23,13 @@ from deltalake.schema import Field, PrimitiveType
 from consumers.arrow_types import RENAMED, reader_arrow_schema
 from consumers.bronze import app_id
 from consumers.gold import (
+    _SUMS_SQL,
     BY_MINUTE,
     GOLD_TABLES,
     INPUTS,
+    SUMS,
+    SUMS_SCHEMA,
+    _computed,
     compute_kpis,
     gold_inputs,
     read_gold,
@@ -373,3 +378,77 @@ def test_a_change_of_silver_schema_or_of_the_catalog_computes_gold_whole(tmp_pat
     write_deltalake(str(ensure_products(tmp_path)), moved_table, mode="overwrite")
     assert update_kpis(tmp_path, previous, version, gold_inputs(tmp_path, version)) is None
     assert set(BY_MINUTE) < set(GOLD_TABLES)
+
+
+def test_a_gold_without_partial_sums_or_with_others_is_computed_whole_once(
+    tmp_path: Path,
+) -> None:
+    # A Gold written before the partial sums existed: the next change computes Gold
+    # whole and stores the sums, and the run after is updated from them.
+    w, minutes, previous = gold_of_a_first_minute(tmp_path)
+    shutil.rmtree(tmp_path / "gold" / SUMS)
+    w.arrive(minutes[1][:30])
+    version = DeltaTable(str(w.silver)).version()
+    assert update_kpis(tmp_path, previous, version, gold_inputs(tmp_path, version)) is None
+    assert refresh_gold(tmp_path)[2]
+    assert _last_sums(tmp_path) == _last(tmp_path)
+    w.arrive(minutes[1][30:])
+    gold_is_whole_silver(tmp_path)
+    # Sums stored for other inputs (a run that stopped between them and Gold's
+    # tables) are not those of Gold as it stands: Gold is computed whole.
+    previous = _last(tmp_path)
+    sums = DeltaTable(str(tmp_path / "gold" / SUMS)).to_pyarrow_table()
+    other = CommitProperties(custom_metadata={INPUTS: "silver=0;from=another run"})
+    write_deltalake(str(tmp_path / "gold" / SUMS), sums, mode="overwrite", commit_properties=other)
+    w.arrive(minutes[2][:20])
+    version = DeltaTable(str(w.silver)).version()
+    assert update_kpis(tmp_path, previous, version, gold_inputs(tmp_path, version)) is None
+    kpis, _, computed = refresh_gold(tmp_path)
+    assert computed
+    whole = compute_kpis(tmp_path, "datafusion", version)
+    for name in GOLD_TABLES:
+        assert kpis[name].to_pylist() == whole[name].to_pylist(), name
+    w.arrive(minutes[2][20:])
+    gold_is_whole_silver(tmp_path)
+
+
+def test_partial_sums_are_the_sums_of_silver_as_it_stands(tmp_path: Path) -> None:
+    # After updates that added, withdrew and replaced rows, the sums stored equal
+    # those computed from all of Silver.
+    w, minutes, _ = gold_of_a_first_minute(tmp_path)
+    w.arrive(minutes[1], duplicates=3, quarantined=2)
+    gold_is_whole_silver(tmp_path)
+    w.withdraw(minutes[0][4]["event_id"])
+    w.replace(minutes[1][2]["event_id"], minute_of(minutes[1][0]) + timedelta(seconds=50))
+    gold_is_whole_silver(tmp_path)
+    version = DeltaTable(str(w.silver)).version()
+    keys = [(c, "ascending") for c in SUMS_SCHEMA.names[:3]]
+    stored = DeltaTable(str(tmp_path / "gold" / SUMS)).to_pyarrow_table().sort_by(keys)
+    whole = _computed(tmp_path, "datafusion", version, {SUMS: _SUMS_SQL})[SUMS]
+    assert stored.to_pylist() == whole.cast(SUMS_SCHEMA).sort_by(keys).to_pylist()
+
+
+def _last_sums(warehouse: Path) -> str:
+    return str(DeltaTable(str(warehouse / "gold" / SUMS)).history(1)[0][INPUTS])
+
+
+def test_silver_compacted_and_vacuumed_between_two_runs_gives_the_same_gold(
+    tmp_path: Path,
+) -> None:
+    # Compaction moves rows without changing them (no minute, no sum changes), and
+    # the vacuum after it takes the files of Silver's earlier version away: what
+    # needs them (the sessions' earlier rows) is then computed whole.
+    w, minutes, _ = gold_of_a_first_minute(tmp_path)
+    w.arrive(minutes[1][:30])
+    refresh_gold(tmp_path)
+    DeltaTable(str(w.silver)).optimize.compact()
+    DeltaTable(str(w.silver)).vacuum(
+        retention_hours=0, dry_run=False, enforce_retention_duration=False
+    )
+    w.arrive(minutes[1][30:])
+    version = DeltaTable(str(w.silver)).version()
+    kpis, _, computed = refresh_gold(tmp_path)
+    assert computed
+    whole = compute_kpis(tmp_path, "datafusion", version)
+    for name in GOLD_TABLES:
+        assert kpis[name].to_pylist() == whole[name].to_pylist(), name
