@@ -21,7 +21,8 @@ import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
 from consumers.bronze import app_id
-from consumers.evolve import arrow, complete, local_files, read
+from consumers.evolve import arrow, complete, read
+from consumers.tables import files_within
 
 __all__ = [
     "QUALITY_PER_MINUTE",
@@ -163,7 +164,7 @@ def _within(table: DeltaTable, columns: list[str], spans: list[tuple[int, int]])
         lambda a, b: a | b,
         [(stamp >= pa.scalar(lo, _MINUTE)) & (stamp < pa.scalar(hi, _MINUTE)) for lo, hi in spans],
     )
-    rows = table.to_pyarrow_dataset(filesystem=local_files(table)).to_table(
+    rows = files_within(table, "kafka_timestamp", spans).to_table(
         columns=[c for c in columns if c in present], filter=wanted
     )
     return complete(rows, columns)

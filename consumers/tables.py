@@ -24,6 +24,7 @@ __all__ = [
     "TOPIC_EPOCH",
     "bronze_files",
     "coordinates",
+    "files_within",
     "quarantined",
     "rows_of_keys",
     "unprocessed",
@@ -323,5 +324,44 @@ def bronze_files(table: DeltaTable, spans: list[tuple[int, int, int | None]]) ->
             and (high is None or o_low is None or o_low <= high)
             for p, low, high in spans
         )
+    ]
+    return ds.dataset(chosen, schema=schema, format="parquet", filesystem=filesystem)
+
+
+# Delta's statistics keep a timestamp to the millisecond, truncated: a file's highest
+# value may lie up to a millisecond past its recorded maximum.
+_STAT_PRECISION_US = 1_000
+
+
+def files_within(table: DeltaTable, column: str, spans: list[tuple[int, int]]) -> ds.Dataset:
+    """The data files of ``table`` that can hold a row whose timestamp ``column`` is in
+    one of ``spans`` (half-open ranges of microseconds since the epoch), as a dataset
+    of its columns (not its partition columns), chosen by the statistics the Delta log
+    records for each file as :func:`bronze_files` chooses them (a file without them is
+    kept; a table the files alone cannot describe is the whole of delta-rs' dataset).
+    The caller still filters the rows: a file chosen may hold others too."""
+    filesystem = local_files(table)
+    if filesystem is None or "deletionVectors" in (table.protocol().reader_features or []):
+        return table.to_pyarrow_dataset(filesystem=filesystem)
+    partitioned = set(table.metadata().partition_columns)
+    schema = pa.schema(
+        [f for f in pa.schema(table.schema().to_arrow()) if f.name not in partitioned]
+    )
+    actions = pa.table(table.get_add_actions(flatten=True))
+    paths = [unquote(p) for p in actions["path"].to_pylist()]
+    low, high = f"min.{column}", f"max.{column}"
+    if low not in actions.column_names or high not in actions.column_names:
+        return ds.dataset(paths, schema=schema, format="parquet", filesystem=filesystem)
+
+    def micros(name: str) -> list[int | None]:
+        stamps = actions[name].cast(pa.timestamp("us", tz="UTC"))
+        return list(stamps.cast(pa.int64()).to_pylist())
+
+    chosen = [
+        path
+        for path, least, most in zip(paths, micros(low), micros(high), strict=True)
+        if least is None
+        or most is None
+        or any(least < end and start <= most + _STAT_PRECISION_US for start, end in spans)
     ]
     return ds.dataset(chosen, schema=schema, format="parquet", filesystem=filesystem)

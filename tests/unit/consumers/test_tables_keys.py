@@ -8,11 +8,13 @@ import random
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from consumers.evolve import read_matching
-from consumers.tables import rows_of_keys
+from consumers.tables import files_within, rows_of_keys
 
 SCHEMA = pa.schema([pa.field("event_id", pa.string()), pa.field("kafka_offset", pa.int64())])
 
@@ -117,3 +119,56 @@ def test_a_lookup_at_a_version_finds_the_rows_of_that_version(tmp_path: Path) ->
     now = rows_of_keys(path, ["event_id", "kafka_offset"], "event_id", values)
     assert ordered(then) == [("a-2", 2), ("a-3", 3), ("b-1", 6)]
     assert ordered(now) == [("a-3", 3)]
+
+
+STAMPED = pa.schema(
+    [
+        pa.field("kafka_timestamp", pa.timestamp("us", tz="UTC")),
+        pa.field("kafka_offset", pa.int64()),
+        pa.field("ingest_date", pa.string()),
+    ]
+)
+NOON = 1_798_804_800_000_000  # 2027-01-01 12:00 UTC, in microseconds
+
+
+def test_files_within_reads_the_files_a_span_of_time_can_touch(tmp_path: Path) -> None:
+    """One file per commit; a file is chosen when its timestamps may meet a span, its
+    highest one up to a millisecond past what the log records (Delta keeps them to the
+    millisecond, truncated); the rows a span holds are those a whole scan finds."""
+    path = tmp_path / "bronze"
+    minute = 60_000_000
+    commits = [
+        [0, 30_000_000],  # the first minute's first half
+        [59_999_500],  # its last half millisecond: recorded as 59.999 s
+        [minute, minute + 1],
+        [3 * minute],
+    ]
+    offset = 0
+    for stamps in commits:
+        rows = [
+            {"kafka_timestamp": NOON + s, "kafka_offset": offset + n, "ingest_date": "d"}
+            for n, s in enumerate(stamps)
+        ]
+        offset += len(stamps)
+        table = pa.Table.from_pylist(rows, schema=STAMPED)
+        write_deltalake(str(path), table, mode="append", partition_by=["ingest_date"])
+    table = DeltaTable(str(path))
+
+    def chosen(spans: list[tuple[int, int]]) -> list[int]:
+        found = files_within(table, "kafka_timestamp", [(NOON + a, NOON + b) for a, b in spans])
+        return sorted(pc.min(f.to_table()["kafka_offset"]).as_py() for f in found.get_fragments())
+
+    assert chosen([(0, minute)]) == [0, 2]
+    assert chosen([(59_999_200, minute)]) == [2]  # its recorded maximum is below the span
+    assert chosen([(minute, 2 * minute)]) == [2, 3]  # (a millisecond's doubt: read)
+    assert chosen([(2 * minute, 3 * minute)]) == []
+    assert chosen([(30_000_001, 59_999_000), (3 * minute, 4 * minute)]) == [0, 5]
+    assert chosen([]) == []
+    stamp = ds.field("kafka_timestamp")
+    kind = STAMPED.field("kafka_timestamp").type
+    wanted = (stamp >= pa.scalar(NOON, kind)) & (stamp < pa.scalar(NOON + minute, kind))
+    dataset = files_within(table, "kafka_timestamp", [(NOON, NOON + minute)])
+    assert "ingest_date" not in dataset.schema.names  # the files do not hold it
+    got = dataset.to_table(filter=wanted)["kafka_offset"].to_pylist()
+    whole = table.to_pyarrow_dataset().to_table(filter=wanted)["kafka_offset"].to_pylist()
+    assert sorted(got) == sorted(whole) == [0, 1, 2]
