@@ -97,6 +97,7 @@ SCOPES = {
         " _last_offsets (not the Delta I/O of a run)",
     ),
     "silver-dedupe": Scope("consumers/identity.py", ("consumers.identity.*",), "the whole module"),
+    "silver-decode": Scope("consumers/columnar.py", ("consumers.columnar.*",), "the whole module"),
     "reconciliation": Scope(
         "consumers/reconcile.py", ("consumers.reconcile.*",), "the whole module"
     ),
