@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-__all__ = ["Plan", "binary_buffers", "plan"]
+__all__ = ["Plan", "Unsupported", "binary_buffers", "plan", "unread"]
 
 Rows = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
@@ -37,6 +37,9 @@ _PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "st
 _VARINT_BYTES = 10
 _PAD = 16  # zero bytes after the data, so a read past a body's end stays in the array
 _INT32 = (-(2**31), 2**31 - 1)
+# The bytes one binary array can hold (its offsets are 32-bit): a batch whose bodies
+# are larger is not read here.
+OFFSET_LIMIT = 2**31
 _ARROW = {
     "boolean": pa.bool_(),
     "int": pa.int32(),
@@ -62,7 +65,7 @@ _PROMOTIONS = {
 
 
 class Unsupported(Exception):
-    """A schema, or a resolution, this module does not read."""
+    """A schema, a resolution or a batch this module does not read."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ class Plan:
     ) -> tuple[dict[str, pa.Array], Mask]:
         """The bodies ``data[starts[i]:ends[i]]`` as the reader's columns (by field
         name, one row per body), and which rows were read (False: left to the caller;
-        the columns' values in those rows mean nothing)."""
+        the columns' values in those rows mean nothing). Unsupported when the
+        batch's bodies are too large for one Arrow array (:data:`OFFSET_LIMIT`)."""
         cursor = _Cursor(data, starts, ends)
         n = len(starts)
         columns: dict[str, _Column] = {}
@@ -134,11 +138,22 @@ def plan(writer: Any, reader: Any) -> Plan | None:
         return None
 
 
+def unread(writer: Any, reader: Any) -> str | None:
+    """Why records of ``writer`` are not read here as ``reader`` (None: they are)."""
+    try:
+        _plan(writer, reader)
+    except Unsupported as exc:
+        return str(exc)
+    return None
+
+
 def _plan(writer: Any, reader: Any) -> Plan:
     if not (_is_record(writer) and _is_record(reader)):
         raise Unsupported("not records")
     if _fullname(writer, "") != _fullname(reader, ""):
         raise Unsupported("records of other names")
+    if not reader["fields"]:
+        raise Unsupported("a record of no fields")
     space = {"writer": writer.get("namespace", ""), "reader": reader.get("namespace", "")}
     named: dict[str, dict[str, _Kind]] = {"writer": {}, "reader": {}}
     wanted: dict[str, _Kind] = {}
@@ -247,7 +262,9 @@ def _default(kind: _Kind, default: Any) -> Any:
         if first.type != "null":
             raise Unsupported("a null default of a type that is not null")
         return None
-    if first.type in ("bytes", "fixed", "null"):
+    if first.type == "null":
+        raise Unsupported("a default of another branch than the first")
+    if first.type in ("bytes", "fixed"):
         raise Unsupported("a default of bytes")
     if first.type == "enum" and default not in first.symbols:
         raise Unsupported("an enum default that is no symbol")
@@ -311,7 +328,7 @@ class _Column:
         bounds[1::2] = first + np.where(self.valid, self.lengths, 0)
         if n == 0:
             return pa.array([], pa.binary())
-        if bounds[-1] >= 2**31:
+        if bounds[-1] >= OFFSET_LIMIT:
             raise Unsupported("a batch of over 2 GiB")
         spread = pa.Array.from_buffers(
             pa.binary(),

@@ -234,7 +234,10 @@ class Decoder:
             if found is None:
                 continue
             rows = at[ids == schema_id]
-            columns, clean = found.read(data, starts[rows] + HEADER, ends[rows])
+            try:
+                columns, clean = found.read(data, starts[rows] + HEADER, ends[rows])
+            except columnar.Unsupported:  # more than one Arrow array holds: left
+                continue
             parts.append(pa.table(columns).filter(pa.array(clean)))
             read.append(rows[clean])
         if not parts:

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.columnar import Plan, binary_buffers, plan
+from consumers.columnar import Plan, binary_buffers, plan, unread
 from consumers.decode import _plain
 from producer.contract.catalog import bundled_schemas_dir
 from tests.unit.consumers.test_decode_plain import decoder, framed, simulated, writer_text
@@ -106,7 +106,8 @@ def assert_reads_as_fastavro(
         if ok:
             assert record is not None, body
             expected.append(record)
-    got = table.filter(pa.array(clean)).cast(arrow_schema(found))
+    assert table.schema == arrow_schema(found)  # the reader's types, whatever the batch
+    got = table.filter(pa.array(clean))
     assert got.equals(pa.Table.from_pylist(expected, schema=arrow_schema(found)))
     return clean
 
@@ -205,6 +206,12 @@ def test_union_and_enum_indexes_and_ints_out_of_range_are_left_unread() -> None:
     assert found is not None
     _, clean = read(found, [good, union_index, enum_index, big, boolean])
     assert clean.tolist() == [True, False, False, False, False]
+    # A body cut to nothing, then one whose first value (a fixed) starts where it ends.
+    fixed_first = record_of(field("f", FIXED_F), field("i", "int"))
+    assert assert_reads_as_fastavro(fixed_first, fixed_first, [b"", b"abc\x02"]).tolist() == [
+        False,
+        True,
+    ]
     # A branch out of range, where the bytes after it would read as the next fields.
     pair = record_of({"name": "u", "type": ["null", "int"]}, {"name": "i", "type": "int"})
     found = plan(pair, pair)
@@ -228,6 +235,7 @@ RESOLVED_WRITER = {
         {"name": "flag", "type": "boolean"},
         {"name": "level", "type": "float"},
         {"name": "text", "type": "string"},
+        {"name": "maybe_kind", "type": ["null", "K"]},
     ],
 }
 RESOLVED_READER = {
@@ -248,6 +256,7 @@ RESOLVED_READER = {
         {"name": "level", "type": "float"},
         {"name": "added", "type": "string", "default": "none"},
         {"name": "maybe", "type": ["null", "int"], "default": None},
+        {"name": "maybe_kind", "type": ["null", "K"]},
     ],
 }
 
@@ -266,6 +275,7 @@ RESOLVED_READER = {
                 "flag": st.booleans(),
                 "level": st.floats(width=32, allow_nan=False),
                 "text": TEXT,
+                "maybe_kind": st.one_of(st.none(), st.sampled_from(["x", "new", "y"])),
             }
         ),
         min_size=1,
@@ -284,7 +294,7 @@ def test_an_enum_symbol_the_reader_lacks_without_a_default_is_left_unread() -> N
     reader = json.loads(json.dumps(RESOLVED_READER))
     del reader["fields"][2]["type"]["default"]
     base = {"gone": None, "count": 1, "ratio": None, "blob": b"abc", "again": b"def"}
-    datum = {**base, "flag": True, "level": 1.5, "text": "t"}
+    datum = {**base, "flag": True, "level": 1.5, "text": "t", "maybe_kind": None}
     bodies = [encode(RESOLVED_WRITER, {**datum, "kind": k}) for k in ("x", "new", "y")]
     found = plan(RESOLVED_WRITER, reader)
     assert found is not None
@@ -298,57 +308,140 @@ def record_of(*fields: dict[str, Any], name: str = "R") -> dict[str, Any]:
     return {"type": "record", "name": name, "fields": list(fields)}
 
 
-@pytest.mark.parametrize(
-    ("writer", "reader"),
-    [
-        # nested records, arrays and maps are not read here
-        (
-            record_of({"name": "a", "type": record_of({"name": "b", "type": "int"}, name="S")}),
-            record_of({"name": "a", "type": record_of({"name": "b", "type": "int"}, name="S")}),
-        ),
-        (
-            record_of({"name": "a", "type": {"type": "array", "items": "int"}}),
-            record_of({"name": "a", "type": {"type": "array", "items": "int"}}),
-        ),
-        (
-            record_of({"name": "a", "type": {"type": "map", "values": "int"}}),
-            record_of({"name": "a", "type": {"type": "map", "values": "int"}}),
-        ),
-        # a reader field the writer lacks, without a default
-        (record_of({"name": "a", "type": "int"}), record_of({"name": "b", "type": "int"})),
-        # a float read as a double: fastavro's value is the float's, widened
-        (record_of({"name": "a", "type": "float"}), record_of({"name": "a", "type": "double"})),
-        # a union of two value types has no one column type
-        (
-            record_of({"name": "a", "type": ["null", "int", "string"]}),
-            record_of({"name": "a", "type": ["null", "int", "string"]}),
-        ),
-        # records or enums of other names
-        (
-            record_of({"name": "a", "type": "int"}),
-            record_of({"name": "a", "type": "int"}, name="Q"),
-        ),
-        (
-            record_of({"name": "a", "type": {"type": "enum", "name": "E", "symbols": ["x"]}}),
-            record_of({"name": "a", "type": {"type": "enum", "name": "G", "symbols": ["x"]}}),
-        ),
-        # a null writer branch the reader cannot take, a field named by an alias
-        (
-            record_of({"name": "a", "type": ["null", "int"]}),
-            record_of({"name": "a", "type": "int"}),
-        ),
-        (
-            record_of({"name": "a", "type": "int"}),
-            record_of({"name": "b", "type": "int", "aliases": ["a"], "default": 0}),
-        ),
-        # a string read as bytes
-        (record_of({"name": "a", "type": "string"}), record_of({"name": "a", "type": "bytes"})),
-    ],
-)
+def field(name: str, kind: Any, **more: Any) -> dict[str, Any]:
+    return {"name": name, "type": kind, **more}
+
+
+ENUM_E = {"type": "enum", "name": "E", "symbols": ["x"]}
+FIXED_F = {"type": "fixed", "name": "F", "size": 3}
+UNREAD = [
+    # nested records, arrays and maps are not read here
+    (
+        record_of(field("a", record_of(field("b", "int"), name="S"))),
+        record_of(field("a", record_of(field("b", "int"), name="S"))),
+        "type record",
+    ),
+    (
+        record_of(field("a", {"type": "array", "items": "int"})),
+        record_of(field("a", {"type": "array", "items": "int"})),
+        "type array",
+    ),
+    (
+        record_of(field("a", {"type": "map", "values": "int"})),
+        record_of(field("a", {"type": "map", "values": "int"})),
+        "type map",
+    ),
+    (record_of(field("a", "int")), record_of(field("a", "Unknown")), "type Unknown"),
+    (record_of(field("a", "int")), record_of(field("a", 5)), "a type that is not JSON Avro"),
+    (record_of(field("a", ["null", ["int"]])), record_of(field("a", "int")), "a union in a union"),
+    (record_of(field("a", "int")), record_of(), "a record of no fields"),
+    ("int", record_of(field("a", "int")), "not records"),
+    # a reader field the writer lacks: without a default, or with one it cannot take
+    (
+        record_of(field("a", "int")),
+        record_of(field("b", "int")),
+        "a reader field the writer lacks, without a default",
+    ),
+    (
+        record_of(field("a", "int")),
+        record_of(field("a", "int"), field("b", "int", default=None)),
+        "a null default of a type that is not null",
+    ),
+    (
+        record_of(field("a", "int")),
+        record_of(field("a", "int"), field("b", "bytes", default="\u00ff")),
+        "a default of bytes",
+    ),
+    (
+        record_of(field("a", "int")),
+        record_of(field("a", "int"), field("b", FIXED_F, default="abc")),
+        "a default of bytes",
+    ),
+    (
+        record_of(field("a", "int")),
+        record_of(field("a", "int"), field("b", ["null", "int"], default=5)),
+        "a default of another branch than the first",
+    ),
+    (
+        record_of(field("a", "int")),
+        record_of(field("a", "int"), field("b", ENUM_E, default="zz")),
+        "an enum default that is no symbol",
+    ),
+    # a reader field of no value, or of several value types
+    (record_of(field("a", "int")), record_of(field("a", "null")), "a field that is always null"),
+    (record_of(field("a", "int")), record_of(field("a", ["null"])), "a field that is always null"),
+    (
+        record_of(field("a", ["null", "int", "string"])),
+        record_of(field("a", ["null", "int", "string"])),
+        "a union of several value types",
+    ),
+    # resolutions not read here
+    (record_of(field("a", "float")), record_of(field("a", "double")), "a float read as a double"),
+    (record_of(field("a", "string")), record_of(field("a", "bytes")), "a string read as bytes"),
+    (record_of(field("a", ENUM_E)), record_of(field("a", "string")), "a enum read as string"),
+    (record_of(field("a", "string")), record_of(field("a", ENUM_E)), "a string read as enum"),
+    (record_of(field("a", FIXED_F)), record_of(field("a", "bytes")), "a fixed read as bytes"),
+    (record_of(field("a", "bytes")), record_of(field("a", FIXED_F)), "a bytes read as fixed"),
+    (record_of(field("a", ["null", "int"])), record_of(field("a", "int")), "a null read as int"),
+    (
+        record_of(field("a", "int")),
+        record_of(field("a", "int"), name="Q"),
+        "records of other names",
+    ),
+    (
+        record_of(field("a", ENUM_E)),
+        record_of(field("a", {**ENUM_E, "name": "G"})),
+        "enums of other names",
+    ),
+    (
+        record_of(field("a", FIXED_F)),
+        record_of(field("a", {**FIXED_F, "name": "G"})),
+        "fixed types that differ",
+    ),
+    (
+        record_of(field("a", FIXED_F)),
+        record_of(field("a", {**FIXED_F, "size": 4})),
+        "fixed types that differ",
+    ),
+    (
+        record_of(field("a", "int")),
+        record_of(field("b", "int", aliases=["a"], default=0)),
+        "a field named by an alias",
+    ),
+]
+
+
+@pytest.mark.parametrize(("writer", "reader", "why"), UNREAD)
 def test_writers_this_module_cannot_resolve_exactly_get_no_plan(
-    writer: dict[str, Any], reader: dict[str, Any]
+    writer: Any, reader: dict[str, Any], why: str
 ) -> None:
     assert plan(writer, reader) is None
+    assert unread(writer, reader) == why
+
+
+def test_named_types_are_found_by_their_full_names() -> None:
+    """A type named again by its short name in its namespace, by its full name, in a
+    union, and in a record without a namespace."""
+    spaced = {
+        "type": "record",
+        "name": "R",
+        "namespace": "n.m",
+        "fields": [
+            field("k", {"type": "enum", "name": "K", "symbols": ["a", "b"]}),
+            field("f", {"type": "fixed", "name": "F", "size": 2}),
+            field("k2", "n.m.K"),
+            field("f2", ["null", "F"]),
+            field("k3", ["null", "K"]),
+        ],
+    }
+    plain = record_of(field("e", ENUM_E), field("e2", "E"), field("e3", ["null", "E"]))
+    for schema, datum in [
+        (spaced, {"k": "b", "f": b"xy", "k2": "a", "f2": b"zz", "k3": None}),
+        (spaced, {"k": "a", "f": b"xy", "k2": "b", "f2": None, "k3": "b"}),
+        (plain, {"e": "x", "e2": "x", "e3": "x"}),
+    ]:
+        assert unread(schema, schema) is None
+        assert assert_reads_as_fastavro(schema, schema, [encode(schema, datum)]).all()
 
 
 def test_the_decoder_reads_only_the_rows_of_writers_it_plans_for() -> None:
@@ -397,3 +490,53 @@ def test_decimals_up_to_eight_bytes_read_at_once_equal_reading_them_one_by_one()
     assert _decimals(column, 2).equals(_wide_decimals(whole, 2))
     window = whole.slice(17, 900)  # an array that starts inside its buffers
     assert _decimals(pa.chunked_array([window]), 3).equals(_wide_decimals(window, 3))
+
+
+def test_an_empty_batch_and_an_empty_body_read() -> None:
+    """No rows give empty columns of the reader's types; a writer of no fields writes
+    empty bodies, which read as the reader's defaults."""
+    found = plan(plain_writer(3), READER)
+    assert found is not None
+    table, clean = read(found, [])
+    assert table.num_rows == 0 and clean.size == 0
+    assert table.schema == arrow_schema(found)
+    reader = record_of({"name": "a", "type": "int", "default": 3})
+    assert assert_reads_as_fastavro(record_of(), reader, [b"", b""]).all()
+    assert plan(record_of(), record_of()) is None  # a record of no fields: not read here
+
+
+def test_a_batch_beyond_what_one_arrow_array_holds_is_left_unread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Checked with the limit lowered to this batch's size: the batch is refused, whole,
+    exactly when its text reaches the limit (the last text value's end is at it or
+    beyond), and the Decoder then leaves every row of it."""
+    from consumers import columnar
+
+    texts = {3: writer_text(3)}
+    values = [framed(3, texts[3], d) for d in simulated(3, 4)]
+    bodies = [v[5:] for v in values]
+    found = plan(plain_writer(3), READER)
+    assert found is not None
+
+    def refused(limit: int) -> bool:
+        monkeypatch.setattr(columnar, "OFFSET_LIMIT", limit)
+        try:
+            read(found, bodies)
+        except columnar.Unsupported:
+            return True
+        return False
+
+    size = len(b"".join(bodies))
+    assert not refused(size + 1)
+    reach = next(limit for limit in range(size, 0, -1) if refused(limit))
+    # The last record's last text field ends within its last few bytes.
+    assert size - 20 < reach <= size
+    assert refused(1) and refused(reach) and not refused(reach + 1)
+    monkeypatch.setattr(columnar, "OFFSET_LIMIT", reach)
+    with pytest.raises(columnar.Unsupported, match=r"^a batch of over 2 GiB$"):
+        read(found, bodies)
+    monkeypatch.setattr(columnar, "OFFSET_LIMIT", reach)
+    table, rows = decoder(texts).read_columns(pa.array(values, pa.binary()), np.arange(4))
+    assert table is None
+    assert rows.size == 0
