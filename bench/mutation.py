@@ -289,6 +289,141 @@ EQUIVALENT: dict[str, str] = {
     "consumers.silver.x__last_offsets__mutmut_26": (
         "another negative start for max(): Kafka offsets are 0 or more"
     ),
+    **dict.fromkeys(
+        ["consumers.columnar.x__not_utf8__mutmut_15"],
+        "'UTF-8' for 'utf-8': the same codec",
+    ),
+    **dict.fromkeys(
+        ["consumers.columnar.x__symbol_map__mutmut_11"],
+        "-2 for -1: only the sign of a missing symbol's index is read (index < 0)",
+    ),
+    **dict.fromkeys(
+        ["consumers.columnar.xǁPlanǁread__mutmut_24"],
+        "'and' for 'or': a reader field has a column exactly when a writer field fills it",
+    ),
+    **dict.fromkeys(
+        [
+            "consumers.columnar.x__plan__mutmut_9",
+            "consumers.columnar.x__plan__mutmut_15",
+            "consumers.columnar.x__plan__mutmut_32",
+            "consumers.columnar.x__plan__mutmut_34",
+            "consumers.columnar.x__plan__mutmut_41",
+            "consumers.columnar.x__plan__mutmut_43",
+        ],
+        "None for '' as a namespace: both are falsy where a namespace is joined to a name",
+    ),
+    **dict.fromkeys(
+        ["consumers.columnar.x__plan__mutmut_102", "consumers.columnar.x__plan__mutmut_104"],
+        "the type of a list of str left to Arrow: string, as given",
+    ),
+    **dict.fromkeys(
+        ["consumers.columnar.x__plan__mutmut_105"],
+        "another default of a field the writer fills: a default is read only for a field it lacks",
+    ),
+    **dict.fromkeys(
+        ["consumers.columnar.x__plan__mutmut_171"],
+        (
+            "a symbol map asked for a null branch: _symbol_map gives None for any branch that is "
+            "not an enum"
+        ),
+    ),
+    **dict.fromkeys(
+        [
+            "consumers.columnar.x__resolve__mutmut_7",
+            "consumers.columnar.x__resolve__mutmut_9",
+            "consumers.columnar.x__resolve__mutmut_10",
+            "consumers.columnar.x__resolve__mutmut_12",
+            "consumers.columnar.x__resolve__mutmut_13",
+        ],
+        (
+            "a null branch or option not caught by the first test: the tests after it match no "
+            "null, so the loop goes on (or ends) as before"
+        ),
+    ),
+    **dict.fromkeys(
+        [
+            "consumers.columnar.xǁ_Columnǁ__init____mutmut_9",
+            "consumers.columnar.xǁ_Columnǁ__init____mutmut_11",
+            "consumers.columnar.xǁ_Columnǁ__init____mutmut_14",
+            "consumers.columnar.xǁ_Columnǁ__init____mutmut_16",
+            "consumers.columnar.xǁ_Columnǁ_packed__mutmut_11",
+            "consumers.columnar.xǁ_Columnǁ_packed__mutmut_13",
+            "consumers.columnar.xǁ_Cursorǁ__init____mutmut_11",
+            "consumers.columnar.xǁ_Cursorǁlong__mutmut_9",
+            "consumers.columnar.xǁ_Cursorǁlong__mutmut_11",
+        ],
+        (
+            "positions and lengths as float64 for int64: exact below 2**53, and stored back into "
+            "int64 or int32 arrays"
+        ),
+    ),
+    **dict.fromkeys(
+        [
+            "consumers.columnar.xǁ_Columnǁ_packed__mutmut_62",
+            "consumers.columnar.xǁ_Columnǁ_packed__mutmut_66",
+            "consumers.columnar.xǁ_Columnǁarray__mutmut_12",
+            "consumers.columnar.xǁ_Columnǁarray__mutmut_15",
+            "consumers.columnar.xǁ_Cursorǁvalue__mutmut_19",
+            "consumers.columnar.xǁ_Cursorǁvalue__mutmut_22",
+            "consumers.columnar.xǁ_Cursorǁvalue__mutmut_123",
+            "consumers.columnar.xǁ_Cursorǁvalue__mutmut_125",
+        ],
+        "a dtype or Arrow type left to inference: int64, as given",
+    ),
+    **dict.fromkeys(
+        ["consumers.columnar.xǁ_Columnǁarray__mutmut_18"],
+        "float64 for the indices of an enum column no row set: all null, taken as nulls",
+    ),
+    **dict.fromkeys(
+        [
+            "consumers.columnar.xǁ_Cursorǁvalue__mutmut_77",
+            "consumers.columnar.xǁ_Cursorǁvalue__mutmut_78",
+            "consumers.columnar.xǁ_Cursorǁvalue__mutmut_96",
+        ],
+        (
+            "booleans or floats kept as float64: 0/1 and float32 values are exact in it, and Arrow "
+            "converts them to the column's type"
+        ),
+    ),
+    **dict.fromkeys(
+        ["consumers.columnar.xǁ_Cursorǁfail__mutmut_1"],
+        "None for False in a numpy bool array: stored as False",
+    ),
+    **dict.fromkeys(
+        [
+            "consumers.columnar.xǁ_Cursorǁfield__mutmut_20",
+            "consumers.columnar.xǁ_Cursorǁvalue__mutmut_93",
+        ],
+        (
+            "rows that already failed kept in (as a 2-D view): every value a failed row gets is "
+            "dropped with the row"
+        ),
+    ),
+    **dict.fromkeys(
+        [
+            "consumers.columnar.xǁ_Cursorǁfield__mutmut_29",
+            "consumers.columnar.xǁ_Cursorǁfield__mutmut_33",
+            "consumers.columnar.xǁ_Cursorǁfield__mutmut_34",
+        ],
+        (
+            "zip without strict: the branches, their rows and their symbol maps always have the "
+            "same length"
+        ),
+    ),
+    **dict.fromkeys(
+        ["consumers.columnar.xǁ_Cursorǁlong__mutmut_18"],
+        (
+            "the loop starting at the first byte again: the same bits OR-ed in twice, the same "
+            "continuation"
+        ),
+    ),
+    **dict.fromkeys(
+        [
+            "consumers.columnar.xǁ_Cursorǁlong__mutmut_22",
+            "consumers.columnar.xǁ_Cursorǁlong__mutmut_23",
+        ],
+        "loop steps over no rows: they change nothing",
+    ),
 }
 
 KILLED = {1, 3, 36, -24, 24, 152, 255, 37}  # a failing test, pytest error, timeout, type check

@@ -333,6 +333,7 @@ UNREAD = [
     ),
     (record_of(field("a", "int")), record_of(field("a", "Unknown")), "type Unknown"),
     (record_of(field("a", "int")), record_of(field("a", 5)), "a type that is not JSON Avro"),
+    (record_of(field("a", "int")), record_of(field("a", {"type": 5})), "type 5"),
     (record_of(field("a", ["null", ["int"]])), record_of(field("a", "int")), "a union in a union"),
     (record_of(field("a", "int")), record_of(), "a record of no fields"),
     ("int", record_of(field("a", "int")), "not records"),
@@ -432,6 +433,8 @@ def test_named_types_are_found_by_their_full_names() -> None:
             field("k2", "n.m.K"),
             field("f2", ["null", "F"]),
             field("k3", ["null", "K"]),
+            field("o", {"type": "enum", "name": "O", "namespace": "a.b", "symbols": ["o"]}),
+            field("o2", "a.b.O"),
         ],
     }
     plain = record_of(field("e", ENUM_E), field("e2", "E"), field("e3", ["null", "E"]))
@@ -440,6 +443,8 @@ def test_named_types_are_found_by_their_full_names() -> None:
         (spaced, {"k": "a", "f": b"xy", "k2": "b", "f2": None, "k3": "b"}),
         (plain, {"e": "x", "e2": "x", "e3": "x"}),
     ]:
+        if schema is spaced:
+            datum = {**datum, "o": "o", "o2": "o"}
         assert unread(schema, schema) is None
         assert assert_reads_as_fastavro(schema, schema, [encode(schema, datum)]).all()
 
@@ -540,3 +545,15 @@ def test_a_batch_beyond_what_one_arrow_array_holds_is_left_unread(
     table, rows = decoder(texts).read_columns(pa.array(values, pa.binary()), np.arange(4))
     assert table is None
     assert rows.size == 0
+
+
+def test_the_buffers_of_binary_and_large_binary_arrays() -> None:
+    for kind in (pa.binary(), pa.large_binary()):
+        starts, ends, data = binary_buffers(pa.array([b"ab", None, b"", b"cde"], kind).slice(1))
+        assert (starts.tolist(), ends.tolist(), bytes(data[starts[0] : ends[-1]])) == (
+            [2, 2, 2],
+            [2, 2, 5],
+            b"cde",
+        )
+    starts, ends, data = binary_buffers(pa.array([b"", None], pa.binary()))
+    assert (starts.tolist(), ends.tolist(), data.size, data.dtype) == ([0, 0], [0, 0], 0, np.uint8)
