@@ -293,15 +293,13 @@ def bronze_files(table: DeltaTable, spans: list[tuple[int, int, int | None]]) ->
     grows with every file Bronze ever wrote (it builds a statistics expression for
     each column of each file). A table the files alone cannot describe (deletion
     vectors), or not on the local disk, is the whole of delta-rs' dataset."""
-    filesystem = local_files(table)
-    if filesystem is None or "deletionVectors" in (table.protocol().reader_features or []):
-        return table.to_pyarrow_dataset(filesystem=filesystem)
-    partitioned = set(table.metadata().partition_columns)
-    schema = pa.schema(
-        [f for f in pa.schema(table.schema().to_arrow()) if f.name not in partitioned]
-    )
-    actions = pa.table(table.get_add_actions(flatten=True))
-    paths = [unquote(p) for p in actions["path"].to_pylist()]
+    return _files_chosen(table, lambda actions, paths: _bronze_chosen(actions, paths, spans))
+
+
+def _bronze_chosen(
+    actions: pa.Table, paths: list[str], spans: list[tuple[int, int, int | None]]
+) -> list[str]:
+    """The ``paths`` whose partition and offset statistics can hold one of ``spans``."""
 
     def stat(name: str) -> list[Any]:
         return actions[name].to_pylist() if name in actions.column_names else [None] * len(paths)
@@ -325,7 +323,7 @@ def bronze_files(table: DeltaTable, spans: list[tuple[int, int, int | None]]) ->
             for p, low, high in spans
         )
     ]
-    return ds.dataset(chosen, schema=schema, format="parquet", filesystem=filesystem)
+    return chosen
 
 
 # Delta's statistics keep a timestamp to the millisecond, truncated: a file's highest
@@ -340,18 +338,18 @@ def files_within(table: DeltaTable, column: str, spans: list[tuple[int, int]]) -
     records for each file as :func:`bronze_files` chooses them (a file without them is
     kept; a table the files alone cannot describe is the whole of delta-rs' dataset).
     The caller still filters the rows: a file chosen may hold others too."""
-    filesystem = local_files(table)
-    if filesystem is None or "deletionVectors" in (table.protocol().reader_features or []):
-        return table.to_pyarrow_dataset(filesystem=filesystem)
-    partitioned = set(table.metadata().partition_columns)
-    schema = pa.schema(
-        [f for f in pa.schema(table.schema().to_arrow()) if f.name not in partitioned]
+    return _files_chosen(
+        table, lambda actions, paths: _stamped_within(actions, paths, column, spans)
     )
-    actions = pa.table(table.get_add_actions(flatten=True))
-    paths = [unquote(p) for p in actions["path"].to_pylist()]
+
+
+def _stamped_within(
+    actions: pa.Table, paths: list[str], column: str, spans: list[tuple[int, int]]
+) -> list[str]:
+    """The ``paths`` whose statistics of the timestamp ``column`` can meet ``spans``."""
     low, high = f"min.{column}", f"max.{column}"
     if low not in actions.column_names or high not in actions.column_names:
-        return ds.dataset(paths, schema=schema, format="parquet", filesystem=filesystem)
+        return paths
 
     def micros(name: str) -> list[int | None]:
         stamps = actions[name].cast(pa.timestamp("us", tz="UTC"))
@@ -364,4 +362,26 @@ def files_within(table: DeltaTable, column: str, spans: list[tuple[int, int]]) -
         or most is None
         or any(least < end and start <= most + _STAT_PRECISION_US for start, end in spans)
     ]
-    return ds.dataset(chosen, schema=schema, format="parquet", filesystem=filesystem)
+    return chosen
+
+
+def _files_chosen(
+    table: DeltaTable, choose: Callable[[pa.Table, list[str]], list[str]]
+) -> ds.Dataset:
+    """The data files of ``table`` that ``choose`` keeps, given the log's add actions
+    with their statistics and the files' paths, as a dataset of its columns (not its
+    partition columns, which its files do not hold); a table the files alone cannot
+    describe (deletion vectors), or not on the local disk, is the whole of delta-rs'
+    dataset."""
+    filesystem = local_files(table)
+    if filesystem is None or "deletionVectors" in (table.protocol().reader_features or []):
+        return table.to_pyarrow_dataset(filesystem=filesystem)
+    partitioned = set(table.metadata().partition_columns)
+    schema = pa.schema(
+        [f for f in pa.schema(table.schema().to_arrow()) if f.name not in partitioned]
+    )
+    actions = pa.table(table.get_add_actions(flatten=True))
+    paths = [unquote(p) for p in actions["path"].to_pylist()]
+    return ds.dataset(
+        choose(actions, paths), schema=schema, format="parquet", filesystem=filesystem
+    )
