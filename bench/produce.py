@@ -175,7 +175,7 @@ def _simulate(events: int, start: Any) -> float:
     return time.perf_counter() - started
 
 
-def _machine_scaling(events: int, repeats: int) -> float:
+def machine_scaling(events: int, repeats: int) -> float:
     """How much faster two processes do pure-Python work than one, on this machine
     (the best of ``repeats`` for each)."""
     context = multiprocessing.get_context("spawn")
@@ -335,7 +335,7 @@ def _measure(config: ClientConfig, topic: str, events: int, repeats: int, broker
     _unpin(broker)
     two_run, two_usage = _run_phase(config, topic, events, 2, broker, repeats)
     two = max(_workers(config, topic, events, 2) for _ in range(repeats))
-    machine = _machine_scaling(events, repeats)
+    machine = machine_scaling(events, repeats)
     one_run = best[e2e_name]
     print(
         f"  end to end, 2 worker processes             {two_run:>10,.0f} events/s"

@@ -9,6 +9,11 @@ broker) and ``produce`` into a local stack (whose broker shares the two cores). 
 side's total must equal the sum of its ledgers (what the sink or the broker
 confirmed); otherwise the bench stops. (That shards add up to what a consumer reads
 from the topic is the integration test's part: tests/integration/test_shards.py.)
+
+Beside the wall-clock ratio it prints each process's CPU seconds (the ratio of one
+process's to the slowest shard's is what the shards would give with a core each and
+nothing else running), and, first, what this machine gives for two processes of pure
+simulation against one: on shared cores the wall-clock ratio cannot pass that.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.produce import machine_scaling
 from bench.stack import bench_stack
 
 SCENARIO = "default"
@@ -45,18 +51,21 @@ def _commands(
 
 def _side(
     command: str, events: int, shards: int, folder: Path, extra: list[str], env: dict[str, str]
-) -> tuple[float, list[int]]:
-    """(events/s of the side, each shard's ledger total)."""
+) -> tuple[float, list[float]]:
+    """(events/s of the side, each process's CPU seconds, user and system)."""
     commands = _commands(command, events, shards, folder, extra)
     started = time.perf_counter()
     procs = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL) for c in commands]
-    codes = [p.wait() for p in procs]
+    # wait4 reaps each process with its own resource usage.
+    usage = {p.pid: os.wait4(p.pid, 0) for p in procs}
     elapsed = time.perf_counter() - started
+    codes = [os.waitstatus_to_exitcode(usage[p.pid][1]) for p in procs]
     assert codes == [0] * shards, f"exit codes {codes}"
     ledgers = [json.loads(Path(c[c.index("--ledger") + 1]).read_text()) for c in commands]
     totals = [int(ledger["total_events"]) for ledger in ledgers]
     assert sum(totals) == events, f"ledgers hold {totals}, not {events} events in all"
-    return events / elapsed, totals
+    cpu = [usage[p.pid][2].ru_utime + usage[p.pid][2].ru_stime for p in procs]
+    return events / elapsed, cpu
 
 
 def _compare(
@@ -68,15 +77,21 @@ def _compare(
     extra: list[str],
     env: dict[str, str],
 ) -> None:
-    best = {1: 0.0, 2: 0.0}
+    best: dict[int, tuple[float, list[float]]] = {1: (0.0, []), 2: (0.0, [])}
     for _ in range(repeats):
         for shards in (1, 2):  # in turns, so both sides see the machine alike
-            rate, _ = _side(command, events, shards, folder, extra, env)
-            best[shards] = max(best[shards], rate)
-    print(f"  {name}, 1 process                {best[1]:>10,.0f} events/s")
+            best[shards] = max(best[shards], _side(command, events, shards, folder, extra, env))
+    (one, one_cpu), (two, two_cpu) = best[1], best[2]
+    print(f"  {name}, 1 process                {one:>10,.0f} events/s")
     print(
-        f"  {name}, 2 --shards processes     {best[2]:>10,.0f} events/s"
-        f" ({best[2] / best[1]:.2f}x); each side's ledgers add up to its {events:,} events"
+        f"  {name}, 2 --shards processes     {two:>10,.0f} events/s"
+        f" ({two / one:.2f}x); each side's ledgers add up to its {events:,} events"
+    )
+    # With a core of its own for each shard, the wall time would be the slowest shard's CPU.
+    print(
+        f"  {name}, CPU seconds: 1 process {one_cpu[0]:.1f}; shards "
+        + " and ".join(f"{c:.1f}" for c in two_cpu)
+        + f" ({one_cpu[0] / max(two_cpu):.2f}x one process's, over the slowest shard)"
     )
 
 
@@ -86,6 +101,8 @@ def run(events: int, repeats: int) -> None:
         f"shards: {events:,} events of '{SCENARIO}' per side, best of {repeats}, "
         f"whole commands incl. start-up, {cores} cores (shared: figures vary with load)"
     )
+    machine = machine_scaling(max(events, 1_000_000), repeats)
+    print(f"  this machine: two processes of pure simulation {machine:.2f}x one")
     with tempfile.TemporaryDirectory() as tmp:
         _compare("simulate", "simulate", events, repeats, Path(tmp), [], dict(os.environ))
     topic = "bench-shards"

@@ -36,6 +36,7 @@ import fastavro
 from producer.events import FlashSaleEvent, avro_positions
 
 __all__ = [
+    "EventEncoder",
     "FramedAvroEncoder",
     "FramedKeyEncoder",
     "RecordWriter",
@@ -324,20 +325,16 @@ def _with_defaults(fields: list[dict[str, Any]], writers: list[Writer]) -> list[
     return out
 
 
-class FramedAvroEncoder:
-    """Encodes events of one schema version in the Confluent wire format."""
+class EventEncoder:
+    """Events of one schema version as Avro binary bodies, unframed: what both the
+    producer's records (after their header) and the simulator's Avro files hold.
 
-    def __init__(
-        self,
-        parsed_schema: Any,
-        definition: Any,
-        version: int,
-        first: Callable[[FlashSaleEvent], bytes],
-    ) -> None:
+    The fast field writers encode an event when they cover the schema and take every
+    value; otherwise fastavro encodes it (or raises its own error)."""
+
+    def __init__(self, parsed_schema: Any, definition: Any, version: int) -> None:
         self._schema = parsed_schema
         self._version = version
-        self._first = first
-        self._header: bytes | None = None
         record = RecordWriter.compile(definition, distinct=DISTINCT_FIELDS)
         # The event's values in schema order, and each one's writer: one C-level pass.
         self._values: Callable[[FlashSaleEvent], Sequence[Any]] | None = None
@@ -353,6 +350,32 @@ class FramedAvroEncoder:
                     itemgetter(*positions) if len(positions) > 1 else _single(positions[0])
                 )
                 self._writers = tuple(writers)
+
+    def __call__(self, event: FlashSaleEvent) -> bytes:
+        values = self._values
+        if values is not None:
+            try:
+                return b"".join(map(call, self._writers, values(event)))
+            except _NOT_TAKEN:
+                pass  # fastavro writes it, or raises its own error
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, self._schema, event.to_avro(self._version))
+        return buffer.getvalue()
+
+
+class FramedAvroEncoder:
+    """Encodes events of one schema version in the Confluent wire format."""
+
+    def __init__(
+        self,
+        parsed_schema: Any,
+        definition: Any,
+        version: int,
+        first: Callable[[FlashSaleEvent], bytes],
+    ) -> None:
+        self._first = first
+        self._header: bytes | None = None
+        self._body = EventEncoder(parsed_schema, definition, version)
 
     @property
     def header(self) -> bytes | None:
@@ -370,16 +393,7 @@ class FramedAvroEncoder:
             data = self._first(event)
             self._header = data[:5]
             return data
-        values = self._values
-        if values is not None:
-            try:
-                return header + b"".join(map(call, self._writers, values(event)))
-            except _NOT_TAKEN:
-                pass  # fastavro writes it, or raises its own error
-        buffer = io.BytesIO()
-        buffer.write(header)
-        fastavro.schemaless_writer(buffer, self._schema, event.to_avro(self._version))
-        return buffer.getvalue()
+        return header + self._body(event)
 
 
 class FramedKeyEncoder:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +16,7 @@ from fastavro.write import Writer
 from producer.contract.catalog import SchemaFile
 from producer.errors import InvalidOption
 from producer.events import FlashSaleEvent
+from producer.kafka.encoding import EventEncoder
 
 __all__ = ["AvroFileSink", "EventSink", "JsonLinesSink", "event_json", "open_sink"]
 
@@ -65,21 +68,57 @@ class JsonLinesSink:
         self._out.close()
 
 
+# The uncompressed size at which fastavro's Writer ends a block (its sync_interval).
+BLOCK_BYTES = 16_000
+
+
+@dataclass
+class _Block:
+    """Records already encoded, as ``Writer.write_block`` reads a block (the attributes
+    of fastavro's read.Block it uses): their count and their bytes, uncompressed."""
+
+    num_records: int
+    bytes_: io.BytesIO
+
+
 class AvroFileSink:
-    """An Avro object container file (deflate), readable by any Avro tool."""
+    """An Avro object container file (deflate), readable by any Avro tool.
+
+    Records are encoded by :class:`~producer.kafka.encoding.EventEncoder` (the
+    producer's encoder, about five times faster than fastavro's writer on the event;
+    it imports no Kafka client) and handed to fastavro's Writer a block at a time, cut
+    where the Writer would cut them: the file is byte for byte what the Writer writes
+    record by record, its header, compression and sync markers the Writer's own.
+    """
 
     def __init__(self, path: Path, schema: SchemaFile, sync_marker: bytes | None = None) -> None:
         self._file = path.open("wb")
-        # A fixed sync marker (fastavro draws a random one) keeps reruns byte-identical.
+        # A fixed sync marker (fastavro draws a random one) and the schema as its file
+        # has it keep reruns byte-identical: the header written from the parsed schema
+        # ordered its keys by the process's string hashing, so differed run to run.
         self._writer = Writer(
-            self._file, schema.parsed, codec="deflate", sync_marker=sync_marker or b""
+            self._file, schema.definition, codec="deflate", sync_marker=sync_marker or b""
         )
-        self._version = schema.version
+        self._encode = EventEncoder(schema.parsed, schema.definition, schema.version)
+        self._pending: list[bytes] = []
+        self._size = 0
 
     def write(self, event: FlashSaleEvent) -> None:
-        self._writer.write(event.to_avro(self._version))
+        body = self._encode(event)
+        self._pending.append(body)
+        self._size += len(body)
+        if self._size >= BLOCK_BYTES:
+            self._dump()
+
+    def _dump(self) -> None:
+        if self._pending:
+            data = io.BytesIO(b"".join(self._pending))
+            self._writer.write_block(_Block(len(self._pending), data))
+            self._pending.clear()
+            self._size = 0
 
     def close(self) -> None:
+        self._dump()
         self._writer.flush()
         self._file.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -101,6 +102,23 @@ def test_the_same_run_writes_the_same_file(tmp_path: Path) -> None:
             == 0
         )
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_the_same_run_writes_the_same_file_in_any_process(tmp_path: Path) -> None:
+    # Each process hashes strings with its own seed; the file must not depend on it
+    # (the header once held the parsed schema, whose key order did).
+    outs = []
+    for hash_seed in ("1", "2", "3"):
+        out = tmp_path / f"run-{hash_seed}.avro"
+        args = ["simulate", "--events", "300", "--run-id", "same-run", "--out", str(out)]
+        subprocess.run(
+            [sys.executable, "-m", "producer.cli", *args],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] == outs[2]
 
 
 @pytest.mark.parametrize(
