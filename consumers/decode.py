@@ -248,6 +248,15 @@ class Decoder:
         """How the records of writer ``schema_id`` read a column at a time, or None
         when :meth:`decode_plain` would not read them (or :mod:`consumers.columnar`
         cannot)."""
+        definition = self._plain_definition(schema_id)
+        if definition is None:
+            return None
+        return columnar.plan(_plain(definition), _plain(self._definition))
+
+    def _plain_definition(self, schema_id: int) -> dict[str, Any] | None:
+        """The definition of writer ``schema_id`` when its records read plainly: a
+        record the registry knows, whose fields of logical types are the reader's;
+        None otherwise."""
         try:
             text = self._text(schema_id)
         except Rejected:
@@ -255,7 +264,7 @@ class Decoder:
         definition = json.loads(text)
         if not isinstance(definition, dict) or not _same_logical(self._definition, definition):
             return None
-        return columnar.plan(_plain(definition), _plain(self._definition))
+        return definition
 
     def decode_prefixed(self, raw: bytes | None) -> dict[str, Any] | None:
         """The record of a prefix-framed value read as :meth:`decode` reads it, by the
@@ -314,14 +323,10 @@ class Decoder:
         """(the writer of the prefix of ``raw`` without its logical types, the reader
         to resolve it to: None when they read alike, field for field), or None when
         its records are not read plainly (unknown, or a logical type not the reader's)."""
-        try:
-            text = self._text(int.from_bytes(raw[1:HEADER], "big"))
-        except Rejected:
+        definition = self._plain_definition(int.from_bytes(raw[1:HEADER], "big"))
+        if definition is None:
             return None
-        definition, reader = json.loads(text), json.loads(self.reader_text)
-        if not isinstance(definition, dict) or not _same_logical(reader, definition):
-            return None
-        alike = _annotations(definition) == _annotations(reader)
+        alike = _annotations(definition) == _annotations(self._definition)
         return fastavro.parse_schema(_plain(definition)), None if alike else self.plain_reader
 
     def decode(self, raw: bytes | None, headers: Headers = None) -> dict[str, Any]:
