@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from producer.cli.options import Connection, connection_options, topic_option
+from producer.cli.options import Connection, connection_options, quiet_option, topic_option
 from producer.cli.output import contract_line, contract_table, contract_view, progress
 from producer.cli.root import FlashsaleGroup, Settings, pass_settings
 
@@ -57,6 +57,7 @@ def _default_readers() -> list[Path]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the report here instead of stdout.",
 )
+@quiet_option("the pairs checked so far", every=2)
 @connection_options
 @pass_settings
 def contract_verify(
@@ -66,6 +67,7 @@ def contract_verify(
     topic: str,
     output_format: str,
     out: Path | None,
+    quiet: bool,
     connection: Connection,
 ) -> None:
     """Check every (writer version x reader) pair with Avro resolution and with data.
@@ -98,7 +100,7 @@ def contract_verify(
         from producer.registry.workflows import registered_writers
 
         writers = registered_writers(Registry(connection.config()), f"{topic}-value")
-    with progress(contract_line, quiet=False, every=2.0, view=contract_view) as shown:
+    with progress(contract_line, quiet, every=2.0, view=contract_view) as shown:
         report = verify_contracts(
             writers, reader_list, on_pair=None if shown is None else lambda *p: shown(p)
         )

@@ -145,12 +145,14 @@ def metrics_port_option(what: str) -> Decorator:
     )
 
 
-def quiet_option(what: str) -> Decorator:
-    """``--quiet``: no progress (``what`` it would show)."""
+def quiet_option(what: str, every: int = 5) -> Decorator:
+    """``--quiet``: no progress (``what`` it would show, off a terminal a line every
+    ``every`` seconds)."""
     return click.option(
         "--quiet",
         is_flag=True,
-        help=f"No progress ({what}: a live display on a terminal, a line every 5 s elsewhere).",
+        help=f"No progress ({what}: a live display on a terminal, a line every {every} s"
+        " elsewhere).",
     )
 
 

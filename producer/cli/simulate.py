@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from producer.cli.options import RunSpec, ledger_option, run_options
+from producer.cli.options import RunSpec, ledger_option, quiet_option, run_options
 from producer.cli.output import Board, progress, simulate_line, simulate_view, table
 from producer.cli.root import FlashsaleCommand, FlashsaleGroup, Settings, pass_settings
 from producer.cli.signals import stop_on_signals
@@ -70,8 +70,11 @@ def scenarios_show(name: str) -> None:
     help="Output file: .avro (Avro container) or .jsonl (JSON lines).",
 )
 @ledger_option("Write the ground-truth ledger (JSON) here.")
+@quiet_option("events written, the simulated clock and the rate; the summary stays")
 @pass_settings
-def simulate(settings: Settings, run: RunSpec, out: Path, ledger_path: Path | None) -> None:
+def simulate(
+    settings: Settings, run: RunSpec, out: Path, ledger_path: Path | None, quiet: bool
+) -> None:
     """Run a scenario without Kafka, as fast as the machine goes, into a file.
 
     Event time comes from the simulated clock, so ten simulated minutes take as long
@@ -82,7 +85,7 @@ def simulate(settings: Settings, run: RunSpec, out: Path, ledger_path: Path | No
     Example:
       flashsale simulate --scenario flash-sale --seed 7 --duration 10m \\
           --out sale.avro --ledger sale-ledger.json
-      flashsale simulate --events 1000 --out sample.jsonl
+      flashsale simulate --events 1000 --out sample.jsonl --quiet
     """
     from producer.contract.catalog import load_catalog
     from producer.simulation.run import run_simulation
@@ -92,7 +95,7 @@ def simulate(settings: Settings, run: RunSpec, out: Path, ledger_path: Path | No
     started = time.monotonic()
     # A live display on a terminal, a plain line every 5 s elsewhere (a CI log).
     with (
-        progress(simulate_line, quiet=False, view=simulate_view) as shown,
+        progress(simulate_line, quiet, view=simulate_view) as shown,
         stop_on_signals() as stop,
     ):
         result = run_simulation(

@@ -80,6 +80,19 @@ def test_contract_verify_on_a_terminal_draws_its_bar_then_prints_the_matrix() ->
     assert "━" not in run.text
 
 
+def test_quiet_simulate_and_contract_verify_draw_nothing_on_a_terminal(tmp_path: Path) -> None:
+    out = tmp_path / "s.avro"
+    run = run_in_terminal("simulate", "--scenario", "flash-sale", "--events", "30000",
+                          "--out", str(out), "--quiet", columns=220)  # fmt: skip
+    assert run.code == 0, run.raw
+    assert "╭─" not in run.raw and "\x1b[?25l" not in run.raw, run.raw
+    assert len(run.screen) == 1 and run.screen[0].startswith("30000 events ("), run.screen
+    run = run_in_terminal("contract", "verify", "--quiet")
+    assert run.code == 0, run.raw
+    assert "━" not in run.raw and "\x1b[?25l" not in run.raw, run.raw
+    assert run.screen[0].startswith("writer \\ reader  ")
+
+
 @pytest.mark.slow
 def test_simulate_off_a_terminal_prints_plain_lines_every_five_seconds(tmp_path: Path) -> None:
     out = tmp_path / "s.avro"
