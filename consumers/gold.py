@@ -1,8 +1,10 @@
 """Gold: KPI tables from SQL files that run unchanged on DataFusion, DuckDB and Spark.
 
-The SQL in ``gold_sql/`` reads ``silver_events`` and the product dimension
-``silver_products`` (the shop's catalog, for categories and brands), and uses only what
-the three engines share (``date_trunc``, ``CASE``, window aggregates, ``GREATEST``...).
+The SQL in ``gold_sql/`` reads ``silver_events``, the product dimension
+``silver_products`` (the shop's catalog, for categories and brands) and Gold's partial
+sums per product ``gold_sums`` (``_sums_by_product.sql``: not a KPI table, but the
+relation the product and category tables add up), and uses only what the three
+engines share (``date_trunc``, ``CASE``, window aggregates, ``GREATEST``...).
 The embedded engines here are DataFusion (through deltalake's ``QueryBuilder``, over
 the Delta table itself) and DuckDB (over the same table as Arrow); Spark runs the
 same files in ``consumers/spark_job.py``.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -40,6 +43,7 @@ __all__ = [
     "SILVER_VERSION",
     "SUMS",
     "SUMS_SCHEMA",
+    "SUMS_SQL",
     "USER_METADATA",
     "built_from",
     "compute_kpis",
@@ -64,8 +68,9 @@ INPUTS = "flashsale.gold_inputs"
 
 
 def kpi_sql() -> dict[str, str]:
-    """KPI name -> SQL text."""
-    return {p.stem: p.read_text(encoding="utf-8") for p in sorted(SQL_DIR.glob("*.sql"))}
+    """KPI name -> SQL text: every file of ``gold_sql/`` but those whose name starts
+    with ``_``, which are relations the KPIs read (the partial sums), not KPI tables."""
+    return {p.stem: p.read_text(encoding="utf-8") for p in sorted(SQL_DIR.glob("[!_]*.sql"))}
 
 
 KPI_SQL = kpi_sql()
@@ -82,30 +87,17 @@ GOLD_TABLES = (*KPI_SQL, "quality_per_minute")
 BY_MINUTE = (*PER_MINUTE, "quality_per_minute")
 
 # Gold's partial sums (not a KPI table): per product, category and brand of Silver's
-# events, the counts and sums that the product and category tables add up. Sums add
-# and subtract exactly (whole numbers, decimals), so a run updates them from the rows
-# it added to and took from Silver, and computes those tables from them (see
+# events, the counts and sums that the product and category tables (:data:`FROM_SUMS`)
+# add up, one SQL text (``gold_sql/_sums_by_product.sql``) those tables read as the
+# relation ``gold_sums``. Computing Gold whole, ``gold_sums`` is that query over
+# ``silver_events`` (a view, on every engine). Sums add and subtract exactly (whole
+# numbers, decimals), so a run updates them from the rows it added to and took from
+# Silver, and the tables' same SQL reads the updated sums as ``gold_sums`` (see
 # :func:`refresh_gold`). Kept under ``gold/`` as a Delta table whose commits name the
 # inputs (:func:`gold_inputs`) they are the sums of.
 SUMS = "_sums_by_product"
+SUMS_SQL = (SQL_DIR / f"{SUMS}.sql").read_text(encoding="utf-8")
 _SUM_KEYS = ["product_id", "category", "brand"]
-_SUMS_SQL = """
-SELECT
-    product_id,
-    category,
-    brand,
-    CAST(COUNT(*) AS BIGINT) AS events,
-    CAST(SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS BIGINT) AS views,
-    CAST(SUM(CASE WHEN event_type = 'cart' THEN 1 ELSE 0 END) AS BIGINT) AS carts,
-    CAST(SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS BIGINT) AS purchases,
-    CAST(SUM(CASE WHEN event_type = 'purchase' THEN quantity ELSE 0 END) AS BIGINT) AS units,
-    CAST(
-        SUM(CASE WHEN event_type = 'purchase' THEN revenue ELSE CAST(0 AS DECIMAL(12, 2)) END)
-        AS DECIMAL(38, 2)
-    ) AS revenue
-FROM silver_events
-GROUP BY product_id, category, brand
-"""
 SUMS_SCHEMA = pa.schema(
     [
         pa.field("product_id", pa.string()),
@@ -119,69 +111,12 @@ SUMS_SCHEMA = pa.schema(
         pa.field("revenue", pa.decimal128(38, 2)),
     ]
 )
-# The tables computed from the partial sums (``gold_sums``): each the outer query of its
-# SQL file over the sums its inner query would compute.
-_PRODUCT_OF_SUMS = """
-    SELECT product_id, category, brand, views, carts, purchases, units,
-        CAST(revenue AS DECIMAL(18, 2)) AS revenue
-    FROM gold_sums
-"""
-FROM_SUMS = {
-    "funnel_per_category": """
-SELECT
-    category,
-    events,
-    views,
-    carts,
-    purchases,
-    units,
-    revenue,
-    ROUND(CAST(carts AS DOUBLE) / CAST(NULLIF(views, 0) AS DOUBLE), 6) AS view_to_cart,
-    ROUND(CAST(purchases AS DOUBLE) / CAST(NULLIF(carts, 0) AS DOUBLE), 6) AS cart_to_purchase
-FROM (
-    SELECT
-        category,
-        CAST(SUM(events) AS BIGINT) AS events,
-        CAST(SUM(views) AS BIGINT) AS views,
-        CAST(SUM(carts) AS BIGINT) AS carts,
-        CAST(SUM(purchases) AS BIGINT) AS purchases,
-        CAST(SUM(units) AS BIGINT) AS units,
-        CAST(SUM(revenue) AS DECIMAL(18, 2)) AS revenue
-    FROM gold_sums
-    GROUP BY category
-) AS per_category
-ORDER BY category
-""",
-    "product_funnel": f"""
-SELECT
-    s.product_id,
-    COALESCE(p.category, s.category) AS category,
-    COALESCE(p.brand, s.brand) AS brand,
-    s.views,
-    s.carts,
-    s.purchases,
-    s.units,
-    s.revenue,
-    ROUND(CAST(s.carts AS DOUBLE) / CAST(NULLIF(s.views, 0) AS DOUBLE), 6) AS view_to_cart,
-    ROUND(CAST(s.purchases AS DOUBLE) / CAST(NULLIF(s.carts, 0) AS DOUBLE), 6) AS cart_to_purchase
-FROM ({_PRODUCT_OF_SUMS}) AS s
-LEFT JOIN silver_products AS p ON p.product_id = s.product_id
-ORDER BY s.product_id
-""",
-    "product_sales": f"""
-SELECT
-    s.product_id,
-    COALESCE(p.category, s.category) AS category,
-    COALESCE(p.brand, s.brand) AS brand,
-    s.views,
-    s.purchases,
-    s.units,
-    s.revenue
-FROM ({_PRODUCT_OF_SUMS}) AS s
-LEFT JOIN silver_products AS p ON p.product_id = s.product_id
-ORDER BY s.revenue DESC, s.product_id
-""",
-}
+# The KPI tables that read the partial sums (``gold_sums``), by their SQL (comments aside).
+FROM_SUMS = tuple(
+    name
+    for name, sql in KPI_SQL.items()
+    if re.search(r"\bgold_sums\b", re.sub(r"--[^\n]*", "", sql))
+)
 
 
 def _silver(warehouse: Path, version: int | None = None) -> DeltaTable:
@@ -223,8 +158,9 @@ def _computed(
     queries: dict[str, str],
     sums: DeltaTable | None = None,
 ) -> dict[str, pa.Table]:
-    """Each of ``queries`` (name -> SQL) run by ``engine`` over Silver at ``version``
-    (and the partial sums ``sums`` as ``gold_sums``, DataFusion only)."""
+    """Each of ``queries`` (name -> SQL) run by ``engine`` over Silver at ``version``,
+    with the partial sums as ``gold_sums``: ``sums`` when given (stored ones), else a
+    view of :data:`SUMS_SQL` over that Silver."""
     silver = _silver(warehouse, version)
     products = DeltaTable(str(ensure_products(warehouse)))
     if engine == "datafusion":
@@ -232,6 +168,8 @@ def _computed(
         builder.register("silver_products", products)
         if sums is not None:
             builder.register("gold_sums", sums)
+        else:
+            builder.execute(f"CREATE VIEW gold_sums AS\n{SUMS_SQL}").read_all()
         tables = {}
         for name, sql in queries.items():
             tables[name] = pa.table(builder.execute(sql).read_all())
@@ -244,6 +182,10 @@ def _computed(
         try:
             connection.register("silver_events", arrow(silver))
             connection.register("silver_products", arrow(products))
+            if sums is not None:
+                connection.register("gold_sums", arrow(sums))
+            else:
+                connection.execute(f"CREATE VIEW gold_sums AS\n{SUMS_SQL}")
             tables = {name: connection.sql(sql).to_arrow_table() for name, sql in queries.items()}
         finally:
             connection.close()
@@ -292,11 +234,13 @@ def gold_inputs(warehouse: Path, version: int) -> str:
     version, the content of the product dimension (a digest: a catalog published
     again unchanged, as every producer run publishes it, changes its version but not
     Gold), the version of the quarantine (data quality), and the Gold code (the SQL
-    files and flashsale's version). Bronze is not named: the data quality reads only
-    the Bronze records Silver's version has processed."""
+    files, the partial sums' too, and flashsale's version). Bronze is not named: the
+    data quality reads only the Bronze records Silver's version has processed."""
     quarantine = warehouse / "silver" / "quarantine"
     code = hashlib.sha256(
-        "\0".join([_VERSION, *(f"{n}\0{q}" for n, q in sorted(KPI_SQL.items()))]).encode()
+        "\0".join(
+            [_VERSION, *(f"{n}\0{q}" for n, q in sorted({**KPI_SQL, SUMS: SUMS_SQL}.items()))]
+        ).encode()
     ).hexdigest()[:16]
     return ";".join(
         [
@@ -343,9 +287,10 @@ def refresh_gold(
     * the funnel per category, the product funnel and product sales add up counts and
       sums by product, category and brand: Gold keeps those partial sums
       (:data:`SUMS`), a run adds the sums of the rows in the files it added to Silver
-      and subtracts those of the files it removed, and the three tables are their SQL
-      files' outer queries over the sums (:data:`FROM_SUMS`; the catalog is joined
-      there, as the SQL joins it);
+      and subtracts those of the files it removed, and the three tables
+      (:data:`FROM_SUMS`) are their SQL files run over the updated sums: those files
+      read the sums as ``gold_sums``, which a whole computation makes a view of the
+      sums' own SQL (:data:`SUMS_SQL`) over Silver, so both ways run one text;
     * the session funnel counts sessions, which span minutes and files: only the
       sessions with a row in a file added or removed can count otherwise, so each is
       taken out as it counted before and put back as it counts now, its rows read by
@@ -378,7 +323,7 @@ def refresh_gold(
     if kpis is None:
         kpis = compute_kpis(warehouse, engine, version)
         if engine == "datafusion":  # the partial sums the next run updates
-            sums = _computed(warehouse, engine, version, {SUMS: _SUMS_SQL})[SUMS]
+            sums = _computed(warehouse, engine, version, {SUMS: SUMS_SQL})[SUMS]
             _write_sums(warehouse, sums, inputs)
     write_gold(warehouse, kpis, version, inputs)
     return kpis, version, True
@@ -411,12 +356,13 @@ def update_kpis(
     sessions = _session_funnel(warehouse, int(old["silver"]), version, changed)
     if sessions is None:
         return None
-    whole = {
+    # The tables of FROM_SUMS read the updated sums; the others all of Silver.
+    queries = {
         n: q
         for n, q in KPI_SQL.items()
-        if n not in BY_MINUTE and n not in FROM_SUMS and n not in ("session_funnel", "spikes")
+        if n not in BY_MINUTE and n not in ("session_funnel", "spikes")
     }
-    kpis = _computed(warehouse, "datafusion", version, {**whole, **FROM_SUMS}, sums)
+    kpis = _computed(warehouse, "datafusion", version, queries, sums)
     kpis.update(_per_minute(warehouse, version, changed, stored))
     kpis["session_funnel"] = sessions
     spikes = _spikes(kpis["revenue_per_minute"])
@@ -576,7 +522,7 @@ def _updated_sums(
 
 
 def _sums_of_files(silver: Path, files: frozenset[str]) -> pa.Table | None:
-    """What :data:`_SUMS_SQL` sums over the rows of Silver's data ``files`` (paths inside
+    """What :data:`SUMS_SQL` sums over the rows of Silver's data ``files`` (paths inside
     the table), as :data:`SUMS_SCHEMA` rows; None when it cannot be summed the same
     way here (a table not on the local disk or partitioned, a column missing, or a
     purchase without a quantity or revenue, which SQL's sum would skip)."""

@@ -43,8 +43,10 @@ and ``FLASHSALE_SCHEMA_REGISTRY_USER_INFO`` (the registry's ``KEY:SECRET``).
   the lowest coordinates), copies with different contents are a conflict (every
   copy quarantined, the Silver row withdrawn). ``silver/copies`` records every
   copy, as the embedded pipeline's does.
-* Gold: each ``gold_sql/*.sql`` over ``silver_events`` and ``silver_products``, the
-  per-minute tables filled with zero rows for minutes without events, and
+* Gold: each ``gold_sql/*.sql`` KPI over ``silver_events``, ``silver_products`` and
+  ``gold_sums`` (a view of ``gold_sql/_sums_by_product.sql`` over ``silver_events``,
+  the partial sums the product and category tables add up), the per-minute tables
+  filled with zero rows for minutes without events, and
   ``quality_per_minute`` (``consumers/quality.py``'s table), all from one Silver
   version, which each Gold commit names in its ``userMetadata``
   (``{"flashsale.silver_version": "N"}``): ``flashsale kpis --verify-ledger`` and
@@ -104,6 +106,10 @@ __all__ = [
 HERE = Path(__file__).resolve().parent
 READER = HERE / "contracts" / "silver.avsc"
 SQL_DIR = HERE / "gold_sql"
+# Gold's partial sums (consumers/gold.py's SUMS_SQL): not a KPI table, but the view
+# ``gold_sums`` the product and category tables read; a file of ``gold_sql/`` whose
+# name starts with "_" is not a KPI.
+SUMS_SQL_FILE = "_sums_by_product.sql"
 # The header Confluent's header serializer writes the value's schema reference into.
 VALUE_SCHEMA_ID_HEADER = "__value_schema_id"
 # Silver's rules, as consumers/silver.py has them.
@@ -456,9 +462,16 @@ def spark_sql(sql: str) -> str:
 def gold_tables(spark: SparkSession, sql_dir: Path = SQL_DIR) -> dict[str, DataFrame]:
     """Each Gold KPI over the views ``silver_events`` and ``silver_products``: the SQL
     files the embedded engines run (in Spark's dialect, :func:`spark_sql`), the
-    per-minute tables filled as the embedded pipeline fills them."""
+    per-minute tables filled as the embedded pipeline fills them. The partial sums'
+    file (:data:`SUMS_SQL_FILE`) is registered first, as the view ``gold_sums`` over
+    ``silver_events`` that the product and category tables read, as the embedded
+    engines register it; it is not a table of its own."""
+    sums = (sql_dir / SUMS_SQL_FILE).read_text(encoding="utf-8")
+    spark.sql(spark_sql(sums)).createOrReplaceTempView("gold_sums")
     tables = {
-        p.stem: spark.sql(spark_sql(p.read_text(encoding="utf-8"))) for p in gold_sql_files(sql_dir)
+        p.stem: spark.sql(spark_sql(p.read_text(encoding="utf-8")))
+        for p in gold_sql_files(sql_dir)
+        if not p.name.startswith("_")
     }
     for name in PER_MINUTE:
         if name in tables:
@@ -608,7 +621,8 @@ SECRET_ENV = {
 
 
 def gold_sql_files(sql_dir: Path = SQL_DIR) -> list[Path]:
-    """The Gold SQL files, shipped to the cluster with ``--files``."""
+    """The Gold SQL files, shipped to the cluster with ``--files``: every KPI's, and
+    the partial sums' (:data:`SUMS_SQL_FILE`) that some of them read."""
     return sorted(sql_dir.glob("*.sql"))
 
 

@@ -1,4 +1,5 @@
--- Funnel conversion, units and revenue per product category.
+-- Funnel conversion, units and revenue per product category, adding up Gold's partial
+-- sums per product, category and brand (gold_sums, see _sums_by_product.sql).
 SELECT
     category,
     events,
@@ -12,14 +13,13 @@ SELECT
 FROM (
     SELECT
         category,
-        CAST(COUNT(*) AS BIGINT) AS events,
-        CAST(SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS BIGINT) AS views,
-        CAST(SUM(CASE WHEN event_type = 'cart' THEN 1 ELSE 0 END) AS BIGINT) AS carts,
-        CAST(SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS BIGINT) AS purchases,
-        CAST(SUM(CASE WHEN event_type = 'purchase' THEN quantity ELSE 0 END) AS BIGINT) AS units,
-        CAST(SUM(CASE WHEN event_type = 'purchase' THEN revenue ELSE CAST(0 AS DECIMAL(12, 2)) END) AS DECIMAL(18, 2))
-            AS revenue
-    FROM silver_events
+        CAST(SUM(events) AS BIGINT) AS events,
+        CAST(SUM(views) AS BIGINT) AS views,
+        CAST(SUM(carts) AS BIGINT) AS carts,
+        CAST(SUM(purchases) AS BIGINT) AS purchases,
+        CAST(SUM(units) AS BIGINT) AS units,
+        CAST(SUM(revenue) AS DECIMAL(18, 2)) AS revenue
+    FROM gold_sums
     GROUP BY category
 ) AS per_category
 ORDER BY category

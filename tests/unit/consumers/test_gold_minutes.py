@@ -23,12 +23,12 @@ from deltalake.schema import Field, PrimitiveType
 from consumers.arrow_types import RENAMED, reader_arrow_schema
 from consumers.bronze import app_id
 from consumers.gold import (
-    _SUMS_SQL,
     BY_MINUTE,
     GOLD_TABLES,
     INPUTS,
     SUMS,
     SUMS_SCHEMA,
+    SUMS_SQL,
     _computed,
     compute_kpis,
     gold_inputs,
@@ -424,7 +424,7 @@ def test_partial_sums_are_the_sums_of_silver_as_it_stands(tmp_path: Path) -> Non
     version = DeltaTable(str(w.silver)).version()
     keys = [(c, "ascending") for c in SUMS_SCHEMA.names[:3]]
     stored = DeltaTable(str(tmp_path / "gold" / SUMS)).to_pyarrow_table().sort_by(keys)
-    whole = _computed(tmp_path, "datafusion", version, {SUMS: _SUMS_SQL})[SUMS]
+    whole = _computed(tmp_path, "datafusion", version, {SUMS: SUMS_SQL})[SUMS]
     assert stored.to_pylist() == whole.cast(SUMS_SCHEMA).sort_by(keys).to_pylist()
 
 
