@@ -259,6 +259,19 @@ def gold_is_whole_silver(warehouse: Path) -> None:
         assert stored[name].to_pylist() == whole[name].to_pylist(), name
 
 
+def gold_is_computed_whole(warehouse: Path, previous: str | None = None) -> None:
+    """Gold cannot be updated from the one computed from ``previous`` inputs (when
+    given), and a refresh computes it whole: every table as :func:`compute_kpis` has it."""
+    version = DeltaTable(str(warehouse / "silver" / "events")).version()
+    if previous is not None:
+        assert update_kpis(warehouse, previous, version, gold_inputs(warehouse, version)) is None
+    kpis, _, computed = refresh_gold(warehouse)
+    assert computed
+    whole = compute_kpis(warehouse, "datafusion", version)
+    for name in GOLD_TABLES:
+        assert kpis[name].to_pylist() == whole[name].to_pylist(), name
+
+
 def _last(warehouse: Path) -> str:
     values = {
         str(DeltaTable(str(warehouse / "gold" / n)).history(1)[0][INPUTS]) for n in GOLD_TABLES
@@ -347,12 +360,7 @@ def test_gold_is_computed_whole_when_a_file_the_log_names_is_gone(tmp_path: Path
     version = DeltaTable(str(w.silver)).version()
     with pytest.raises(Unsure, match="gone"):
         changed_minutes(tmp_path, int(previous.split(";")[0].split("=")[1]), version, 0, 1)
-    assert update_kpis(tmp_path, previous, version, gold_inputs(tmp_path, version)) is None
-    kpis, _, computed = refresh_gold(tmp_path)
-    assert computed
-    whole = compute_kpis(tmp_path, "datafusion", version)
-    for name in GOLD_TABLES:
-        assert kpis[name].to_pylist() == whole[name].to_pylist(), name
+    gold_is_computed_whole(tmp_path, previous)
     # And from there, the next run is updated minute by minute again.
     w.arrive(minutes[2])
     gold_is_whole_silver(tmp_path)
@@ -401,13 +409,7 @@ def test_a_gold_without_partial_sums_or_with_others_is_computed_whole_once(
     other = CommitProperties(custom_metadata={INPUTS: "silver=0;from=another run"})
     write_deltalake(str(tmp_path / "gold" / SUMS), sums, mode="overwrite", commit_properties=other)
     w.arrive(minutes[2][:20])
-    version = DeltaTable(str(w.silver)).version()
-    assert update_kpis(tmp_path, previous, version, gold_inputs(tmp_path, version)) is None
-    kpis, _, computed = refresh_gold(tmp_path)
-    assert computed
-    whole = compute_kpis(tmp_path, "datafusion", version)
-    for name in GOLD_TABLES:
-        assert kpis[name].to_pylist() == whole[name].to_pylist(), name
+    gold_is_computed_whole(tmp_path, previous)
     w.arrive(minutes[2][20:])
     gold_is_whole_silver(tmp_path)
 
@@ -446,9 +448,4 @@ def test_silver_compacted_and_vacuumed_between_two_runs_gives_the_same_gold(
         retention_hours=0, dry_run=False, enforce_retention_duration=False
     )
     w.arrive(minutes[1][30:])
-    version = DeltaTable(str(w.silver)).version()
-    kpis, _, computed = refresh_gold(tmp_path)
-    assert computed
-    whole = compute_kpis(tmp_path, "datafusion", version)
-    for name in GOLD_TABLES:
-        assert kpis[name].to_pylist() == whole[name].to_pylist(), name
+    gold_is_computed_whole(tmp_path)
