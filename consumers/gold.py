@@ -111,12 +111,15 @@ SUMS_SCHEMA = pa.schema(
         pa.field("revenue", pa.decimal128(38, 2)),
     ]
 )
-# The KPI tables that read the partial sums (``gold_sums``), by their SQL (comments aside).
-FROM_SUMS = tuple(
-    name
-    for name, sql in KPI_SQL.items()
-    if re.search(r"\bgold_sums\b", re.sub(r"--[^\n]*", "", sql))
-)
+
+
+def _reads_sums(sql: str) -> bool:
+    """Whether ``sql`` reads the partial sums, ``gold_sums`` (its comments aside)."""
+    return re.search(r"\bgold_sums\b", re.sub(r"--[^\n]*", "", sql)) is not None
+
+
+# The KPI tables that read the partial sums.
+FROM_SUMS = tuple(name for name, sql in KPI_SQL.items() if _reads_sums(sql))
 
 
 def _silver(warehouse: Path, version: int | None = None) -> DeltaTable:
@@ -160,7 +163,8 @@ def _computed(
 ) -> dict[str, pa.Table]:
     """Each of ``queries`` (name -> SQL) run by ``engine`` over Silver at ``version``,
     with the partial sums as ``gold_sums``: ``sums`` when given (stored ones), else a
-    view of :data:`SUMS_SQL` over that Silver."""
+    view of :data:`SUMS_SQL` over that Silver (made only when a query reads it)."""
+    view = sums is None and any(_reads_sums(sql) for sql in queries.values())
     silver = _silver(warehouse, version)
     products = DeltaTable(str(ensure_products(warehouse)))
     if engine == "datafusion":
@@ -168,7 +172,7 @@ def _computed(
         builder.register("silver_products", products)
         if sums is not None:
             builder.register("gold_sums", sums)
-        else:
+        elif view:
             builder.execute(f"CREATE VIEW gold_sums AS\n{SUMS_SQL}").read_all()
         tables = {}
         for name, sql in queries.items():
@@ -184,7 +188,7 @@ def _computed(
             connection.register("silver_products", arrow(products))
             if sums is not None:
                 connection.register("gold_sums", arrow(sums))
-            else:
+            elif view:
                 connection.execute(f"CREATE VIEW gold_sums AS\n{SUMS_SQL}")
             tables = {name: connection.sql(sql).to_arrow_table() for name, sql in queries.items()}
         finally:
