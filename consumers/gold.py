@@ -12,6 +12,7 @@ same files in ``consumers/spark_job.py``.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import re
@@ -45,6 +46,7 @@ __all__ = [
     "SUMS_SCHEMA",
     "SUMS_SQL",
     "USER_METADATA",
+    "Refreshed",
     "built_from",
     "compute_kpis",
     "kpi_sql",
@@ -270,10 +272,21 @@ def _version_of(path: Path) -> int:
     return DeltaTable(str(path)).version() if DeltaTable.is_deltatable(str(path)) else -1
 
 
+class Refreshed(enum.Enum):
+    """How :func:`refresh_gold` came by Gold; true when it computed and wrote it."""
+
+    WHOLE = "computed whole"
+    UPDATED = "updated from what changed"
+    UNCHANGED = "unchanged (nothing new since they were computed)"
+
+    def __bool__(self) -> bool:
+        return self is not Refreshed.UNCHANGED
+
+
 def refresh_gold(
     warehouse: Path, engine: str = "datafusion"
-) -> tuple[dict[str, pa.Table], int, bool]:
-    """Gold for Silver as it stands: (tables, Silver version, computed).
+) -> tuple[dict[str, pa.Table], int, Refreshed]:
+    """Gold for Silver as it stands: (tables, Silver version, how: :class:`Refreshed`).
 
     Computed and written, unless every Gold table's last commit was computed from the
     same inputs (:func:`gold_inputs`): then the tables are read as they stand, and a
@@ -318,19 +331,19 @@ def refresh_gold(
     inputs = gold_inputs(warehouse, version)
     last = {_last_inputs(warehouse / "gold" / name) for name in GOLD_TABLES}
     if last == {inputs}:
-        return read_gold(warehouse)[0], version, False
-    kpis = None
+        return read_gold(warehouse)[0], version, Refreshed.UNCHANGED
+    kpis, how = None, Refreshed.UPDATED
     if engine == "datafusion" and len(last) == 1:
         previous = last.pop()
         if previous is not None:
             kpis = update_kpis(warehouse, previous, version, inputs)
     if kpis is None:
-        kpis = compute_kpis(warehouse, engine, version)
+        kpis, how = compute_kpis(warehouse, engine, version), Refreshed.WHOLE
         if engine == "datafusion":  # the partial sums the next run updates
             sums = _computed(warehouse, engine, version, {SUMS: SUMS_SQL})[SUMS]
             _write_sums(warehouse, sums, inputs)
     write_gold(warehouse, kpis, version, inputs)
-    return kpis, version, True
+    return kpis, version, how
 
 
 def update_kpis(

@@ -88,16 +88,16 @@ def run_pipeline(
             f"silver: {silver.read} read, {silver.inserted} inserted, {silver.duplicates} "
             f"duplicates dropped, {silver.quarantined} quarantined"
         )
-        kpis, _, computed = refresh_gold(warehouse, engine)
+        kpis, _, how = refresh_gold(warehouse, engine)
     except (DeltaError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0]  # delta-rs appends a backtrace
         raise PipelineError(
             f"pipeline: warehouse {warehouse}: {type(exc).__name__}: {first}"
         ) from exc
     on_step(
-        f"gold: {len(kpis)} KPI tables ({engine})"
-        if computed
-        else f"gold: {len(kpis)} KPI tables, unchanged (nothing new since they were computed)"
+        f"gold: {len(kpis)} KPI tables {how.value} ({engine})"
+        if how
+        else f"gold: {len(kpis)} KPI tables, {how.value}"
     )
     return PipelineResult(bronze, silver, kpis, time.monotonic() - started)
 

@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from consumers.bronze import BRONZE_SCHEMA, TopicReset, app_id
+from consumers.gold import GOLD_TABLES
 from consumers.pipeline import run_pipeline
 from consumers.silver import CONTRACT
 from devstack.stack import LocalStack, StackConfig, free_port
@@ -343,3 +344,23 @@ def test_a_quarantine_replayed_after_a_fix_reconciles(
     # And the pipeline goes on from where it was: nothing read twice.
     after = run(stack, warehouse, topic)
     assert "silver: 0 read" in after.stdout, after.stdout
+
+
+def test_each_run_says_whether_gold_was_computed_whole_updated_or_left_as_it_was(
+    stack: Endpoints, topic: str, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    config = config_for(stack)
+
+    def gold_line() -> str:
+        steps: list[str] = []
+        run_pipeline(config.kafka(), config.registry(), topic, warehouse, on_step=steps.append)
+        (line,) = [s for s in steps if s.startswith("gold:")]
+        return line
+
+    tables = f"gold: {len(GOLD_TABLES)} KPI tables"
+    produce(stack, topic, tmp_path / "first.json", 30, switch=False)
+    assert gold_line() == f"{tables} computed whole (datafusion)"
+    assert gold_line() == f"{tables}, unchanged (nothing new since they were computed)"
+    produce(stack, topic, tmp_path / "second.json", 30, switch=False)  # another run id
+    assert gold_line() == f"{tables} updated from what changed (datafusion)"

@@ -29,6 +29,7 @@ from consumers.gold import (
     SUMS,
     SUMS_SCHEMA,
     SUMS_SQL,
+    Refreshed,
     _computed,
     compute_kpis,
     gold_inputs,
@@ -247,8 +248,8 @@ def gold_is_whole_silver(warehouse: Path) -> None:
     version = DeltaTable(str(warehouse / "silver" / "events")).version()
     updated = update_kpis(warehouse, previous, version, gold_inputs(warehouse, version))
     assert updated is not None, "the update fell back to computing Gold whole"
-    kpis, refreshed, computed = refresh_gold(warehouse)
-    assert computed and refreshed == version
+    kpis, refreshed, how = refresh_gold(warehouse)
+    assert how is Refreshed.UPDATED and refreshed == version
     whole = compute_kpis(warehouse, "datafusion", version)
     stored, built = read_gold(warehouse)
     assert built == version
@@ -265,8 +266,8 @@ def gold_is_computed_whole(warehouse: Path, previous: str | None = None) -> None
     version = DeltaTable(str(warehouse / "silver" / "events")).version()
     if previous is not None:
         assert update_kpis(warehouse, previous, version, gold_inputs(warehouse, version)) is None
-    kpis, _, computed = refresh_gold(warehouse)
-    assert computed
+    kpis, _, how = refresh_gold(warehouse)
+    assert how is Refreshed.WHOLE
     whole = compute_kpis(warehouse, "datafusion", version)
     for name in GOLD_TABLES:
         assert kpis[name].to_pylist() == whole[name].to_pylist(), name
@@ -297,7 +298,7 @@ def test_per_minute_tables_updated_run_by_run_equal_gold_computed_whole(tmp_path
     # Minute 0, but for a few events held back; Gold computed whole (there is none yet).
     late = minutes[0][-5:]
     w.arrive(minutes[0][:-5], duplicates=3)
-    assert refresh_gold(tmp_path)[2]
+    assert refresh_gold(tmp_path)[2] is Refreshed.WHOLE
     # Minute 1, with duplicates and quarantined records.
     w.arrive(minutes[1], duplicates=4, quarantined=6)
     gold_is_whole_silver(tmp_path)
@@ -333,7 +334,7 @@ def test_per_minute_tables_updated_run_by_run_equal_gold_computed_whole(tmp_path
     w.withdraw(ahead["event_id"])
     gold_is_whole_silver(tmp_path)
     # Nothing new: read, not computed.
-    assert not refresh_gold(tmp_path)[2]
+    assert refresh_gold(tmp_path)[2] is Refreshed.UNCHANGED
 
 
 def gold_of_a_first_minute(
@@ -398,7 +399,7 @@ def test_a_gold_without_partial_sums_or_with_others_is_computed_whole_once(
     w.arrive(minutes[1][:30])
     version = DeltaTable(str(w.silver)).version()
     assert update_kpis(tmp_path, previous, version, gold_inputs(tmp_path, version)) is None
-    assert refresh_gold(tmp_path)[2]
+    assert refresh_gold(tmp_path)[2] is Refreshed.WHOLE
     assert _last_sums(tmp_path) == _last(tmp_path)
     w.arrive(minutes[1][30:])
     gold_is_whole_silver(tmp_path)

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
-from consumers.gold import GOLD_TABLES, compute_kpis, read_gold, refresh_gold, write_gold
+from consumers.gold import GOLD_TABLES, Refreshed, compute_kpis, read_gold, refresh_gold, write_gold
 from consumers.products import products_path
 from consumers.tables import QUARANTINE_SCHEMA
 from tests.unit.consumers.conftest import silver_warehouse
@@ -20,24 +20,25 @@ def gold_versions(warehouse: Path) -> dict[str, int]:
 
 def test_gold_is_computed_once_per_change_of_what_it_is_computed_from(tmp_path: Path) -> None:
     silver_warehouse(tmp_path, seconds=180)
-    first, version, computed = refresh_gold(tmp_path)
-    assert computed
+    first, version, how = refresh_gold(tmp_path)
+    assert how is Refreshed.WHOLE
     stored = read_gold(tmp_path)
     assert stored[1] == version
     assert all(stored[0][n].equals(first[n]) for n in GOLD_TABLES)
     written = gold_versions(tmp_path)
 
     # Nothing new: Gold is read as it stands, not written again.
-    again, _, computed = refresh_gold(tmp_path)
-    assert not computed
+    again, _, how = refresh_gold(tmp_path)
+    assert how is Refreshed.UNCHANGED
     assert gold_versions(tmp_path) == written
     assert all(again[n].equals(first[n]) for n in GOLD_TABLES)
 
     # Each input, changed on its own, makes the next run compute Gold again.
     def changes_gold() -> bool:
         before = gold_versions(tmp_path)
-        _, _, computed = refresh_gold(tmp_path)
+        _, _, how = refresh_gold(tmp_path)
         after = gold_versions(tmp_path)
+        computed = how is not Refreshed.UNCHANGED
         assert computed == all(after[n] == before[n] + 1 for n in GOLD_TABLES)
         return computed
 
