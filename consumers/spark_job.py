@@ -128,7 +128,7 @@ SILVER_VERSION = "flashsale.silver_version"
 
 def split_wire(frame: DataFrame, value: str = "value", headers: str | None = None) -> DataFrame:
     """``frame`` with the writer's schema reference and the Avro body of ``value``:
-    ``writer_schema_id`` (int) or ``writer_schema_guid`` (a UUID string), ``body``
+    ``writer_schema_id`` (long) or ``writer_schema_guid`` (a UUID string), ``body``
     (binary) and ``wire_error`` (null, or why the record has no valid reference: its
     quarantine reason, worded as ``consumers/wire.py`` words it).
 
@@ -169,7 +169,9 @@ def split_wire(frame: DataFrame, value: str = "value", headers: str | None = Non
         )
     )
     valid = error.isNull()
-    schema_id = F.conv(F.hex(F.substring(reference, 2, 4)), 16, 10).cast("long").cast("int")
+    # The 4 bytes as the unsigned number they are (long): an id beyond the int range is
+    # still a reference, to a writer no registry holds.
+    schema_id = F.conv(F.hex(F.substring(reference, 2, 4)), 16, 10).cast("long")
     guid = F.regexp_replace(
         F.lower(F.hex(F.substring(reference, 2, 16))),
         "^(.{8})(.{4})(.{4})(.{4})(.{12})$",
@@ -185,16 +187,31 @@ def split_wire(frame: DataFrame, value: str = "value", headers: str | None = Non
     )
 
 
+def table_schema_id(schema_id: Column) -> Column:
+    """A ``writer_schema_id`` as the tables keep it (int, as the embedded pipeline's):
+    null for an id beyond the int range, which no registry holds."""
+    from pyspark.sql import functions as F
+
+    return F.when(schema_id <= F.lit(2**31 - 1), schema_id.cast("int"))
+
+
+class UnknownWriter(Exception):
+    """The registry does not know a record's writer schema: its records are
+    quarantined with this reason, worded as ``consumers/decode.py`` words it."""
+
+
 def writer_schema(registry_urls: str, schema_id: int | None, guid: str | None = None) -> str:
     """The writer schema of a record, from the registry: by id (``/schemas/ids/ID``), or
     by GUID (``/schemas/guids/GUID``, Confluent's endpoint for the header serializer's
-    GUIDs). The registry's ``KEY:SECRET`` is read from
-    ``FLASHSALE_SCHEMA_REGISTRY_USER_INFO``. ``registry_urls`` may be a comma-separated
-    list; each is tried in turn."""
+    GUIDs); :class:`UnknownWriter` when the registry answers that it has none. The
+    registry's ``KEY:SECRET`` is read from ``FLASHSALE_SCHEMA_REGISTRY_USER_INFO``.
+    ``registry_urls`` may be a comma-separated list; each is tried in turn."""
     path = f"/schemas/ids/{schema_id}" if guid is None else f"/schemas/guids/{guid}"
-    answer = _ask_registry(registry_urls, path)
+    missing: list[str] = []
+    answer = _ask_registry(registry_urls, path, missing=missing)
     if answer is None:
-        raise RuntimeError(f"the Schema Registry does not know the writer schema {path}")
+        kind, value = ("schema id", schema_id) if guid is None else ("schema guid", guid)
+        raise UnknownWriter(f"unknown {kind}: {value} ({missing[0] if missing else 'not found'})")
     return str(answer["schema"])
 
 
@@ -209,9 +226,12 @@ def registered_id(registry_urls: str, guid: str, text: str, subject: str) -> int
     return int(answer["id"])
 
 
-def _ask_registry(registry_urls: str, path: str, body: Any = None) -> Any:
+def _ask_registry(
+    registry_urls: str, path: str, body: Any = None, missing: list[str] | None = None
+) -> Any:
     """The registry's JSON answer to GET ``path`` (POST ``body``, if given); None when
-    it answers 404. Each of the comma-separated ``registry_urls`` is tried in turn."""
+    it answers 404, whose message is then added to ``missing`` (when given). Each of the
+    comma-separated ``registry_urls`` is tried in turn."""
     headers = {"Accept": "application/vnd.schemaregistry.v1+json"}
     if body is not None:
         headers["Content-Type"] = "application/vnd.schemaregistry.v1+json"
@@ -227,11 +247,21 @@ def _ask_registry(registry_urls: str, path: str, body: Any = None) -> Any:
                 return json.loads(answer.read())
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
+                if missing is not None:
+                    missing.append(_message(exc))
                 return None
             failure = exc
         except OSError as exc:
             failure = exc
     raise RuntimeError(f"the Schema Registry cannot answer {path}: {failure}")
+
+
+def _message(answer: urllib.error.HTTPError) -> str:
+    """The ``message`` of a registry's error answer (its JSON body), else the reason."""
+    try:
+        return str(json.loads(answer.read())["message"])
+    except (ValueError, KeyError, TypeError, OSError):
+        return str(answer.reason)
 
 
 def writer_prefix(
@@ -902,7 +932,7 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
         "key",
         "value",
         "headers",
-        F.col("writer_schema_id").alias("schema_id"),
+        table_schema_id(F.col("writer_schema_id")).alias("schema_id"),
         F.col("writer_schema_guid").alias("schema_guid"),
         F.col("timestamp").alias("kafka_timestamp"),
         F.current_timestamp().alias("ingest_time"),
@@ -934,8 +964,11 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
     subject = f"{args.topic}-value"  # the topic's writers (TopicNameStrategy)
 
     def to_silver(batch: DataFrame, batch_id: int) -> None:
-        framed = split_wire(batch.drop("schema_id", "schema_guid"), headers="headers").select(
-            "*",
+        split = split_wire(batch.drop("schema_id", "schema_guid"), headers="headers")
+        framed = split.select(
+            *(c for c in split.columns if c != "writer_schema_id"),
+            F.col("writer_schema_id").alias("writer_schema_ref"),  # the whole reference
+            table_schema_id(F.col("writer_schema_id")).alias("writer_schema_id"),
             F.col("topic").alias("kafka_topic"),
             F.col("topic_epoch").alias("kafka_topic_epoch"),
             F.col("partition").alias("kafka_partition"),
@@ -948,16 +981,20 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs the
         ]
         decoded: DataFrame | None = None
         writers = framed.filter("wire_error IS NULL").select(
-            "writer_schema_id", "writer_schema_guid"
+            "writer_schema_ref", "writer_schema_guid"
         )
         for schema_id, guid in writers.distinct().collect():
             of_writer = framed.filter(
-                F.col("writer_schema_id").eqNullSafe(schema_id)
+                F.col("writer_schema_ref").eqNullSafe(schema_id)
                 & F.col("writer_schema_guid").eqNullSafe(guid)
                 & F.col("wire_error").isNull()
             )
             options = {"avroSchema": reader, "mode": "PERMISSIVE"}
-            text = writer_schema(args.schema_registry_url, schema_id, guid)
+            try:
+                text = writer_schema(args.schema_registry_url, schema_id, guid)
+            except UnknownWriter as exc:  # quarantined, as the embedded Silver does
+                rejected.append(of_writer.withColumn("reason", F.lit(str(exc))))
+                continue
             # identified as the same content prefix-framed is: a GUID by its id
             prefix = writer_prefix(args.schema_registry_url, subject, schema_id, guid, text)
             part = of_writer.withColumn("e", from_avro("body", text, options)).withColumn(

@@ -136,6 +136,7 @@ def test_the_wire_split_reads_both_formats_as_confluent_and_the_embedded_split_d
     cases: list[tuple[bytes | None, list[tuple[str, bytes]] | None]] = [
         (by_id + b"\x02\x04ab", None),  # the prefix, as the embedded pipeline reads it
         (struct.pack(">bI", 0, 2**31 - 1) + b"x", None),
+        (struct.pack(">bI", 0, 2**32 - 16) + b"x", None),  # an id beyond the int range
         (None, None),  # a tombstone
         (b"\x00\x00", None),  # too short
         (b"\x07\x00\x00\x00\x01hello", None),  # bad magic byte
@@ -149,7 +150,15 @@ def test_the_wire_split_reads_both_formats_as_confluent_and_the_embedded_split_d
         [(i, v, h) for i, (v, h) in enumerate(cases)],
         "i int, value binary, headers array<struct<key:string,value:binary>>",
     )
-    got = {r["i"]: r for r in rows(spark_job.split_wire(frame, headers="headers"))}
+    split = spark_job.split_wire(frame, headers="headers")
+    got = {r["i"]: r for r in rows(split)}
+    # The tables keep an id as the embedded Bronze does: an int, none beyond its range.
+    kept = split.select("i", spark_job.table_schema_id(split["writer_schema_id"]).alias("id"))
+    assert {r["i"]: r["id"] for r in rows(kept) if r["i"] in (0, 1, 2)} == {
+        0: 42,
+        1: 2**31 - 1,
+        2: None,
+    }
     for i, (value, headers) in enumerate(cases):
         result = got[i]
         header = dict(headers or {}).get("__value_schema_id")
@@ -318,6 +327,27 @@ def test_the_jobs_fingerprint_is_the_embedded_one_in_either_framing(
     assert embedded[2] != embedded[0]  # a GUID without an id is its own writer
     assert spark_job.registered_id(stack.registry_url, stranger, text, subject) is None
     assert spark_job.registered_id(stack.registry_url, registered.guid, text, "none") is None
+
+
+def test_a_writer_the_registry_lacks_is_the_embedded_quarantine_reason(
+    stack: Endpoints, subject: str
+) -> None:
+    # The job quarantines the records of a writer the registry does not know, with the
+    # reason the embedded Silver gives them, rather than failing the batch.
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from consumers.decode import Decoder
+
+    text = load_catalog(bundled_schemas_dir()).get(1).text
+    decoder = Decoder(SchemaRegistryClient({"url": stack.registry_url}), None, text)
+    for schema_id, guid in [(2**31 - 16, None), (2**32 - 16, None), (None, str(uuid.uuid4()))]:
+        ref = wire.WriterRef(schema_id=schema_id, guid=guid)
+        with pytest.raises(Rejected) as embedded:
+            decoder.writer(ref)
+        with pytest.raises(spark_job.UnknownWriter) as job:
+            spark_job.writer_schema(stack.registry_url, schema_id, guid)
+        assert str(job.value) == str(embedded.value)
+        assert str(job.value).startswith(f"unknown {ref.kind}: {ref.value} (")
 
 
 def test_identity_keeps_and_quarantines_the_copies_the_embedded_identity_does(
