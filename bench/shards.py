@@ -44,7 +44,7 @@ def _commands(
         if shards > 1:
             args += ["--shards", str(shards), "--shard", str(shard)]
         if command == "simulate":
-            args += ["--out", str(folder / f"{run_id}-{shard}.avro")]
+            args += ["--out", str(folder / f"{run_id}-{shard}.avro"), "--quiet"]
         out.append(args)
     return out
 
