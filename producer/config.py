@@ -359,15 +359,17 @@ def mask_url(text: str) -> str:
     return _URL_PASSWORD.sub(r"\1:****@", text)
 
 
-def _split_userinfo(url: str) -> tuple[str, str | None]:
-    """``url`` without user info, and the user info (``user:password``) if it had some."""
-    bare, found = [], None
+def _split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without user info, and the user info (user, password), decoded, if it
+    had some."""
+    bare: list[str] = []
+    found: tuple[str, str] | None = None
     for one in url.split(","):
         parts = urlsplit(one.strip())
         if "@" in parts.netloc:
             userinfo, _, host = parts.netloc.rpartition("@")
             user, _, password = userinfo.partition(":")
-            found = found or f"{unquote(user)}:{unquote(password)}"
+            found = found or (unquote(user), unquote(password))
             parts = parts._replace(netloc=host)
         bare.append(urlunsplit(parts))
     return ",".join(bare), found
@@ -655,6 +657,13 @@ def _map_registry(values: dict[str, str], sources: dict[str, str]) -> None:
     if info is not None and source not in (None, "USER_INFO"):
         raise ConfigError(f"basic.auth.user.info contradicts {said}: user info needs USER_INFO")
     if userinfo is not None:
+        if ":" in userinfo[0]:
+            # Basic auth joins user and password with ':' and the registry splits at
+            # the first one: this user would reach it cut short, the rest as password.
+            raise ConfigError(
+                f"{_where('schema.registry.url', sources)}: the user name in the URL holds"
+                " ':' (%3A), which HTTP Basic auth cannot carry"
+            )
         if info is not None:
             raise ConfigError(
                 f"{_where('basic.auth.user.info', sources)} contradicts the user info in "
@@ -662,7 +671,7 @@ def _map_registry(values: dict[str, str], sources: dict[str, str]) -> None:
             )
         if source not in (None, "URL"):
             raise ConfigError(f"the user info in schema.registry.url contradicts {said}")
-        values["basic.auth.user.info"] = userinfo
+        values["basic.auth.user.info"] = ":".join(userinfo)
         sources["basic.auth.user.info"] = sources["schema.registry.url"] + ", the URL's user info"
     elif source == "URL":
         raise ConfigError(

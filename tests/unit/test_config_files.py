@@ -341,6 +341,10 @@ REFUSED: list[tuple[str, str, str]] = [
      "schema.registry.url=https://k:url-secret@sr.corp\nbasic.auth.user.info=k:info-secret\n",
      "basic.auth.user.info (from {path}) contradicts the user info in schema.registry.url "
      "(from {path}): give one of them"),
+    ("user-with-a-colon",
+     "schema.registry.url=https://team%3Aa:url-secret@sr.corp\n",
+     "schema.registry.url (from {path}): the user name in the URL holds ':' (%3A), which "
+     "HTTP Basic auth cannot carry"),
     ("bad-url-masked",
      "schema.registry.url=sr.corp://k:url-secret@x\n",
      "schema.registry.url (from {path}): expected an http:// or https:// URL, got "
