@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from devstack.stack import free_port
 from producer.errors import Interrupted
 from tests.integration.conftest import Endpoints, cli, own_registry, stack_env
 from tests.integration.test_pipeline import produce
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,13 +32,6 @@ def start(stack: Endpoints, *args: str, cwd: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert condition(), "timed out"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
