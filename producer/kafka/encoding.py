@@ -17,6 +17,9 @@ wrote. It covers the types the contract uses (null, boolean, int, long, float,
 double, string, bytes, enum, bytes-decimal and unions of null with one of those);
 for any other schema the encoder is fastavro itself.
 
+:class:`EventEncoder` writes an event's unframed body this way (also what ``flashsale
+simulate`` puts in Avro files); :class:`FramedAvroEncoder` puts the header before it.
+
 fastavro stays the reference: a value the fast writers do not take (a ``datetime``
 for a timestamp, a wrong type) is encoded by fastavro instead, which writes it or
 raises its own error, and tests compare both byte for byte on generated records.
