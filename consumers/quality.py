@@ -15,6 +15,8 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -194,7 +196,10 @@ def _per_minute(
             counts.setdefault(minute, [0, 0, 0, 0])[slot] += n
 
     def tally(rows: pa.Table, slot: int) -> None:
-        joined = rows.select(_KEYS).join(bronze.select([*_KEYS, "minute"]), keys=_KEYS)
+        # Bronze probes the (few) quarantined rows: a hash table of them, not of Bronze.
+        joined = bronze.select([*_KEYS, "minute"]).join(
+            rows.select(_KEYS), keys=_KEYS, join_type="inner"
+        )
         add(joined.group_by("minute").aggregate([("minute", "count")]), slot)
 
     add(bronze.group_by("minute").aggregate([("minute", "count")]), 0)
@@ -282,8 +287,82 @@ def _coded(table: pa.Table, topics: pa.Array) -> pa.Table:
 
 
 def _events(silver: pa.Table, bronze: pa.Table) -> pa.Table:
-    """Silver's rows with their Bronze record's minute of arrival and Kafka timestamp."""
-    return silver.join(bronze.select([*_KEYS, "minute", "kafka_timestamp"]), keys=_KEYS)
+    """The event time of Silver's rows that have a Bronze record, with that record's
+    minute of arrival and Kafka timestamp (in no particular order)."""
+    taken = ["minute", "kafka_timestamp"]
+    matched = _matches(silver, bronze)
+    if matched is None:  # coordinates the sorted match does not take: a hash join
+        joined = silver.join(bronze.select([*_KEYS, *taken]), keys=_KEYS, join_type="inner")
+        return joined.select(["event_time", *taken])
+    at_silver, at_bronze = matched
+    return pa.table(
+        {
+            "event_time": silver["event_time"].take(at_silver),
+            **{name: bronze[name].take(at_bronze) for name in taken},
+        }
+    )
+
+
+# Each of topic (its index), epoch and partition in a field of one int64, and below it
+# the offsets: see _matches.
+_TOPIC_BITS, _EPOCH_BITS, _PARTITION_BITS = 16, 16, 31
+
+
+def _matches(
+    rows: pa.Table, bronze: pa.Table
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+    """(indexes into ``rows``, indexes into ``bronze``) of the pairs with equal
+    coordinates (:data:`_KEYS`, the topic coded), as an inner join gives them: found
+    by sorting Bronze's offsets within each topic, epoch and partition and searching
+    them, which holds a few arrays of numbers a row where a hash join of millions of
+    rows held ~150 bytes a row. None when the coordinates are not all small
+    non-negative numbers, or when Bronze holds a record twice (the join then pairs a
+    row with each copy): the caller joins instead."""
+    group_b = _group(bronze)
+    group_r = _group(rows)
+    if group_b is None or group_r is None:
+        return None
+    offset_b = bronze["offset"].to_numpy(zero_copy_only=False)
+    offset_r = rows["offset"].to_numpy(zero_copy_only=False)
+    order = np.lexsort((offset_b, group_b))
+    group_b, offset_b = group_b[order], offset_b[order]
+    same = (group_b[1:] == group_b[:-1]) & (offset_b[1:] == offset_b[:-1])
+    if same.any():
+        return None
+    at_rows, at_bronze = [], []
+    order_r = np.argsort(group_r, kind="stable")
+    groups, starts = np.unique(group_r[order_r], return_index=True)
+    ends = [*starts[1:].tolist(), len(order_r)][: len(starts)]
+    for group, start, end in zip(groups.tolist(), starts.tolist(), ends, strict=True):
+        lo, hi = np.searchsorted(group_b, [group, group + 1])
+        if lo == hi:
+            continue  # a partition Bronze holds nothing of
+        mine = order_r[start:end]
+        offsets = offset_b[lo:hi]
+        found = np.searchsorted(offsets, offset_r[mine]).clip(0, hi - lo - 1)
+        hit = offsets[found] == offset_r[mine]
+        at_rows.append(mine[hit])
+        at_bronze.append(order[lo:hi][found[hit]])
+    if not at_rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(at_rows), np.concatenate(at_bronze)
+
+
+def _group(table: pa.Table) -> npt.NDArray[np.int64] | None:
+    """Each row's topic (index), epoch and partition packed into one number, or None
+    when one of them is not a number, is missing or is too large to pack."""
+    parts = [table[c] for c in ("topic", "topic_epoch", "partition")]
+    if any(not pa.types.is_integer(p.type) or p.null_count for p in parts):
+        return None
+    if table["offset"].null_count:
+        return None
+    packed = np.zeros(table.num_rows, np.int64)
+    for part, bits in zip(parts, (_TOPIC_BITS, _EPOCH_BITS, _PARTITION_BITS), strict=True):
+        values = part.to_numpy(zero_copy_only=False).astype(np.int64)
+        if len(values) and (values.min() < 0 or values.max() >= 1 << bits):
+            return None
+        packed = (packed << bits) | values
+    return packed
 
 
 def _lateness(joined: pa.Table) -> dict[int, tuple[float, float]]:
