@@ -88,6 +88,7 @@ def run_pipeline(
             f"silver: {silver.read} read, {silver.inserted} inserted, {silver.duplicates} "
             f"duplicates dropped, {silver.quarantined} quarantined"
         )
+        pa.default_memory_pool().release_unused()  # Gold's first computation peaks next
         kpis, _, how = refresh_gold(warehouse, engine)
     except (DeltaError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0]  # delta-rs appends a backtrace

@@ -259,7 +259,10 @@ def _processed(bronze: pa.Table, silver: DeltaTable) -> pa.Table:
             pc.less_equal(bronze["offset"], int(done)),
         )
         keep = part if keep is None else pc.or_(keep, part)
-    return bronze.slice(0, 0) if keep is None else bronze.filter(keep)
+    if keep is None:
+        return bronze.slice(0, 0)
+    # Silver caught up (the usual case): every row, without a copy of them all.
+    return bronze if pc.all(keep, skip_nulls=False).as_py() else bronze.filter(keep)
 
 
 def _quarantine(path: Path) -> pa.Table:
