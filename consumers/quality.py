@@ -306,8 +306,8 @@ def _events(silver: pa.Table, bronze: pa.Table) -> pa.Table:
     )
 
 
-# Each of topic (its index), epoch and partition in a field of one int64, and below it
-# the offsets: see _matches.
+# The widths of topic (its index), epoch and partition packed into one int64 by _group:
+# 63 bits, so a packed value stays non-negative.
 _TOPIC_BITS, _EPOCH_BITS, _PARTITION_BITS = 16, 16, 31
 
 
