@@ -329,15 +329,20 @@ def _with_defaults(fields: list[dict[str, Any]], writers: list[Writer]) -> list[
 
 
 class EventEncoder:
-    """Events of one schema version as Avro binary bodies, unframed: what both the
-    producer's records (after their header) and the simulator's Avro files hold.
+    """Events of one schema version as Avro binary bodies, after ``prefix`` (none by
+    default): the simulator's Avro files hold the bare bodies, the producer's records
+    the header and the body (:class:`FramedAvroEncoder`).
 
     The fast field writers encode an event when they cover the schema and take every
     value; otherwise fastavro encodes it (or raises its own error)."""
 
-    def __init__(self, parsed_schema: Any, definition: Any, version: int) -> None:
+    def __init__(
+        self, parsed_schema: Any, definition: Any, version: int, prefix: bytes | None = b""
+    ) -> None:
         self._schema = parsed_schema
         self._version = version
+        # None until a subclass knows it: each record then goes to _start.
+        self._prefix = prefix
         record = RecordWriter.compile(definition, distinct=DISTINCT_FIELDS)
         # The event's values in schema order, and each one's writer: one C-level pass.
         self._values: Callable[[FlashSaleEvent], Sequence[Any]] | None = None
@@ -355,18 +360,28 @@ class EventEncoder:
                 self._writers = tuple(writers)
 
     def __call__(self, event: FlashSaleEvent) -> bytes:
+        # One call per event in the producer's loop: the prefix and the body are joined
+        # here, not by a wrapper around it.
+        prefix = self._prefix
+        if prefix is None:
+            return self._start(event)
         values = self._values
         if values is not None:
             try:
-                return b"".join(map(call, self._writers, values(event)))
+                return prefix + b"".join(map(call, self._writers, values(event)))
             except _NOT_TAKEN:
                 pass  # fastavro writes it, or raises its own error
         buffer = io.BytesIO()
+        buffer.write(prefix)
         fastavro.schemaless_writer(buffer, self._schema, event.to_avro(self._version))
         return buffer.getvalue()
 
+    def _start(self, event: FlashSaleEvent) -> bytes:
+        """The record of ``event`` while the prefix is not known (a subclass's)."""
+        raise NotImplementedError
 
-class FramedAvroEncoder:
+
+class FramedAvroEncoder(EventEncoder):
     """Encodes events of one schema version in the Confluent wire format."""
 
     def __init__(
@@ -376,27 +391,24 @@ class FramedAvroEncoder:
         version: int,
         first: Callable[[FlashSaleEvent], bytes],
     ) -> None:
+        super().__init__(parsed_schema, definition, version, prefix=None)
         self._first = first
-        self._header: bytes | None = None
-        self._body = EventEncoder(parsed_schema, definition, version)
 
     @property
     def header(self) -> bytes | None:
         """Magic byte and schema id, once the first record resolved them."""
-        return self._header
+        return self._prefix
 
     @property
     def schema_id(self) -> int | None:
         """The registered id written in every record, once the first record resolved it."""
-        return int.from_bytes(self._header[1:5], "big") if self._header else None
+        return int.from_bytes(self._prefix[1:5], "big") if self._prefix else None
 
-    def __call__(self, event: FlashSaleEvent) -> bytes:
-        header = self._header
-        if header is None:
-            data = self._first(event)
-            self._header = data[:5]
-            return data
-        return header + self._body(event)
+    def _start(self, event: FlashSaleEvent) -> bytes:
+        """The first record, as ``first`` serializes it: its 5 bytes frame every later one."""
+        data = self._first(event)
+        self._prefix = data[:5]
+        return data
 
 
 class FramedKeyEncoder:
